@@ -1,0 +1,67 @@
+"""The ``sarcoma-sched`` command: parse, call the library, format. Nothing else lives here.
+
+Heavy imports (pydantic, the protocol models) happen inside commands so that ``--help`` stays
+fast for a coordinator's shell.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from sarcoma_sched import __version__
+from sarcoma_sched.errors import SarcomaSchedError
+
+__all__ = ["cli", "main"]
+
+DEBUG_ENV = "SARCOMA_SCHED_DEBUG"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sarcoma-sched")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors (for bug reports).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Study-arm allocation and treatment schedules for the TNT-STS and NATARS sarcoma trials.
+
+    \b
+    Example:
+      sarcoma-sched protocol list
+      sarcoma-sched protocol show NATARS
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug or bool(os.environ.get(DEBUG_ENV))
+
+
+def _register() -> None:
+    from sarcoma_sched.cli.demo import demo
+    from sarcoma_sched.cli.protocol import protocol
+
+    cli.add_command(protocol)
+    cli.add_command(demo)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user mistakes become one line each and exit 1; usage errors exit 2."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
+    try:
+        code = cli.main(args=args, prog_name="sarcoma-sched", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except SarcomaSchedError as exc:
+        if debug:
+            raise
+        for line in exc.lines():
+            click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,69 @@
+"""How patients are allocated to arms; the method is chosen by the protocol file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveInt
+
+from sarcoma_sched.protocol.base import Model
+
+__all__ = [
+    "SITE_FACTOR",
+    "Allocation",
+    "AssignedAllocation",
+    "BlockAllocation",
+    "Factor",
+    "FixedAllocation",
+    "MinimizationAllocation",
+]
+
+# Enrolling site is a stratification factor without being a screening field.
+SITE_FACTOR = "site"
+
+
+class FixedAllocation(Model):
+    """Single-arm trials: every eligible, consented patient receives the one arm."""
+
+    method: Literal["fixed"]
+    arm: str
+
+
+class AssignedAllocation(Model):
+    """Non-randomized parallel designs: the coordinator names the arm, the basis and a reason."""
+
+    method: Literal["assigned"]
+    bases: list[str] = Field(
+        default_factory=lambda: ["mdt_decision", "patient_preference", "other"], min_length=1
+    )
+    reason_required: bool = True
+
+
+class BlockAllocation(Model):
+    method: Literal["stratified_blocks"]
+    ratio: dict[str, PositiveInt]
+    strata: list[str] = Field(default_factory=list)
+    # Drawn at random per block so the end of a block cannot be predicted from its start.
+    block_sizes: list[PositiveInt] = Field(min_length=1)
+
+
+class Factor(Model):
+    field: str
+    weight: float = Field(default=1.0, gt=0)
+
+
+class MinimizationAllocation(Model):
+    """Pocock-Simon minimization."""
+
+    method: Literal["minimization"]
+    ratio: dict[str, PositiveInt]
+    factors: list[Factor] = Field(min_length=1)
+    # Probability of taking the imbalance-minimizing arm; below 1 keeps allocation unpredictable.
+    probability: float = Field(gt=0.5, le=1.0)
+    imbalance: Literal["range", "variance"] = "range"
+
+
+Allocation = Annotated[
+    FixedAllocation | AssignedAllocation | BlockAllocation | MinimizationAllocation,
+    Field(discriminator="method"),
+]

@@ -1,0 +1,192 @@
+"""Reading protocol files: TOML → validated model, with every problem named by file and path."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sarcoma_sched.errors import NotFound, Problem, ProtocolError
+from sarcoma_sched.protocol.model import Protocol, ProtocolProblems
+
+__all__ = [
+    "PROTOCOLS_ENV",
+    "LoadedProtocol",
+    "bundled_protocol_dir",
+    "find_protocol",
+    "list_protocols",
+    "load_protocol",
+    "parse_protocol",
+    "validate_protocol",
+]
+
+PROTOCOLS_ENV = "SARCOMA_SCHED_PROTOCOLS"
+
+
+@dataclass(frozen=True)
+class LoadedProtocol:
+    """A validated protocol together with the exact source text it was read from."""
+
+    protocol: Protocol
+    source: str
+    path: Path | None
+
+    @property
+    def id(self) -> str:
+        return self.protocol.id
+
+
+def load_protocol(path: str | Path) -> LoadedProtocol:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProtocolError([Problem(str(path), "", f"cannot read file: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError([Problem(str(path), "", f"not UTF-8 text: {exc.reason}")]) from None
+    return LoadedProtocol(parse_protocol(text, str(path)), text, path)
+
+
+def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError([_syntax_problem(source, exc)]) from None
+    return validate_protocol(data, source)
+
+
+def validate_protocol(data: dict[str, Any], source: str = "<protocol>") -> Protocol:
+    try:
+        return Protocol.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(_problems(exc, data, source)) from None
+
+
+_LINE_COL = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
+
+
+def _syntax_problem(source: str, exc: tomllib.TOMLDecodeError) -> Problem:
+    match = _LINE_COL.match(str(exc))
+    if match is None:
+        return Problem(source, "", f"TOML syntax error: {exc}")
+    where = f"line {match['line']}, column {match['col']}"
+    return Problem(source, where, f"TOML syntax error: {match['msg']}")
+
+
+def _problems(exc: ValidationError, data: Any, source: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for err in exc.errors():
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ProtocolProblems):
+            base = _path(err["loc"], data)
+            for path, message in cause.problems:
+                full = f"{base}.{path}" if base else path
+                problems.append(Problem(source, full, message))
+            continue
+        problems.append(Problem(source, _path(err["loc"], data), _message(err)))
+    return problems
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return f"unknown field (not part of the protocol format), value {_show(err['input'])}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if isinstance(err.get("input"), dict | list):
+        return msg
+    return f"{msg}; got {_show(err['input'])}"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _path(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic location against the raw data, naming list items by id or key.
+
+    Discriminated unions put the tag (``integer``, ``minimization``) into the location; it is
+    not a key of the input, so it is dropped to give the path as written in the file.
+    """
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label: str = str(part)
+            if isinstance(node, list) and 0 <= part < len(node):
+                item = node[part]
+                if isinstance(item, dict):
+                    named = item.get("id") or item.get("key") or item.get("code")
+                    if isinstance(named, str):
+                        label = named
+                node = item
+            else:
+                node = None
+            out += f"[{label}]"
+            continue
+        if isinstance(node, dict) and part not in node:
+            tags = {node.get("type"), node.get("method")}
+            if part in tags:
+                continue
+        if part == "from_":
+            part = "from"
+        node = node.get(part) if isinstance(node, dict) else None
+        out += f".{part}" if out else str(part)
+    return out
+
+
+def bundled_protocol_dir() -> Path:
+    """Where the bundled protocol files are: an override, the wheel's copy, or the checkout."""
+    override = os.environ.get(PROTOCOLS_ENV)
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parents[1]
+    inside = package / "_bundled_protocols"
+    if inside.is_dir():
+        return inside
+    return package.parent / "protocols"
+
+
+def list_protocols(directory: Path | None = None) -> list[LoadedProtocol]:
+    """Every protocol file in the directory, validated; any invalid file is an error."""
+    directory = directory or bundled_protocol_dir()
+    if not directory.is_dir():
+        raise NotFound(f"protocol directory {directory} does not exist (set {PROTOCOLS_ENV})")
+    loaded: list[LoadedProtocol] = []
+    problems: list[Problem] = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            loaded.append(load_protocol(path))
+        except ProtocolError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ProtocolError(problems)
+    seen: dict[str, Path | None] = {}
+    for item in loaded:
+        if item.id in seen:
+            where = str(item.path)
+            message = f"{item.id!r} is also defined in {seen[item.id]}"
+            raise ProtocolError([Problem(where, "study.id", message)])
+        seen[item.id] = item.path
+    return loaded
+
+
+def find_protocol(name: str, directory: Path | None = None) -> LoadedProtocol:
+    """A bundled protocol by study id (case-insensitive) or file name; a path also works."""
+    if name.endswith(".toml") or os.sep in name:
+        return load_protocol(name)
+    candidates = list_protocols(directory)
+    wanted = name.casefold()
+    for item in candidates:
+        stem = item.path.stem.casefold() if item.path else ""
+        if wanted in (item.id.casefold(), stem):
+            return item
+    known = ", ".join(item.id for item in candidates) or "none"
+    raise NotFound(f"no protocol {name!r} (known: {known})")
