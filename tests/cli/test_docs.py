@@ -1,0 +1,53 @@
+"""The README's commands and CI cannot drift apart."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.conftest import ROOT
+
+
+def _quick_start_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)\n```", section, flags=re.S)
+
+
+def test_quick_start_is_exactly_two_commands():
+    commands = _quick_start_commands()
+    assert len(commands) == 2
+    assert all("\n" not in c for c in commands)
+    assert "sarcoma-sched demo" in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert _quick_start_commands()[1] in ci
+
+
+def test_every_command_help_has_an_example(run):
+    from sarcoma_sched.cli import cli
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            path = [*prefix, name]
+            yield path, cmd
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, path)
+
+    for path, cmd in walk(cli, []):
+        if hasattr(cmd, "commands"):
+            continue
+        helped = run(*path, "--help", check=True).stdout
+        assert "Example:" in helped, " ".join(path)
+
+
+def test_the_code_passes_ruff():
+    # ruff comes with the test extra, beside this interpreter even when the venv is not on PATH.
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff, "ruff is missing: pip install -e '.[test]'"
+    result = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
