@@ -37,9 +37,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from sarcoma_sched.cli.demo import demo
+    from sarcoma_sched.cli.plan import plan
     from sarcoma_sched.cli.protocol import protocol
 
     cli.add_command(protocol)
+    cli.add_command(plan)
     cli.add_command(demo)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sarcoma_sched.errors import NotFound, Problem, ProtocolError
+from sarcoma_sched.input_errors import toml_syntax_problem, validation_problems
 from sarcoma_sched.protocol.model import Protocol, ProtocolProblems
 
 __all__ = [
@@ -56,7 +56,7 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProtocolError([_syntax_problem(source, exc)]) from None
+        raise ProtocolError([toml_syntax_problem(source, exc)]) from None
     return validate_protocol(data, source)
 
 
@@ -64,82 +64,7 @@ def validate_protocol(data: dict[str, Any], source: str = "<protocol>") -> Proto
     try:
         return Protocol.model_validate(data)
     except ValidationError as exc:
-        raise ProtocolError(_problems(exc, data, source)) from None
-
-
-_LINE_COL = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
-
-
-def _syntax_problem(source: str, exc: tomllib.TOMLDecodeError) -> Problem:
-    match = _LINE_COL.match(str(exc))
-    if match is None:
-        return Problem(source, "", f"TOML syntax error: {exc}")
-    where = f"line {match['line']}, column {match['col']}"
-    return Problem(source, where, f"TOML syntax error: {match['msg']}")
-
-
-def _problems(exc: ValidationError, data: Any, source: str) -> list[Problem]:
-    problems: list[Problem] = []
-    for err in exc.errors():
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, ProtocolProblems):
-            base = _path(err["loc"], data)
-            for path, message in cause.problems:
-                full = f"{base}.{path}" if base else path
-                problems.append(Problem(source, full, message))
-            continue
-        problems.append(Problem(source, _path(err["loc"], data), _message(err)))
-    return problems
-
-
-def _message(err: Any) -> str:
-    kind = err["type"]
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return f"unknown field (not part of the protocol format), value {_show(err['input'])}"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if isinstance(err.get("input"), dict | list):
-        return msg
-    return f"{msg}; got {_show(err['input'])}"
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _path(loc: tuple[Any, ...], data: Any) -> str:
-    """Render a pydantic location against the raw data, naming list items by id or key.
-
-    Discriminated unions put the tag (``integer``, ``minimization``) into the location; it is
-    not a key of the input, so it is dropped to give the path as written in the file.
-    """
-    out = ""
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            label: str = str(part)
-            if isinstance(node, list) and 0 <= part < len(node):
-                item = node[part]
-                if isinstance(item, dict):
-                    named = item.get("id") or item.get("key") or item.get("code")
-                    if isinstance(named, str):
-                        label = named
-                node = item
-            else:
-                node = None
-            out += f"[{label}]"
-            continue
-        if isinstance(node, dict) and part not in node:
-            tags = {node.get("type"), node.get("method")}
-            if part in tags:
-                continue
-        if part == "from_":
-            part = "from"
-        node = node.get(part) if isinstance(node, dict) else None
-        out += f".{part}" if out else str(part)
-    return out
+        raise ProtocolError(validation_problems(exc, data, source, ProtocolProblems)) from None
 
 
 def bundled_protocol_dir() -> Path:

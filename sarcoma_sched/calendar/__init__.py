@@ -1,0 +1,32 @@
+"""Working-day calendars, the planner, and the one constraint checker (pure: no database)."""
+
+from sarcoma_sched.calendar.checker import check_events
+from sarcoma_sched.calendar.holiday_table import HolidayTable, load_holiday_table
+from sarcoma_sched.calendar.plan import (
+    Actual,
+    Change,
+    Deviation,
+    Flag,
+    Plan,
+    PlannedEvent,
+    Violation,
+)
+from sarcoma_sched.calendar.planner import diff_plans, plan_arm
+from sarcoma_sched.calendar.workdays import SiteCalendar, official_through
+
+__all__ = [
+    "Actual",
+    "Change",
+    "Deviation",
+    "Flag",
+    "HolidayTable",
+    "Plan",
+    "PlannedEvent",
+    "SiteCalendar",
+    "Violation",
+    "check_events",
+    "diff_plans",
+    "load_holiday_table",
+    "official_through",
+    "plan_arm",
+]

@@ -1,0 +1,131 @@
+"""The one constraint checker: used by the planner for each candidate day, by re-planning, by the
+deviation report and by the property tests, so "valid" means the same thing everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+
+from sarcoma_sched.calendar.plan import PlannedEvent, Violation
+from sarcoma_sched.calendar.workdays import SiteCalendar
+from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef
+
+__all__ = ["by_key", "check_events", "gap_problem", "point", "ref_words"]
+
+
+def by_key(events: Iterable[PlannedEvent]) -> dict[str, list[PlannedEvent]]:
+    grouped: dict[str, list[PlannedEvent]] = {}
+    for e in events:
+        grouped.setdefault(e.key, []).append(e)
+    return grouped
+
+
+def point(
+    ref: EventRef, grouped: dict[str, list[PlannedEvent]], allocation: dt.date
+) -> dt.date | None:
+    """The date a reference names, or None when that occurrence is unknown, missed or skipped."""
+    if ref.event == ALLOCATION:
+        return allocation
+    occurrences = grouped.get(ref.event)
+    if not occurrences:
+        return None
+    e = occurrences[0] if ref.occurrence == "first" else occurrences[-1]
+    if e.status in ("missed", "skipped"):
+        return None
+    return e.start if ref.point == "start" else e.end
+
+
+def ref_words(ref: EventRef) -> str:
+    if ref.event == ALLOCATION:
+        return "allocation"
+    day = "first day" if ref.point == "start" else "last day"
+    return f"the {day} of the {ref.occurrence} {ref.event}"
+
+
+def gap_problem(c: Constraint, start: dt.date, end: dt.date) -> str | None:
+    """Why ``end - start`` breaks the constraint, in words, or None when it holds."""
+    gap = (end - start).days
+    if c.min_days is not None and gap < c.min_days:
+        return (
+            f"{c.id}: {c.description} — {ref_words(c.to)} ({end}) is {gap} days after "
+            f"{ref_words(c.from_)} ({start}), at least {c.min_days} required"
+        )
+    if c.max_days is not None and gap > c.max_days:
+        return (
+            f"{c.id}: {c.description} — {ref_words(c.to)} ({end}) is {gap} days after "
+            f"{ref_words(c.from_)} ({start}), at most {c.max_days} allowed"
+        )
+    return None
+
+
+def check_events(
+    arm: Arm,
+    events: Sequence[PlannedEvent],
+    allocation: dt.date,
+    calendar: SiteCalendar,
+) -> list[Violation]:
+    """Every rule the events break: declared gaps, windows, day rules, spans, cycle order.
+
+    Missed and skipped events are not held to their dates; constraints that read them are not
+    evaluated (there is no date to measure from).
+    """
+    grouped = by_key(events)
+    found: list[Violation] = []
+    for c in arm.constraints:
+        start, end = point(c.from_, grouped, allocation), point(c.to, grouped, allocation)
+        if start is None or end is None:
+            continue
+        problem = gap_problem(c, start, end)
+        if problem is not None:
+            involved = tuple(sorted({_occurrence_id(r, grouped) for r in (c.from_, c.to)} - {""}))
+            found.append(Violation(c.id, involved, problem))
+    for e in events:
+        if e.status in ("missed", "skipped"):
+            continue
+        found.extend(_event_violations(e, calendar))
+    for occurrences in grouped.values():
+        for before, after in pairwise(occurrences):
+            if before.status in ("missed", "skipped") or after.status in ("missed", "skipped"):
+                continue
+            if after.start <= before.end:
+                found.append(
+                    Violation(
+                        "order",
+                        (before.id, after.id),
+                        f"{after.id} starts {after.start}, not after {before.id} ends {before.end}",
+                    )
+                )
+    return found
+
+
+def _occurrence_id(ref: EventRef, grouped: dict[str, list[PlannedEvent]]) -> str:
+    if ref.event == ALLOCATION or ref.event not in grouped:
+        return ""
+    occurrences = grouped[ref.event]
+    return (occurrences[0] if ref.occurrence == "first" else occurrences[-1]).id
+
+
+def _event_violations(e: PlannedEvent, calendar: SiteCalendar) -> Iterable[Violation]:
+    if not e.earliest <= e.start <= e.latest:
+        yield Violation(
+            "window",
+            (e.id,),
+            f"{e.id} on {e.start} is outside its window {e.earliest} … {e.latest}",
+        )
+    if e.working_days_only and not calendar.is_working_day(e.start):
+        why = calendar.why_not_working(e.start)
+        yield Violation("working_day", (e.id,), f"{e.id} on {e.start} is not a working day ({why})")
+    if e.consecutive_working_days:
+        for day in e.days:
+            if not calendar.is_working_day(day):
+                yield Violation("span", (e.id,), f"{e.id}: {day} is not a working day")
+        for a, b in pairwise(e.days):
+            gap = [a + dt.timedelta(days=i) for i in range(1, (b - a).days)]
+            skipped = [d for d in gap if calendar.is_working_day(d)]
+            if b <= a or skipped:
+                yield Violation(
+                    "span",
+                    (e.id,),
+                    f"{e.id}: {a} and {b} are not consecutive working days",
+                )

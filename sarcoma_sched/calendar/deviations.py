@@ -1,0 +1,100 @@
+"""Deviations: what happened that the protocol did not plan, in a coordinator's words."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sarcoma_sched.calendar.plan import Deviation, PlannedEvent, Violation
+from sarcoma_sched.calendar.workdays import SiteCalendar
+from sarcoma_sched.protocol.schedule import Arm
+
+__all__ = ["find_deviations"]
+
+
+def find_deviations(
+    arm: Arm,
+    events: Sequence[PlannedEvent],
+    violations: Sequence[Violation],
+    calendar: SiteCalendar,
+) -> list[Deviation]:
+    reason_after = {e.key: e.repeat.reason_required_after for e in arm.events if e.repeat}
+    found: list[Deviation] = []
+    for e in events:
+        found.extend(_event_deviations(e, reason_after.get(e.key), calendar))
+    status = {e.id: e.status for e in events}
+    for v in violations:
+        # A broken hard constraint is a deviation once a recorded date causes it; while every
+        # event involved is still planned it is the planner's unsatisfiable flag instead.
+        if v.rule not in ("window", "working_day", "span", "order") and any(
+            status.get(i) == "done" for i in v.events
+        ):
+            found.append(
+                Deviation(
+                    v.events[-1],
+                    "constraint",
+                    None,
+                    f"hard constraint broken by actual dates: {v.message}",
+                )
+            )
+    return found
+
+
+def _event_deviations(
+    e: PlannedEvent, reason_after: int | None, calendar: SiteCalendar
+) -> Iterable[Deviation]:
+    if e.status == "missed":
+        yield Deviation(
+            e.id, "missed", None, f"{e.label} was missed (window {e.earliest} … {e.latest})"
+        )
+        return
+    if e.status == "skipped":
+        why = f": {e.reason}" if e.reason else " (no reason recorded)"
+        yield Deviation(e.id, "skipped", None, f"{e.label} was skipped{why}")
+        return
+    if e.status != "done":
+        return
+    if e.start < e.earliest:
+        n = (e.earliest - e.start).days
+        yield Deviation(
+            e.id,
+            "early",
+            n,
+            f"{e.label} done {e.start}, {_days(n)} before its window opened "
+            f"({e.earliest} … {e.latest})",
+        )
+    elif e.start > e.latest:
+        n = (e.start - e.latest).days
+        yield Deviation(
+            e.id,
+            "late",
+            n,
+            f"{e.label} done {e.start}, {_days(n)} after its window closed "
+            f"({e.earliest} … {e.latest})",
+        )
+    late = (e.start - e.target).days
+    if (
+        e.cycle
+        and e.cycle > 1
+        and reason_after is not None
+        and late > reason_after
+        and not e.reason
+    ):
+        yield Deviation(
+            e.id,
+            "needs_reason",
+            late,
+            f"{e.label} given {_days(late)} after its target {e.target}: a delay "
+            f"beyond {reason_after} days needs a documented reason",
+        )
+    if e.working_days_only and not calendar.is_working_day(e.start):
+        yield Deviation(
+            e.id,
+            "non_working_day",
+            None,
+            f"{e.label} done on {e.start}, not a working day at the site "
+            f"({calendar.why_not_working(e.start)})",
+        )
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"

@@ -1,0 +1,419 @@
+"""The planner: protocol + arm + allocation date + what happened + site calendar → the plan.
+
+A pure function. Events are placed in anchor order; each occurrence is timed from the *actual*
+date of its anchor when that is known (so delays chain) and from the planned date otherwise.
+Events anchored to allocation (NATARS follow-up) never drift with treatment delays.
+
+For each occurrence the planner walks the days of its window in the order its shift rule prefers
+(forward from the target, back from it, or nearest first) and takes the first day that meets the
+day rule, lays out the event's span, and satisfies every hard constraint whose other end is
+already placed. When none does, the event keeps its shifted target and is flagged unsatisfiable
+with the reason: a plan never silently breaks a constraint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+
+from sarcoma_sched.calendar.checker import check_events, gap_problem, point
+from sarcoma_sched.calendar.deviations import find_deviations
+from sarcoma_sched.calendar.plan import Actual, Change, Flag, Plan, PlannedEvent
+from sarcoma_sched.calendar.workdays import SiteCalendar
+from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.protocol.schedule import (
+    ALLOCATION,
+    Arm,
+    Component,
+    Constraint,
+    Event,
+    EventRef,
+    Span,
+    Window,
+)
+
+__all__ = ["diff_plans", "plan_arm"]
+
+ONE_DAY = dt.timedelta(days=1)
+
+
+def plan_arm(
+    protocol: Protocol,
+    arm_id: str,
+    allocation_date: dt.date,
+    calendar: SiteCalendar,
+    actuals: Mapping[str, Actual] | None = None,
+) -> Plan:
+    arm = protocol.arm(arm_id)
+    planner = _Planner(arm, allocation_date, calendar, actuals or {})
+    events = planner.run()
+    unknown = sorted(set(planner.actuals) - {e.id for e in events})
+    if unknown:
+        from sarcoma_sched.errors import NotFound
+
+        raise NotFound(f"arm {arm_id} has no event {unknown[0]!r} to record")
+    violations = check_events(arm, events, allocation_date, calendar)
+    warnings = _holiday_warnings(events, calendar)
+    return Plan(
+        protocol_id=protocol.id,
+        protocol_hash=protocol.content_hash,
+        arm_id=arm.id,
+        allocation_date=allocation_date,
+        time_zone=calendar.time_zone,
+        events=tuple(events),
+        warnings=tuple(warnings),
+        violations=tuple(violations),
+        deviations=tuple(find_deviations(arm, events, violations, calendar)),
+    )
+
+
+def diff_plans(old: Plan, new: Plan) -> list[Change]:
+    """What moved between two plans of the same patient, in plan order."""
+    changes = []
+    for e in new.events:
+        if e.id in old and old[e.id].days != e.days:
+            changes.append(Change(e.id, old[e.id].days, e.days))
+    return changes
+
+
+def _holiday_warnings(events: list[PlannedEvent], calendar: SiteCalendar) -> list[str]:
+    relying = [
+        e
+        for e in events
+        if e.status == "planned"
+        and e.working_days_only
+        and calendar.estimated_years((e.earliest, e.latest, *e.days))
+    ]
+    if not relying:
+        return []
+    years = sorted(
+        {y for e in relying for y in calendar.estimated_years((e.earliest, e.latest, *e.days))}
+    )
+    span = str(years[0]) if len(years) == 1 else f"{years[0]}–{years[-1]}"
+    first = relying[0]
+    return [
+        f"{len(relying)} working-day event(s) from {first.id} ({first.start}) on rely on "
+        f"estimated {calendar.country} holidays for {span} (no announced make-up working "
+        f"days); re-plan with the official table when a year is announced"
+    ]
+
+
+class _Planner:
+    def __init__(
+        self, arm: Arm, allocation: dt.date, calendar: SiteCalendar, actuals: Mapping[str, Actual]
+    ) -> None:
+        self.arm = arm
+        self.allocation = allocation
+        self.calendar = calendar
+        self.actuals = actuals
+        self.placed: list[PlannedEvent] = []
+        self.grouped: dict[str, list[PlannedEvent]] = {}
+        self.counts = _occurrence_counts(arm)
+        self.constraints_of: dict[str, list[Constraint]] = {}
+        for c in arm.constraints:
+            for key in {c.from_.event, c.to.event} - {ALLOCATION}:
+                self.constraints_of.setdefault(key, []).append(c)
+
+    def run(self) -> list[PlannedEvent]:
+        for event in _anchor_order(self.arm):
+            if event.series is not None:
+                self._place_series(event)
+                continue
+            assert event.timing is not None
+            count = event.repeat.count if event.repeat else 1
+            for n in range(1, count + 1):
+                self._place_occurrence(event, n)
+        return self.placed
+
+    # -- anchors -------------------------------------------------------------------------------
+
+    def _anchor(self, ref: EventRef) -> tuple[str, dt.date]:
+        if ref.event == ALLOCATION:
+            return ALLOCATION, self.allocation
+        occurrences = self.grouped[ref.event]
+        e = occurrences[0] if ref.occurrence == "first" else occurrences[-1]
+        # A missed or skipped anchor still has its planned days: the clock goes on from them.
+        return e.id, e.start if ref.point == "start" else e.end
+
+    # -- placing -------------------------------------------------------------------------------
+
+    def _place_occurrence(self, event: Event, n: int) -> None:
+        assert event.timing is not None
+        repeated = event.repeat is not None
+        occurrence_id = f"{event.key}.{n}" if repeated else event.key
+        if n == 1:
+            anchor_id, anchor_date = self._anchor(event.timing.anchor)
+            window = event.timing
+            offsets = (window.offset, window.earliest, window.latest)
+        else:
+            assert event.repeat is not None
+            previous = self.grouped[event.key][-1]
+            anchor_id, anchor_date = previous.id, previous.start
+            r = event.repeat
+            offsets = (r.every, r.earliest, r.latest)
+        self._place(
+            event,
+            occurrence_id,
+            n if repeated else None,
+            anchor_id,
+            anchor_date,
+            offsets,
+            event.timing,
+            event.span,
+        )
+        cycle_start = self.grouped[event.key][-1]
+        for component in event.components:
+            c_id = f"{component.key}.{n}" if repeated else component.key
+            w = component.timing
+            self._place(
+                component,
+                c_id,
+                n if repeated else None,
+                cycle_start.id,
+                cycle_start.start,
+                (w.offset, w.earliest, w.latest),
+                w,
+                component.span,
+            )
+
+    def _place_series(self, event: Event) -> None:
+        import pendulum
+
+        series = event.series
+        assert series is not None
+        anchor_id, anchor_date = self._anchor(series.anchor)
+        base = pendulum.Date(anchor_date.year, anchor_date.month, anchor_date.day)
+        month = 0
+        landmarks = set(series.landmarks_months)
+        for phase in series.phases:
+            while month + phase.every_months <= phase.until_months:
+                month += phase.every_months
+                shifted = base.add(months=month)
+                target = dt.date(shifted.year, shifted.month, shifted.day)
+                offset = (target - anchor_date).days
+                w = phase.window_days
+                label = f"{event.label}, month {month}" + (
+                    " (landmark)" if month in landmarks else ""
+                )
+                rule = Window(
+                    offset=offset,
+                    earliest=offset - w,
+                    latest=offset + w,
+                    day_rule=series.day_rule,
+                    shift=series.shift,
+                )
+                self._place(
+                    event,
+                    f"{event.key}.m{month}",
+                    None,
+                    anchor_id,
+                    anchor_date,
+                    (offset, offset - w, offset + w),
+                    rule,
+                    event.span,
+                    label=label,
+                )
+
+    def _place(
+        self,
+        item: Event | Component,
+        occurrence_id: str,
+        cycle: int | None,
+        anchor_id: str,
+        anchor_date: dt.date,
+        offsets: tuple[int, int, int],
+        rule: Window,
+        span: Span,
+        label: str | None = None,
+    ) -> None:
+        offset, earliest_off, latest_off = offsets
+        target = anchor_date + dt.timedelta(days=offset)
+        earliest = anchor_date + dt.timedelta(days=earliest_off)
+        latest = anchor_date + dt.timedelta(days=latest_off)
+        working = rule.day_rule == "working_day"
+        consecutive = span.day_counting == "working_days"
+        base = PlannedEvent(
+            id=occurrence_id,
+            key=item.key,
+            kind=item.kind,
+            label=label or (f"{item.label} (cycle {cycle})" if cycle else item.label),
+            cycle=cycle,
+            anchor=anchor_id,
+            anchor_date=anchor_date,
+            target=target,
+            earliest=earliest,
+            latest=latest,
+            days=(target,),
+            show_as=span.show_as,
+            working_days_only=working,
+            consecutive_working_days=consecutive,
+            time=rule.time,
+        )
+        actual = self.actuals.get(occurrence_id)
+        if actual is not None and actual.status == "done":
+            assert actual.date is not None
+            days = actual.days or self._span_days(actual.date, span)
+            chosen = _replace(base, days=days, status="done", reason=actual.reason)
+        else:
+            chosen = self._search(base, span, cycle, rule.shift)
+            if actual is not None:
+                chosen = _replace(chosen, status=actual.status, reason=actual.reason)
+        self.placed.append(chosen)
+        self.grouped.setdefault(item.key, []).append(chosen)
+
+    def _span_days(self, start: dt.date, span: Span) -> tuple[dt.date, ...]:
+        if span.days == 1:
+            return (start,)
+        if span.day_counting == "working_days":
+            return self.calendar.working_days_from(start, span.days)
+        return tuple(start + dt.timedelta(days=i) for i in range(span.days))
+
+    def _search(
+        self, base: PlannedEvent, span: Span, cycle: int | None, shift: str
+    ) -> PlannedEvent:
+        relevant = self._relevant_constraints(base.key, cycle)
+        first_allowed: PlannedEvent | None = None
+        failures: dict[str, str] = {}
+        for day in _candidates(base.target, base.earliest, base.latest, shift):
+            if base.working_days_only and not self.calendar.is_working_day(day):
+                continue
+            candidate = _replace(base, days=self._span_days(day, span))
+            if first_allowed is None:
+                first_allowed = candidate
+            problems = self._constraint_problems(candidate, relevant)
+            if not problems:
+                return candidate
+            for cid, text in problems:
+                failures.setdefault(cid, text)
+        if first_allowed is None:
+            # No working day at all in the window (a long closure): keep the target moved to a
+            # working day outside the window, and say so.
+            day = self._shifted(base.target, shift) if base.working_days_only else base.target
+            closed = base.earliest, base.latest
+            reason = (
+                f"no working day between {closed[0]} and {closed[1]} "
+                f"(window of {base.id}); placed on {day}"
+            )
+            chosen = _replace(base, days=self._span_days(day, span))
+            extra = self._constraint_problems(chosen, relevant)
+            messages = [reason, *(t for _, t in extra)]
+            return _replace(chosen, flags=(Flag("unsatisfiable", "; ".join(messages)),))
+        reasons = "; ".join(failures.values())
+        message = (
+            f"no day in the window {base.earliest} … {base.latest} satisfies every hard "
+            f"constraint; kept {first_allowed.start}: {reasons}"
+        )
+        return _replace(first_allowed, flags=(Flag("unsatisfiable", message),))
+
+    def _shifted(self, day: dt.date, shift: str) -> dt.date:
+        if shift == "backward":
+            return self.calendar.previous_working_day(day)
+        if shift == "nearest":
+            after = self.calendar.next_working_day(day)
+            before = self.calendar.previous_working_day(day)
+            return before if (day - before) <= (after - day) else after
+        return self.calendar.next_working_day(day)
+
+    def _relevant_constraints(self, key: str, cycle: int | None) -> list[Constraint]:
+        """Constraints that name this very occurrence (first or last of its key)."""
+        count = self.counts.get(key, 1)
+        n = cycle or 1
+        out = []
+        for c in self.constraints_of.get(key, []):
+            for ref in (c.from_, c.to):
+                if ref.event == key and _is_occurrence(ref, n, count):
+                    out.append(c)
+                    break
+        return out
+
+    def _constraint_problems(
+        self, candidate: PlannedEvent, constraints: list[Constraint]
+    ) -> list[tuple[str, str]]:
+        problems = []
+        count = self.counts.get(candidate.key, 1)
+        n = candidate.cycle or 1
+        for c in constraints:
+            start = self._point_with(c.from_, candidate, n, count)
+            end = self._point_with(c.to, candidate, n, count)
+            if start is None or end is None:
+                continue  # the other end is not placed yet: checked when it is
+            problem = gap_problem(c, start, end)
+            if problem is not None:
+                problems.append((c.id, problem))
+        return problems
+
+    def _point_with(
+        self, ref: EventRef, candidate: PlannedEvent, n: int, count: int
+    ) -> dt.date | None:
+        if ref.event == candidate.key and _is_occurrence(ref, n, count):
+            return candidate.start if ref.point == "start" else candidate.end
+        if ref.event == candidate.key:
+            return None
+        return (
+            point(ref, self.grouped, self.allocation)
+            if (ref.event == ALLOCATION or self._complete(ref.event))
+            else None
+        )
+
+    def _complete(self, key: str) -> bool:
+        return len(self.grouped.get(key, ())) == self.counts.get(key, 1)
+
+
+def _is_occurrence(ref: EventRef, n: int, count: int) -> bool:
+    return n == 1 if ref.occurrence == "first" else n == count
+
+
+def _candidates(
+    target: dt.date, earliest: dt.date, latest: dt.date, shift: str
+) -> Iterator[dt.date]:
+    """Window days in order of preference; the whole window is tried before giving up."""
+    span = (latest - earliest).days
+    if shift == "backward":
+        yield from (target - ONE_DAY * i for i in range((target - earliest).days + 1))
+        yield from (target + ONE_DAY * i for i in range(1, (latest - target).days + 1))
+    elif shift == "nearest":
+        for i in range(span + 1):
+            for day in (target - ONE_DAY * i, target + ONE_DAY * i) if i else (target,):
+                if earliest <= day <= latest:
+                    yield day
+    else:
+        yield from (target + ONE_DAY * i for i in range((latest - target).days + 1))
+        yield from (target - ONE_DAY * i for i in range(1, (target - earliest).days + 1))
+
+
+def _replace(e: PlannedEvent, **changes: object) -> PlannedEvent:
+    from dataclasses import replace
+
+    return replace(e, **changes)  # type: ignore[arg-type]
+
+
+def _occurrence_counts(arm: Arm) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in arm.events:
+        n = e.repeat.count if e.repeat else 1
+        counts[e.key] = n
+        for c in e.components:
+            counts[c.key] = n
+    return counts
+
+
+def _anchor_order(arm: Arm) -> list[Event]:
+    """Events ordered so that each comes after every event it is timed from."""
+    owner = {c.key: e.key for e in arm.events for c in e.components}
+    events = {e.key: e for e in arm.events}
+    done: list[Event] = []
+    seen: set[str] = set()
+
+    def visit(key: str) -> None:
+        key = owner.get(key, key)
+        if key in seen or key == ALLOCATION:
+            return
+        seen.add(key)
+        e = events[key]
+        anchor = e.timing.anchor if e.timing else e.series.anchor  # type: ignore[union-attr]
+        visit(anchor.event)
+        done.append(e)
+
+    for e in arm.events:
+        visit(e.key)
+    return done

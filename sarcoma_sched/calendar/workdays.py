@@ -1,0 +1,156 @@
+"""A site's working-day calendar: weekends, public holidays with make-up working days, closures.
+
+Precedence, strongest first: a coordinator's closure or extra working day; an official table
+loaded for that year; the ``holidays`` package (which knows China's make-up Saturdays and Sundays
+for the years the State Council has announced).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sarcoma_sched.calendar.holiday_table import HolidayTable
+
+__all__ = ["SiteCalendar", "official_through"]
+
+# Countries whose holidays are announced year by year rather than following fixed rules; for the
+# others the package's rules are the official calendar for every year.
+_ANNOUNCED_YEARLY = {"CN"}
+
+
+@lru_cache(maxsize=16)
+def official_through(country: str) -> int | None:
+    """Last year for which the ``holidays`` package holds the announced (official) arrangement.
+
+    None means the country's holidays follow fixed rules, so every year is official. For China
+    the package carries each State Council notice as special holidays keyed by year; beyond the
+    last of them it only estimates, without make-up working days.
+    """
+    if country not in _ANNOUNCED_YEARLY:
+        return None
+    try:
+        from holidays.countries.china import ChinaStaticHolidays
+
+        return max(ChinaStaticHolidays.special_public_holidays)
+    except (ImportError, AttributeError, ValueError):  # pragma: no cover - package layout change
+        return 2026
+
+
+class SiteCalendar:
+    """Answers "is this local date a working day at this site?" and walks working days."""
+
+    def __init__(
+        self,
+        country: str,
+        subdivision: str | None = None,
+        *,
+        time_zone: str = "UTC",
+        closures: Iterable[dt.date] = (),
+        extra_working_days: Iterable[dt.date] = (),
+        tables: Iterable[HolidayTable] = (),
+    ) -> None:
+        import holidays
+
+        self.country = country
+        self.subdivision = subdivision
+        self.time_zone = time_zone
+        self.zone = ZoneInfo(time_zone)
+        self.closures = frozenset(closures)
+        self.extra_working_days = frozenset(extra_working_days)
+        overlap = self.closures & self.extra_working_days
+        if overlap:
+            raise ValueError(f"{min(overlap)} is both a closure and an extra working day")
+        self._tables: dict[int, HolidayTable] = {}
+        for table in tables:
+            if table.country != country:
+                raise ValueError(f"a {table.country} holiday table cannot serve a {country} site")
+            self._tables[table.year] = table
+        self._off: dict[dt.date, str] = {}
+        self._on: dict[dt.date, str] = {}
+        for table in self._tables.values():
+            self._off.update(table.days_off())
+            self._on.update(table.make_up_days())
+        self._package = holidays.country_holidays(country, subdiv=subdivision)
+        self._cache: dict[dt.date, bool] = {}
+
+    @classmethod
+    def for_protocol_site(cls, protocol, site_code: str, **kwargs) -> SiteCalendar:  # type: ignore[no-untyped-def]
+        """The calendar of a protocol's site, its own settings overriding the study's."""
+        site = protocol.site(site_code)
+        study = protocol.study
+        return cls(
+            site.holiday_country or study.holiday_country,
+            site.holiday_subdivision
+            if site.holiday_country
+            else (site.holiday_subdivision or study.holiday_subdivision),
+            time_zone=site.time_zone or study.time_zone,
+            **kwargs,
+        )
+
+    # -- facts about one day -------------------------------------------------------------------
+
+    def is_working_day(self, day: dt.date) -> bool:
+        cached = self._cache.get(day)
+        if cached is None:
+            cached = self._cache[day] = self._working(day)
+        return cached
+
+    def _working(self, day: dt.date) -> bool:
+        if day in self.closures:
+            return False
+        if day in self.extra_working_days:
+            return True
+        if day.year in self._tables or day in self._off or day in self._on:
+            if day in self._on:
+                return True
+            return day.weekday() < 5 and day not in self._off
+        return bool(self._package.is_working_day(day))
+
+    def why_not_working(self, day: dt.date) -> str | None:
+        """A coordinator's explanation of a non-working day, or None for a working day."""
+        if self.is_working_day(day):
+            return None
+        if day in self.closures:
+            return "site closure"
+        if day in self._off:
+            return self._off[day]
+        name = self._package.get(day) if day.year not in self._tables else None
+        if name:
+            return str(name)
+        return "weekend"
+
+    def is_official(self, year: int) -> bool:
+        """Whether this year's holidays come from an announced arrangement, not an estimate."""
+        if year in self._tables:
+            return True
+        horizon = official_through(self.country)
+        return horizon is None or year <= horizon
+
+    def estimated_years(self, days: Iterable[dt.date]) -> list[int]:
+        return sorted({d.year for d in days if not self.is_official(d.year)})
+
+    # -- walking -------------------------------------------------------------------------------
+
+    def next_working_day(self, day: dt.date) -> dt.date:
+        """``day`` itself if it is a working day, else the next one."""
+        while not self.is_working_day(day):
+            day += dt.timedelta(days=1)
+        return day
+
+    def previous_working_day(self, day: dt.date) -> dt.date:
+        while not self.is_working_day(day):
+            day -= dt.timedelta(days=1)
+        return day
+
+    def working_days_from(self, start: dt.date, count: int) -> tuple[dt.date, ...]:
+        """``count`` consecutive working days beginning at ``start`` (itself a working day)."""
+        days = [start]
+        day = start
+        while len(days) < count:
+            day += dt.timedelta(days=1)
+            if self.is_working_day(day):
+                days.append(day)
+        return tuple(days)

@@ -1,0 +1,152 @@
+"""``sarcoma-sched plan``: preview a patient's calendar without touching any database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from sarcoma_sched.cli.output import emit_rows, format_option
+
+__all__ = ["plan"]
+
+
+def _date(value: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=what) from None
+
+
+def _closures(values: tuple[str, ...]) -> list[dt.date]:
+    days: list[dt.date] = []
+    for value in values:
+        first, _, last = value.partition("..")
+        start = _date(first, "--closure")
+        end = _date(last, "--closure") if last else start
+        if end < start:
+            raise click.BadParameter(f"{value!r} ends before it starts", param_hint="--closure")
+        days.extend(start + dt.timedelta(days=i) for i in range((end - start).days + 1))
+    return days
+
+
+def _actuals(done: tuple[str, ...], missed: tuple[str, ...], skipped: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from sarcoma_sched.calendar import Actual
+
+    actuals = {}
+    for item in done:
+        event, sep, day = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not EVENT=DATE", param_hint="--done")
+        actuals[event] = Actual("done", _date(day, "--done"))
+    for event in missed:
+        actuals[event] = Actual("missed")
+    for event in skipped:
+        actuals[event] = Actual("skipped")
+    return actuals
+
+
+def _days_text(e) -> str:  # type: ignore[no-untyped-def]
+    if len(e.days) == 1:
+        return e.start.isoformat()
+    if e.show_as == "period":
+        return f"{e.start} … {e.end} (one {len(e.days)}-day period)"
+    return ", ".join(d.strftime("%m-%d") for d in e.days)
+
+
+@click.command()
+@click.argument("protocol_name", metavar="PROTOCOL")
+@click.argument("arm")
+@click.option("--anchor", required=True, help="Allocation date, YYYY-MM-DD.")
+@click.option("--site", "site_code", help="Site code (default: the protocol's first site).")
+@click.option(
+    "--closure", multiple=True, metavar="DATE[..DATE]", help="A site closure (repeatable)."
+)
+@click.option(
+    "--holiday-table",
+    "tables",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="An official holiday table (TOML) for a year the holidays package estimates.",
+)
+@click.option("--done", multiple=True, metavar="EVENT=DATE", help="Record an actual date.")
+@click.option("--missed", multiple=True, metavar="EVENT", help="Record a missed event.")
+@click.option("--skipped", multiple=True, metavar="EVENT", help="Record a skipped event.")
+@format_option
+def plan(
+    protocol_name: str,
+    arm: str,
+    anchor: str,
+    site_code: str | None,
+    closure: tuple[str, ...],
+    tables: tuple[Path, ...],
+    done: tuple[str, ...],
+    missed: tuple[str, ...],
+    skipped: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Preview the calendar of one patient: every event, its window and the days it occupies.
+
+    With --done/--missed/--skipped it re-plans from what happened and lists what moved.
+
+    \b
+    Example:
+      sarcoma-sched plan NATARS NEOADJUVANT --anchor 2026-02-10 --site PKUIH
+      sarcoma-sched plan TNT-STS TNT --anchor 2026-09-24 --done rt=2026-10-09
+    """
+    from sarcoma_sched.calendar import SiteCalendar, diff_plans, load_holiday_table, plan_arm
+    from sarcoma_sched.protocol import find_protocol
+
+    protocol = find_protocol(protocol_name).protocol
+    code = site_code or protocol.sites[0].code
+    calendar = SiteCalendar.for_protocol_site(
+        protocol,
+        code,
+        closures=_closures(closure),
+        tables=[load_holiday_table(t) for t in tables],
+    )
+    allocation = _date(anchor, "--anchor")
+    actuals = _actuals(done, missed, skipped)
+    result = plan_arm(protocol, arm, allocation, calendar, actuals)
+    rows = [
+        {
+            "event": e.id,
+            "label": e.label,
+            "kind": e.kind,
+            "status": e.status,
+            "target": e.target.isoformat(),
+            "window": f"{e.earliest} … {e.latest}",
+            "date": e.start.isoformat(),
+            "weekday": e.start.strftime("%a"),
+            "days": _days_text(e),
+            "flags": "; ".join(f"{f.code}: {f.message}" for f in e.flags),
+        }
+        for e in result.events
+    ]
+    columns = ["event", "label", "status", "target", "window", "date", "weekday", "days", "flags"]
+    if fmt == "table":
+        click.echo(
+            f"{protocol.id} {result.arm_id} at {code} ({calendar.time_zone}), allocated "
+            f"{allocation} · protocol {protocol.content_hash[:19]}"
+        )
+    emit_rows(rows, columns if fmt == "table" else [*columns[:2], "kind", *columns[2:]], fmt)
+    if fmt != "table":
+        return
+    if actuals:
+        baseline = plan_arm(protocol, arm, allocation, calendar)
+        changes = diff_plans(baseline, result)
+        click.echo("")
+        click.echo(f"Moved by what happened ({len(changes)}):")
+        for change in changes:
+            click.echo(f"  {change}")
+    for title, items in (
+        ("Deviations", [d.message for d in result.deviations]),
+        ("Constraint problems", [v.message for v in result.violations]),
+        ("Warnings", list(result.warnings)),
+    ):
+        if items:
+            click.echo("")
+            click.echo(f"{title}:")
+            for item in items:
+                click.echo(f"  - {item}")

@@ -1,0 +1,158 @@
+"""Planner behaviour on hand-made situations: closures, recorded history, DST, estimated years."""
+
+import datetime as dt
+from pathlib import Path
+
+from sarcoma_sched.calendar import Actual, SiteCalendar, diff_plans, load_holiday_table, plan_arm
+from sarcoma_sched.protocol import find_protocol, parse_protocol
+
+D = dt.date.fromisoformat
+TABLES = Path(__file__).parents[1] / "calendars"
+
+
+def tnt():
+    return find_protocol("TNT-STS").protocol
+
+
+def natars():
+    return find_protocol("NATARS").protocol
+
+
+def test_a_closure_over_the_whole_rt_window_flags_rt_unsatisfiable_with_the_reason():
+    p = tnt()
+    closed = [D("2026-03-01") + dt.timedelta(days=i) for i in range(40)]
+    cal = SiteCalendar.for_protocol_site(p, "FJMUUH", closures=closed)
+    plan = plan_arm(p, "TNT", D("2026-03-02"), cal)
+    rt = plan["rt"]
+    assert rt.unsatisfiable
+    assert "no working day between 2026-03-02 and 2026-03-16" in rt.flags[0].message
+    # Never a silent violation: the checker reports what the flag explains.
+    assert any("rt" in v.events for v in plan.violations)
+
+
+def test_when_every_start_would_split_the_course_the_overall_time_limit_is_named():
+    p = tnt()
+    # Close the site every Wednesday to Friday for the whole window: no 5 fractions fit in 9 days.
+    closed = [
+        D("2026-03-02") + dt.timedelta(days=i)
+        for i in range(60)
+        if (D("2026-03-02") + dt.timedelta(days=i)).weekday() in (2, 3, 4)
+    ]
+    cal = SiteCalendar.for_protocol_site(p, "FJMUUH", closures=closed)
+    plan = plan_arm(p, "TNT", D("2026-03-02"), cal)
+    assert plan["rt"].unsatisfiable
+    assert "rt_overall_time" in plan["rt"].flags[0].message
+    assert any(v.rule == "rt_overall_time" for v in plan.violations)
+
+
+def test_an_interrupted_rt_course_keeps_its_actual_days_and_is_reported():
+    p = tnt()
+    cal = SiteCalendar.for_protocol_site(p, "FJMUUH")
+    plan = plan_arm(p, "TNT", D("2026-03-02"), cal)
+    first = plan["rt"].start
+    # Machine breakdown: two working days lost in the middle of the course.
+    days = cal.working_days_from(first, 7)
+    actual_days = (*days[:3], *days[5:])
+    again = plan_arm(
+        p,
+        "TNT",
+        D("2026-03-02"),
+        cal,
+        {"rt": Actual("done", first, actual_days, reason="linac breakdown")},
+    )
+    assert again["rt"].days == actual_days
+    assert any(v.rule == "span" for v in again.violations)
+    # C1D1 is timed from the actual last fraction.
+    assert again["ai.1"].anchor_date == actual_days[-1]
+
+
+def test_a_late_cycle_beyond_fourteen_days_needs_a_documented_reason():
+    p = tnt()
+    cal = SiteCalendar.for_protocol_site(p, "FJMUUH")
+    plan = plan_arm(p, "TNT", D("2026-03-02"), cal)
+    late = cal.next_working_day(plan["ai.2"].target + dt.timedelta(days=16))
+    without = plan_arm(p, "TNT", D("2026-03-02"), cal, {"ai.2": Actual("done", late)})
+    codes = {d.code for d in without.deviations if d.event == "ai.2"}
+    assert codes == {"late", "needs_reason"}
+    with_reason = plan_arm(
+        p, "TNT", D("2026-03-02"), cal, {"ai.2": Actual("done", late, reason="grade 3 neutropenia")}
+    )
+    assert {d.code for d in with_reason.deviations if d.event == "ai.2"} == {"late"}
+    changes = {c.event: c for c in diff_plans(plan, with_reason)}
+    assert changes["ai.3"].shift_days > 0
+    assert changes["surgery"].shift_days > 0
+    assert "ai.1" not in changes
+
+
+def test_surgery_done_too_soon_after_anlotinib_is_a_constraint_deviation():
+    p = natars()
+    cal = SiteCalendar.for_protocol_site(p, "PKUIH")
+    plan = plan_arm(p, "NEOADJUVANT", D("2026-03-02"), cal)
+    too_soon = plan["anlotinib.3"].end + dt.timedelta(days=10)
+    again = plan_arm(p, "NEOADJUVANT", D("2026-03-02"), cal, {"surgery": Actual("done", too_soon)})
+    messages = [d.message for d in again.deviations if d.code == "constraint"]
+    assert any("anlotinib_washout" in m and "10 days after" in m for m in messages)
+
+
+def test_plans_reaching_estimated_holiday_years_say_so_and_a_table_removes_that_year():
+    p = natars()
+    cal = SiteCalendar.for_protocol_site(p, "PKUIH")
+    plan = plan_arm(p, "SURGERY_ONLY", D("2026-06-01"), cal)
+    (warning,) = plan.warnings
+    assert "estimated CN holidays for 2027–2031" in warning
+    table = load_holiday_table(TABLES / "cn-2027-illustrative.toml")
+    with_table = SiteCalendar.for_protocol_site(p, "PKUIH", tables=[table])
+    (warning,) = plan_arm(p, "SURGERY_ONLY", D("2026-06-01"), with_table).warnings
+    assert "for 2028–2031" in warning
+
+
+DST_PROTOCOL = """
+[study]
+id = "DST"
+registry_id = "NCT00000002"
+title = "Weekly timed visits across a DST change"
+version = "1"
+phase = "2"
+design = "single_arm"
+time_zone = "Europe/Amsterdam"
+holiday_country = "NL"
+
+[[sites]]
+code = "AMS"
+name = "Amsterdam"
+
+[allocation]
+method = "fixed"
+arm = "A"
+
+[[arms]]
+id = "A"
+label = "A"
+
+[[arms.events]]
+key = "infusion"
+kind = "infusion"
+label = "Weekly infusion at 09:30"
+repeat = { count = 4, every = 7, earliest = 6, latest = 8 }
+
+[arms.events.timing]
+anchor = "allocation"
+offset = 1
+earliest = 0
+latest = 3
+day_rule = "working_day"
+time = 09:30:00
+"""
+
+
+def test_timed_events_keep_their_wall_clock_time_across_a_dst_change():
+    p = parse_protocol(DST_PROTOCOL)
+    cal = SiteCalendar.for_protocol_site(p, "AMS")
+    # Clocks go forward in Amsterdam on Sunday 2026-03-29.
+    plan = plan_arm(p, "A", D("2026-03-16"), cal)
+    starts = [e.starts_at("Europe/Amsterdam") for e in plan.events]
+    assert [s.strftime("%H:%M") for s in starts] == ["09:30"] * 4
+    assert [s.date() for s in starts] == [e.start for e in plan.events]  # local dates
+    offsets = {s.utcoffset() for s in starts}
+    assert offsets == {dt.timedelta(hours=1), dt.timedelta(hours=2)}
+    assert [e.start.weekday() for e in plan.events] == [1, 1, 1, 1]  # Tuesdays
