@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 
 from sarcoma_sched.calendar.checker import check_events, gap_problem, point
 from sarcoma_sched.calendar.deviations import find_deviations
@@ -177,19 +178,15 @@ class _Planner:
             )
 
     def _place_series(self, event: Event) -> None:
-        import pendulum
-
         series = event.series
         assert series is not None
         anchor_id, anchor_date = self._anchor(series.anchor)
-        base = pendulum.Date(anchor_date.year, anchor_date.month, anchor_date.day)
         month = 0
         landmarks = set(series.landmarks_months)
         for phase in series.phases:
             while month + phase.every_months <= phase.until_months:
                 month += phase.every_months
-                shifted = base.add(months=month)
-                target = dt.date(shifted.year, shifted.month, shifted.day)
+                target = _add_months(anchor_date, month)
                 offset = (target - anchor_date).days
                 w = phase.window_days
                 label = f"{event.label}, month {month}" + (
@@ -231,8 +228,22 @@ class _Planner:
         earliest = anchor_date + dt.timedelta(days=earliest_off)
         latest = anchor_date + dt.timedelta(days=latest_off)
         working = rule.day_rule == "working_day"
-        consecutive = span.day_counting == "working_days"
-        base = PlannedEvent(
+        actual = self.actuals.get(occurrence_id)
+        flags: tuple[Flag, ...] = ()
+        if actual is not None and actual.status == "done":
+            assert actual.date is not None
+            days = actual.days or self._span_days(actual.date, span)
+        else:
+            days, flags = self._search(
+                occurrence_id,
+                item.key,
+                cycle,
+                (target, earliest, latest),
+                working,
+                rule.shift,
+                span,
+            )
+        chosen = PlannedEvent(
             id=occurrence_id,
             key=item.key,
             kind=item.kind,
@@ -243,21 +254,15 @@ class _Planner:
             target=target,
             earliest=earliest,
             latest=latest,
-            days=(target,),
+            days=days,
             show_as=span.show_as,
             working_days_only=working,
-            consecutive_working_days=consecutive,
+            consecutive_working_days=span.day_counting == "working_days",
             time=rule.time,
+            status=actual.status if actual is not None else "planned",
+            reason=actual.reason if actual is not None else "",
+            flags=flags,
         )
-        actual = self.actuals.get(occurrence_id)
-        if actual is not None and actual.status == "done":
-            assert actual.date is not None
-            days = actual.days or self._span_days(actual.date, span)
-            chosen = _replace(base, days=days, status="done", reason=actual.reason)
-        else:
-            chosen = self._search(base, span, cycle, rule.shift)
-            if actual is not None:
-                chosen = _replace(chosen, status=actual.status, reason=actual.reason)
         self.placed.append(chosen)
         self.grouped.setdefault(item.key, []).append(chosen)
 
@@ -269,41 +274,47 @@ class _Planner:
         return tuple(start + dt.timedelta(days=i) for i in range(span.days))
 
     def _search(
-        self, base: PlannedEvent, span: Span, cycle: int | None, shift: str
-    ) -> PlannedEvent:
-        relevant = self._relevant_constraints(base.key, cycle)
-        first_allowed: PlannedEvent | None = None
+        self,
+        occurrence_id: str,
+        key: str,
+        cycle: int | None,
+        dates: tuple[dt.date, dt.date, dt.date],
+        working: bool,
+        shift: str,
+        span: Span,
+    ) -> tuple[tuple[dt.date, ...], tuple[Flag, ...]]:
+        target, earliest, latest = dates
+        n = cycle or 1
+        relevant = self._relevant_constraints(key, n)
+        first_allowed: tuple[dt.date, ...] | None = None
         failures: dict[str, str] = {}
-        for day in _candidates(base.target, base.earliest, base.latest, shift):
-            if base.working_days_only and not self.calendar.is_working_day(day):
+        for day in _candidates(target, earliest, latest, shift):
+            if working and not self.calendar.is_working_day(day):
                 continue
-            candidate = _replace(base, days=self._span_days(day, span))
+            days = self._span_days(day, span)
             if first_allowed is None:
-                first_allowed = candidate
-            problems = self._constraint_problems(candidate, relevant)
+                first_allowed = days
+            problems = self._constraint_problems(key, n, days, relevant)
             if not problems:
-                return candidate
+                return days, ()
             for cid, text in problems:
                 failures.setdefault(cid, text)
         if first_allowed is None:
             # No working day at all in the window (a long closure): keep the target moved to a
             # working day outside the window, and say so.
-            day = self._shifted(base.target, shift) if base.working_days_only else base.target
-            closed = base.earliest, base.latest
-            reason = (
-                f"no working day between {closed[0]} and {closed[1]} "
-                f"(window of {base.id}); placed on {day}"
-            )
-            chosen = _replace(base, days=self._span_days(day, span))
-            extra = self._constraint_problems(chosen, relevant)
-            messages = [reason, *(t for _, t in extra)]
-            return _replace(chosen, flags=(Flag("unsatisfiable", "; ".join(messages)),))
-        reasons = "; ".join(failures.values())
+            day = self._shifted(target, shift) if working else target
+            days = self._span_days(day, span)
+            messages = [
+                f"no working day between {earliest} and {latest} (window of {occurrence_id}); "
+                f"placed on {day}",
+                *(t for _, t in self._constraint_problems(key, n, days, relevant)),
+            ]
+            return days, (Flag("unsatisfiable", "; ".join(messages)),)
         message = (
-            f"no day in the window {base.earliest} … {base.latest} satisfies every hard "
-            f"constraint; kept {first_allowed.start}: {reasons}"
+            f"no day in the window {earliest} … {latest} satisfies every hard constraint; "
+            f"kept {first_allowed[0]}: {'; '.join(failures.values())}"
         )
-        return _replace(first_allowed, flags=(Flag("unsatisfiable", message),))
+        return first_allowed, (Flag("unsatisfiable", message),)
 
     def _shifted(self, day: dt.date, shift: str) -> dt.date:
         if shift == "backward":
@@ -314,27 +325,23 @@ class _Planner:
             return before if (day - before) <= (after - day) else after
         return self.calendar.next_working_day(day)
 
-    def _relevant_constraints(self, key: str, cycle: int | None) -> list[Constraint]:
+    def _relevant_constraints(self, key: str, n: int) -> list[Constraint]:
         """Constraints that name this very occurrence (first or last of its key)."""
         count = self.counts.get(key, 1)
-        n = cycle or 1
-        out = []
-        for c in self.constraints_of.get(key, []):
-            for ref in (c.from_, c.to):
-                if ref.event == key and _is_occurrence(ref, n, count):
-                    out.append(c)
-                    break
-        return out
+        return [
+            c
+            for c in self.constraints_of.get(key, [])
+            if any(r.event == key and _is_occurrence(r, n, count) for r in (c.from_, c.to))
+        ]
 
     def _constraint_problems(
-        self, candidate: PlannedEvent, constraints: list[Constraint]
+        self, key: str, n: int, days: tuple[dt.date, ...], constraints: list[Constraint]
     ) -> list[tuple[str, str]]:
         problems = []
-        count = self.counts.get(candidate.key, 1)
-        n = candidate.cycle or 1
+        count = self.counts.get(key, 1)
         for c in constraints:
-            start = self._point_with(c.from_, candidate, n, count)
-            end = self._point_with(c.to, candidate, n, count)
+            start = self._point_with(c.from_, key, n, count, days)
+            end = self._point_with(c.to, key, n, count, days)
             if start is None or end is None:
                 continue  # the other end is not placed yet: checked when it is
             problem = gap_problem(c, start, end)
@@ -343,20 +350,27 @@ class _Planner:
         return problems
 
     def _point_with(
-        self, ref: EventRef, candidate: PlannedEvent, n: int, count: int
+        self, ref: EventRef, key: str, n: int, count: int, days: tuple[dt.date, ...]
     ) -> dt.date | None:
-        if ref.event == candidate.key and _is_occurrence(ref, n, count):
-            return candidate.start if ref.point == "start" else candidate.end
-        if ref.event == candidate.key:
-            return None
-        return (
-            point(ref, self.grouped, self.allocation)
-            if (ref.event == ALLOCATION or self._complete(ref.event))
-            else None
-        )
+        if ref.event == key:
+            if not _is_occurrence(ref, n, count):
+                return None
+            return days[0] if ref.point == "start" else days[-1]
+        if ref.event == ALLOCATION or self._complete(ref.event):
+            return point(ref, self.grouped, self.allocation)
+        return None
 
     def _complete(self, key: str) -> bool:
         return len(self.grouped.get(key, ())) == self.counts.get(key, 1)
+
+
+@lru_cache(maxsize=65536)
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """Calendar months later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
+    import pendulum
+
+    later = pendulum.Date(day.year, day.month, day.day).add(months=months)
+    return dt.date(later.year, later.month, later.day)
 
 
 def _is_occurrence(ref: EventRef, n: int, count: int) -> bool:
@@ -379,12 +393,6 @@ def _candidates(
     else:
         yield from (target + ONE_DAY * i for i in range((latest - target).days + 1))
         yield from (target - ONE_DAY * i for i in range(1, (target - earliest).days + 1))
-
-
-def _replace(e: PlannedEvent, **changes: object) -> PlannedEvent:
-    from dataclasses import replace
-
-    return replace(e, **changes)  # type: ignore[arg-type]
 
 
 def _occurrence_counts(arm: Arm) -> dict[str, int]:

@@ -142,7 +142,15 @@ def plan(
             click.echo(f"  {change}")
     for title, items in (
         ("Deviations", [d.message for d in result.deviations]),
-        ("Constraint problems", [v.message for v in result.violations]),
+        # Broken rules that involve recorded events are listed above as deviations.
+        (
+            "Constraint problems",
+            [
+                v.message
+                for v in result.violations
+                if all(result[i].status == "planned" for i in v.events)
+            ],
+        ),
         ("Warnings", list(result.warnings)),
     ):
         if items:
