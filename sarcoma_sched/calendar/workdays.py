@@ -10,9 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sarcoma_sched.calendar.holiday_table import HolidayTable
+
+if TYPE_CHECKING:
+    from sarcoma_sched.protocol.model import Protocol
 
 __all__ = ["SiteCalendar", "official_through"]
 
@@ -77,18 +81,18 @@ class SiteCalendar:
         self._cache: dict[dt.date, bool] = {}
 
     @classmethod
-    def for_protocol_site(cls, protocol, site_code: str, **kwargs) -> SiteCalendar:  # type: ignore[no-untyped-def]
+    def for_protocol_site(
+        cls, protocol: Protocol, site_code: str, **overrides: Any
+    ) -> SiteCalendar:
         """The calendar of a protocol's site, its own settings overriding the study's."""
         site = protocol.site(site_code)
         study = protocol.study
-        return cls(
-            site.holiday_country or study.holiday_country,
-            site.holiday_subdivision
-            if site.holiday_country
-            else (site.holiday_subdivision or study.holiday_subdivision),
-            time_zone=site.time_zone or study.time_zone,
-            **kwargs,
-        )
+        if site.holiday_country:
+            country, subdivision = site.holiday_country, site.holiday_subdivision
+        else:
+            country = study.holiday_country
+            subdivision = site.holiday_subdivision or study.holiday_subdivision
+        return cls(country, subdivision, time_zone=site.time_zone or study.time_zone, **overrides)
 
     # -- facts about one day -------------------------------------------------------------------
 

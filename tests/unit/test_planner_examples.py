@@ -2,6 +2,10 @@
 
 import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sarcoma_sched.calendar import Actual, SiteCalendar, diff_plans, load_holiday_table, plan_arm
 from sarcoma_sched.protocol import find_protocol, parse_protocol
@@ -145,14 +149,26 @@ time = 09:30:00
 """
 
 
-def test_timed_events_keep_their_wall_clock_time_across_a_dst_change():
+@given(st.dates(dt.date(2024, 1, 1), dt.date(2035, 12, 31)))
+def test_timed_events_keep_their_wall_clock_time_across_dst_changes(anchor):
+    p = parse_protocol(DST_PROTOCOL)
+    cal = SiteCalendar.for_protocol_site(p, "AMS")
+    plan = plan_arm(p, "A", anchor, cal)
+    zone = ZoneInfo("Europe/Amsterdam")
+    for e in plan.events:
+        start = e.starts_at("Europe/Amsterdam")
+        assert start.strftime("%H:%M") == "09:30"
+        assert start.date() == e.start  # dates are local dates in the site's zone
+        # The offset is the zone's own on that local date: +01:00 in winter, +02:00 in summer.
+        expected = dt.datetime.combine(e.start, dt.time(9, 30), tzinfo=zone).utcoffset()
+        assert start.utcoffset() == expected
+
+
+def test_a_plan_across_the_spring_change_has_both_offsets():
     p = parse_protocol(DST_PROTOCOL)
     cal = SiteCalendar.for_protocol_site(p, "AMS")
     # Clocks go forward in Amsterdam on Sunday 2026-03-29.
     plan = plan_arm(p, "A", D("2026-03-16"), cal)
-    starts = [e.starts_at("Europe/Amsterdam") for e in plan.events]
-    assert [s.strftime("%H:%M") for s in starts] == ["09:30"] * 4
-    assert [s.date() for s in starts] == [e.start for e in plan.events]  # local dates
-    offsets = {s.utcoffset() for s in starts}
+    offsets = {e.starts_at("Europe/Amsterdam").utcoffset() for e in plan.events}
     assert offsets == {dt.timedelta(hours=1), dt.timedelta(hours=2)}
     assert [e.start.weekday() for e in plan.events] == [1, 1, 1, 1]  # Tuesdays
