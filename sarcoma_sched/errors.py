@@ -11,6 +11,7 @@ from dataclasses import dataclass
 __all__ = [
     "Conflict",
     "IneligibleError",
+    "InputFileError",
     "NotFound",
     "Problem",
     "ProtocolError",
@@ -38,8 +39,8 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class ProtocolError(SarcomaSchedError):
-    """A protocol file or definition is invalid; carries every problem found, not just the first."""
+class InputFileError(SarcomaSchedError):
+    """An input file is invalid; carries every problem found, not just the first."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
@@ -47,6 +48,10 @@ class ProtocolError(SarcomaSchedError):
 
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems]
+
+
+class ProtocolError(InputFileError):
+    """A protocol file or definition is invalid."""
 
 
 class NotFound(SarcomaSchedError):

@@ -29,19 +29,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sarcoma_sched.errors import Problem, SarcomaSchedError
+from sarcoma_sched.errors import InputFileError, Problem
 from sarcoma_sched.input_errors import toml_syntax_problem, validation_problems
 
 __all__ = ["HolidayTable", "HolidayTableError", "load_holiday_table"]
 
 
-class HolidayTableError(SarcomaSchedError):
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-    def lines(self) -> list[str]:
-        return [str(p) for p in self.problems]
+class HolidayTableError(InputFileError):
+    """A holiday table file is invalid."""
 
 
 class _Strict(BaseModel):
