@@ -78,19 +78,19 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
 
 
 def _holiday_warnings(events: list[PlannedEvent], calendar: SiteCalendar) -> list[str]:
-    relying = [
-        e
-        for e in events
-        if e.status == "planned"
-        and e.working_days_only
-        and calendar.estimated_years((e.earliest, e.latest, *e.days))
-    ]
+    relying: list[PlannedEvent] = []
+    years: set[int] = set()
+    for e in events:
+        if e.status != "planned" or not e.working_days_only:
+            continue
+        estimated = calendar.estimated_years((e.earliest, e.latest, *e.days))
+        if estimated:
+            relying.append(e)
+            years.update(estimated)
     if not relying:
         return []
-    years = sorted(
-        {y for e in relying for y in calendar.estimated_years((e.earliest, e.latest, *e.days))}
-    )
-    span = str(years[0]) if len(years) == 1 else f"{years[0]}–{years[-1]}"
+    first_year, last_year = min(years), max(years)
+    span = str(first_year) if first_year == last_year else f"{first_year}–{last_year}"
     first = relying[0]
     return [
         f"{len(relying)} working-day event(s) from {first.id} ({first.start}) on rely on "
