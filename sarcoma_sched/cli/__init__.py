@@ -21,9 +21,22 @@ DEBUG_ENV = "SARCOMA_SCHED_DEBUG"
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sarcoma-sched")
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL|PATH",
+    envvar="SARCOMA_SCHED_DB",
+    help="Database: an SQLite file path or a postgresql:// URL "
+    "[env SARCOMA_SCHED_DB; default ~/.local/share/sarcoma-sched/schedule.db].",
+)
+@click.option(
+    "--user",
+    envvar="SARCOMA_SCHED_USER",
+    help="Who is acting, written to the audit log [env SARCOMA_SCHED_USER; default: OS user].",
+)
 @click.option("--debug", is_flag=True, help="Show a traceback on errors (for bug reports).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, db_url: str | None, user: str | None, debug: bool) -> None:
     """Study-arm allocation and treatment schedules for the TNT-STS and NATARS sarcoma trials.
 
     \b
@@ -33,9 +46,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug or bool(os.environ.get(DEBUG_ENV))
+    ctx.obj["db_url"] = db_url
+    ctx.obj["user"] = user
 
 
 def _register() -> None:
+    from sarcoma_sched.cli.database import audit, db, init
     from sarcoma_sched.cli.demo import demo
     from sarcoma_sched.cli.plan import plan
     from sarcoma_sched.cli.protocol import protocol
@@ -43,6 +59,9 @@ def _register() -> None:
     cli.add_command(protocol)
     cli.add_command(plan)
     cli.add_command(demo)
+    cli.add_command(init)
+    cli.add_command(db)
+    cli.add_command(audit)
 
 
 _register()

@@ -20,7 +20,13 @@ def command() -> str:
 @pytest.fixture
 def run(command, tmp_path):
     def _run(*args: str, check: bool | None = None) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if k != "SARCOMA_SCHED_DEBUG"}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SARCOMA_SCHED_DEBUG", "SARCOMA_SCHED_DB", "SARCOMA_SCHED_USER")
+        }
+        # The default database lives under XDG_DATA_HOME: keep it inside the test's directory.
+        env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
         result = subprocess.run(
             [command, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60
         )

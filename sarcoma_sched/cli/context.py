@@ -1,0 +1,32 @@
+"""What every database command needs: the database and the acting user."""
+
+from __future__ import annotations
+
+import getpass
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from sarcoma_sched.db.session import Database
+
+__all__ = ["acting_user", "open_db"]
+
+
+def open_db(ctx: click.Context, *, check_schema: bool = True) -> Database:
+    from sarcoma_sched.db.session import Database
+
+    root = ctx.find_root().obj
+    database = Database(root.get("db_url"), check_schema=check_schema)
+    ctx.call_on_close(database.dispose)
+    return database
+
+
+def acting_user(ctx: click.Context) -> str:
+    user = ctx.find_root().obj.get("user")
+    if user:
+        return str(user)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"

@@ -1,0 +1,158 @@
+"""``init``, ``db upgrade|current|history`` and ``audit verify``."""
+
+from __future__ import annotations
+
+import click
+
+from sarcoma_sched.cli.context import acting_user, open_db
+from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.errors import SarcomaSchedError
+
+__all__ = ["audit", "db", "init"]
+
+
+class AuditFailed(SarcomaSchedError):
+    pass
+
+
+@click.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create or upgrade the database and load the bundled protocols and their sites.
+
+    Safe to run again: known protocol versions and sites are left as they are; a changed
+    protocol file is stored as a new version.
+
+    \b
+    Example:
+      sarcoma-sched --db trial.db init
+    """
+    from sarcoma_sched.db.migrate import upgrade
+    from sarcoma_sched.protocol import list_protocols
+    from sarcoma_sched.services.protocols import load_protocols
+
+    database = open_db(ctx, check_schema=False)
+    before, after = upgrade(database.engine)
+    click.echo(f"database {_where(database)}: schema {before or 'empty'} -> {after}")
+    for result in load_protocols(database, acting_user(ctx), list_protocols()):
+        state = "loaded" if result.new else "already loaded"
+        click.echo(f"  {result.protocol_id} v{result.version} {result.content_hash[:19]}  {state}")
+
+
+@click.group()
+def db() -> None:
+    """Schema migrations of the schedule database.
+
+    \b
+    Example:
+      sarcoma-sched db current
+      sarcoma-sched db upgrade
+    """
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply pending migrations (in one transaction; nothing is lost).
+
+    \b
+    Example:
+      sarcoma-sched --db postgresql://postgres@127.0.0.1/trials db upgrade
+    """
+    from sarcoma_sched.db.migrate import upgrade
+
+    database = open_db(ctx, check_schema=False)
+    before, after = upgrade(database.engine, revision)
+    if before == after:
+        click.echo(f"database {_where(database)} already at {after}")
+    else:
+        click.echo(f"database {_where(database)}: {before or 'empty'} -> {after}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the database's schema revision and the one this sarcoma-sched expects.
+
+    \b
+    Example:
+      sarcoma-sched db current
+    """
+    from sarcoma_sched.db.migrate import current_revision, head_revision
+
+    database = open_db(ctx, check_schema=False)
+    current, head = current_revision(database.engine), head_revision()
+    state = "up to date" if current == head else "run `sarcoma-sched db upgrade`"
+    click.echo(f"{current or 'empty'} (code expects {head}: {state})")
+
+
+@db.command("history")
+@format_option
+@click.pass_context
+def db_history(ctx: click.Context, fmt: str) -> None:
+    """List the migrations, newest first, marking the database's current one.
+
+    \b
+    Example:
+      sarcoma-sched db history --format csv
+    """
+    from sarcoma_sched.db.migrate import history
+
+    database = open_db(ctx, check_schema=False)
+    rows = [
+        {
+            "revision": r.id,
+            "down": r.down or "",
+            "current": "*" if r.current else "",
+            "message": r.message.strip().splitlines()[0] if r.message else "",
+        }
+        for r in history(database.engine)
+    ]
+    emit_rows(rows, ["revision", "down", "current", "message"], fmt)
+
+
+@click.group()
+def audit() -> None:
+    """The tamper-evident audit trail.
+
+    \b
+    Example:
+      sarcoma-sched audit verify
+    """
+
+
+@audit.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the hash chain and that every audited row matches its last entry.
+
+    Prints the head hash: file it outside the database (trial master file) and compare later,
+    since only an outside copy catches a log rewritten end to end. Exit 1 on any problem, the
+    first broken entry first.
+
+    \b
+    Example:
+      sarcoma-sched audit verify
+    """
+    from sarcoma_sched.audit import verify
+
+    database = open_db(ctx)
+    with database.read() as session:
+        report = verify(session)
+    if not report.ok:
+        raise AuditFailedLines(report.problems)
+    click.echo(f"audit log intact: {report.entries} entries, head {report.head_hash}")
+
+
+class AuditFailedLines(AuditFailed):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(problems[0])
+
+    def lines(self) -> list[str]:
+        return [f"audit verify: {p}" for p in self.problems]
+
+
+def _where(database: object) -> str:
+    return database.engine.url.render_as_string(hide_password=True)  # type: ignore[attr-defined]

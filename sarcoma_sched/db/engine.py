@@ -1,0 +1,100 @@
+"""Engine and session setup: which database, and how a write transaction starts.
+
+The same code runs on SQLite (one site, no server) and PostgreSQL (many sites). Every write
+transaction is serialised: SQLite by ``BEGIN IMMEDIATE``, PostgreSQL by a row lock on the audit
+chain's head (see ``sarcoma_sched.db.session``). Trials allocate a few patients a day, so one
+writer at a time costs nothing and buys gap-free sequences without retry loops.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from sarcoma_sched.errors import SarcomaSchedError
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DB_ENV",
+    "DatabaseUrlError",
+    "default_sqlite_path",
+    "make_engine",
+    "resolve_url",
+]
+
+DB_ENV = "SARCOMA_SCHED_DB"
+# A coordinator waits at most this long for another coordinator's transaction.
+BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseUrlError(SarcomaSchedError):
+    """The database URL or path cannot be used."""
+
+
+def default_sqlite_path(env: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_DATA_HOME/sarcoma-sched/schedule.db``, i.e. ``~/.local/share/...`` by default."""
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sarcoma-sched" / "schedule.db"
+
+
+def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -> str:
+    """``--db`` wins over ``SARCOMA_SCHED_DB``; a bare path means an SQLite file."""
+    raw = value or env.get(DB_ENV) or str(default_sqlite_path(env))
+    if "://" not in raw:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            raise DatabaseUrlError(f"database path {raw} is a directory, not a file")
+        return f"sqlite:///{path.resolve()}"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise DatabaseUrlError(f"database URL {raw!r} is not a valid URL") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseUrlError(
+            f"database URL {url.render_as_string(hide_password=True)}: only sqlite and "
+            "postgresql are supported"
+        )
+    if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+        # psycopg 3 is the driver we install and test; plain postgresql:// would want psycopg2.
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # The sqlite3 module's own transaction handling would defer BEGIN until the first
+        # write and ignore our choice of BEGIN IMMEDIATE; take control of it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # FULL: a commit the coordinator saw is on disk, even after a power cut (WAL with
+        # NORMAL may lose the last transactions).
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        # Writers take the write lock at BEGIN, so two coordinators never both read the
+        # sequence and then both try to write it (which would fail late with SQLITE_BUSY).
+        mode = "IMMEDIATE" if conn.get_execution_options().get("sarcoma_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")

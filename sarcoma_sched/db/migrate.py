@@ -1,0 +1,118 @@
+"""Runs the alembic migrations programmatically, and the schema guard.
+
+A database at another revision than this code expects is refused with the command that fixes
+it: an older one needs ``sarcoma-sched db upgrade``; a newer one needs a newer sarcoma-sched
+(never a downgrade behind the data manager's back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from sarcoma_sched.errors import SarcomaSchedError
+
+__all__ = [
+    "Revision",
+    "SchemaMismatch",
+    "check_schema",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "history",
+    "migrations_dir",
+    "upgrade",
+]
+
+
+class SchemaMismatch(SarcomaSchedError):
+    """The database is not at the revision this code was written for."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: str
+    down: str | None
+    message: str
+    current: bool = False
+
+
+def migrations_dir() -> Path:
+    """The wheel's copy inside the package, or the checkout's ``migrations/``."""
+    package = Path(__file__).resolve().parents[1]
+    inside = package / "_migrations"
+    return inside if inside.is_dir() else package.parent / "migrations"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    head = _script().get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrades in one transaction; returns (revision before, revision after)."""
+    before = current_revision(engine)
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    return before, current_revision(engine)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def history(engine: Engine | None = None) -> list[Revision]:
+    current = current_revision(engine) if engine is not None else None
+    return [
+        Revision(rev.revision, rev.down_revision, rev.doc or "", rev.revision == current)  # type: ignore[arg-type]
+        for rev in _script().walk_revisions()
+    ]
+
+
+def check_schema(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    if current is None:
+        raise SchemaMismatch(
+            f"database {where} has no sarcoma-sched schema: run `sarcoma-sched init` "
+            "(or `sarcoma-sched db upgrade`)"
+        )
+    known = {rev.revision for rev in _script().walk_revisions()}
+    if current not in known:
+        raise SchemaMismatch(
+            f"database {where} is at revision {current}, newer than this sarcoma-sched "
+            f"(expects {head}): upgrade sarcoma-sched"
+        )
+    raise SchemaMismatch(
+        f"database {where} is at revision {current}, older than this sarcoma-sched "
+        f"(expects {head}): run `sarcoma-sched db upgrade`"
+    )

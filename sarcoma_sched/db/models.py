@@ -1,0 +1,283 @@
+"""The schedule database: SQLAlchemy 2 typed models.
+
+Nothing here is ever deleted by the engine: screen failures feed the CONSORT flow, withdrawals
+and exclusions are rows of their own, and cancelled events keep their row with status cancelled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sarcoma_sched.db.types import UtcDateTime
+
+__all__ = [
+    "AUDITED",
+    "Allocation",
+    "AuditEntry",
+    "AuditHead",
+    "Base",
+    "Enrollment",
+    "ParticipationEnd",
+    "Patient",
+    "ProtocolVersion",
+    "ScheduledEvent",
+    "Screening",
+    "Site",
+    "SiteClosure",
+]
+
+EVENT_STATUSES = ("planned", "done", "missed", "skipped", "cancelled")
+
+# Explicit constraint names keep migrations identical on SQLite and PostgreSQL and let a batch
+# migration on SQLite find the constraint it must drop.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        dt.datetime: UtcDateTime,
+    }
+
+
+class ProtocolVersion(Base):
+    """A protocol definition exactly as loaded; a patient keeps the version he enrolled under."""
+
+    __tablename__ = "protocol_versions"
+    __table_args__ = (UniqueConstraint("protocol_id", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(80))
+    source_name: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[dt.datetime]
+    loaded_by: Mapped[str] = mapped_column(String(64))
+
+
+class Site(Base):
+    __tablename__ = "sites"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    holiday_country: Mapped[str] = mapped_column(String(3))
+    holiday_subdivision: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime]
+
+
+class SiteClosure(Base):
+    """Days a site cannot treat (ward closure, strike, local holiday the tables miss)."""
+
+    __tablename__ = "site_closures"
+    __table_args__ = (CheckConstraint("first_day <= last_day", name="ordered"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), index=True)
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    last_day: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+
+
+class Patient(Base):
+    """A pseudonymous patient: no name is ever required or stored.
+
+    ``screening_number`` is given at first screening (screen failures need an identity for the
+    CONSORT flow); ``study_id`` only at enrolment.
+    """
+
+    __tablename__ = "patients"
+    __table_args__ = (
+        UniqueConstraint("protocol_id", "screening_number"),
+        UniqueConstraint("protocol_id", "study_id"),
+        CheckConstraint("sex IN ('female', 'male', 'other', 'unknown')", name="sex"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(32))
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), index=True)
+    screening_number: Mapped[str] = mapped_column(String(64))
+    study_id: Mapped[str | None] = mapped_column(String(64))
+    sex: Mapped[str] = mapped_column(String(8), default="unknown")
+    # Only what eligibility needs; a birth date is optional and never exported by default.
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    age_at_consent: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime]
+
+
+class Screening(Base):
+    __tablename__ = "screenings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    protocol_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    screened_on: Mapped[dt.date] = mapped_column(Date)
+    field_values: Mapped[dict[str, Any]]
+    results: Mapped[dict[str, Any]]
+    eligible: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[dt.datetime]
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    protocol_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    screening_id: Mapped[int] = mapped_column(ForeignKey("screenings.id"))
+    consent_date: Mapped[dt.date] = mapped_column(Date)
+    enrolled_at: Mapped[dt.datetime]
+    enrolled_by: Mapped[str] = mapped_column(String(64))
+
+
+class Allocation(Base):
+    """One allocation; ``position`` is the patient's place in the trial's allocation sequence."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (UniqueConstraint("protocol_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    protocol_id: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    arm: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(32))
+    stratum: Mapped[str | None] = mapped_column(String(200))
+    factors: Mapped[dict[str, Any]]
+    detail: Mapped[dict[str, Any]]
+    # Assigned (non-randomized) designs: why this arm (MDT decision, patient preference, other).
+    basis: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    allocation_date: Mapped[dt.date] = mapped_column(Date)
+    allocated_at: Mapped[dt.datetime]
+    allocated_by: Mapped[str] = mapped_column(String(64))
+
+
+class ScheduledEvent(Base):
+    """One planned occurrence (``ai.2``, ``follow_up.m12``) of a patient's calendar."""
+
+    __tablename__ = "scheduled_events"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "event_id"),
+        CheckConstraint(
+            "status IN ('planned', 'done', 'missed', 'skipped', 'cancelled')", name="status"
+        ),
+        # The target may leave the window (a recorded deviation); the window itself may not invert.
+        CheckConstraint("earliest <= latest", name="window"),
+        Index(None, "target"),
+        Index(None, "status", "latest"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    # Stable identifier used for iCalendar UIDs; never reused for another event.
+    uid: Mapped[str] = mapped_column(String(128), unique=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_key: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(200))
+    cycle: Mapped[int | None] = mapped_column(Integer)
+    target: Mapped[dt.date] = mapped_column(Date)
+    earliest: Mapped[dt.date] = mapped_column(Date)
+    latest: Mapped[dt.date] = mapped_column(Date)
+    days: Mapped[list[Any]]
+    local_time: Mapped[str | None] = mapped_column(String(5))
+    status: Mapped[str] = mapped_column(String(16), default="planned")
+    actual_date: Mapped[dt.date | None] = mapped_column(Date)
+    deviation: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[list[Any]]
+    # Raised on every change; iCalendar SEQUENCE so calendar clients replace the old copy.
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime]
+
+
+class ParticipationEnd(Base):
+    """Withdrawal or post-allocation exclusion: the patient stays in the analysis (ITT)."""
+
+    __tablename__ = "participation_ends"
+    __table_args__ = (CheckConstraint("kind IN ('withdrawn', 'excluded')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    effective_date: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    criterion_id: Mapped[str | None] = mapped_column(String(16))
+    recorded_at: Mapped[dt.datetime]
+    recorded_by: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """One link of the hash chain. ``at`` and ``change`` are text so the hash is over exactly
+    the bytes stored, whatever the backend does with timestamps or JSON."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "entity", "entity_id"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    change: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's last link, one row. Writers lock it first, which serialises every write
+    transaction (gap-free audit and allocation sequences) and lets `audit verify` notice
+    entries cut from the end of the log."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+# Tables whose every change is written to the audit log, keyed by the entity name used there.
+AUDITED: dict[str, type[Base]] = {
+    cls.__tablename__: cls
+    for cls in (
+        ProtocolVersion,
+        Site,
+        SiteClosure,
+        Patient,
+        Screening,
+        Enrollment,
+        Allocation,
+        ScheduledEvent,
+        ParticipationEnd,
+    )
+}

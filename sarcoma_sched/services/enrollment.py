@@ -1,0 +1,93 @@
+"""Enrolment: a consented patient whose latest screening passed gets a study id."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.db.models import Enrollment, Patient, Screening
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.errors import Conflict, IneligibleError
+from sarcoma_sched.services.patients import find_patient
+
+__all__ = ["EnrollmentOutcome", "enroll", "enroll_in", "latest_screening"]
+
+
+@dataclass(frozen=True)
+class EnrollmentOutcome:
+    study_id: str
+    screening_number: str
+    protocol_id: str
+    site_code: str
+    consent_date: dt.date
+
+
+def latest_screening(session: Session, patient: Patient) -> Screening:
+    screening = session.scalars(
+        select(Screening)
+        .where(Screening.patient_id == patient.id)
+        .order_by(Screening.screened_on.desc(), Screening.id.desc())
+        .limit(1)
+    ).first()
+    if screening is None:  # pragma: no cover - a patient row is only created by a screening
+        raise IneligibleError(f"patient {patient.screening_number} has never been screened")
+    return screening
+
+
+def enroll(
+    db: Database, actor: str, patient_ref: str, consent_date: dt.date, *, today: dt.date
+) -> EnrollmentOutcome:
+    with db.write(actor, "enroll") as session:
+        return enroll_in(session, actor, find_patient(session, patient_ref), consent_date, today)
+
+
+def enroll_in(
+    session: Session, actor: str, patient: Patient, consent_date: dt.date, today: dt.date
+) -> EnrollmentOutcome:
+    """Inside a caller's transaction (allocation enrols and allocates in one)."""
+    ref = patient.study_id or patient.screening_number
+    if patient.study_id is not None:
+        raise Conflict(f"patient {ref} is already enrolled")
+    if consent_date > today:
+        raise Conflict(f"consent date {consent_date} is in the future")
+    screening = latest_screening(session, patient)
+    if not screening.eligible:
+        failed = ", ".join(
+            c["id"] for c in screening.results.get("criteria", []) if c["outcome"] != "pass"
+        )
+        raise IneligibleError(
+            f"patient {ref} is not eligible at the latest screening ({screening.screened_on}): "
+            f"{failed} not passed"
+        )
+    count = session.scalar(
+        select(func.count())
+        .select_from(Patient)
+        .where(
+            Patient.protocol_id == patient.protocol_id,
+            Patient.site_code == patient.site_code,
+            Patient.study_id.is_not(None),
+        )
+    )
+    patient.study_id = f"{patient.site_code}-{patient.protocol_id}-{count + 1:04d}"
+    session.add(
+        Enrollment(
+            patient_id=patient.id,
+            protocol_version_id=screening.protocol_version_id,
+            screening_id=screening.id,
+            consent_date=consent_date,
+            enrolled_at=utc_now(),
+            enrolled_by=actor,
+        )
+    )
+    session.flush()
+    return EnrollmentOutcome(
+        patient.study_id,
+        patient.screening_number,
+        patient.protocol_id,
+        patient.site_code,
+        consent_date,
+    )

@@ -1,0 +1,119 @@
+"""Protocol versions in the database, and the sites they bring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.db.models import ProtocolVersion, Site
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.errors import NotFound
+from sarcoma_sched.protocol.loader import LoadedProtocol, parse_protocol
+from sarcoma_sched.protocol.model import Protocol
+
+__all__ = ["LoadResult", "StoredProtocol", "current_protocol", "load_protocols", "protocol_version"]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    protocol_id: str
+    version: str
+    content_hash: str
+    new: bool
+
+
+@dataclass(frozen=True)
+class StoredProtocol:
+    """A protocol version as stored: its row id and the definition parsed from its source."""
+
+    version_id: int
+    protocol: Protocol
+
+
+def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -> list[LoadResult]:
+    """Store each protocol version not yet known (by content hash) and add its missing sites.
+
+    Loading the same file twice changes nothing; a changed file becomes a new version and the
+    patients already enrolled keep theirs.
+    """
+    results = []
+    with db.write(actor, "load protocols") as session:
+        for item in loaded:
+            protocol = item.protocol
+            known = session.scalar(
+                select(ProtocolVersion.id).where(
+                    ProtocolVersion.protocol_id == protocol.id,
+                    ProtocolVersion.content_hash == protocol.content_hash,
+                )
+            )
+            if known is None:
+                session.add(
+                    ProtocolVersion(
+                        protocol_id=protocol.id,
+                        version=protocol.version,
+                        content_hash=protocol.content_hash,
+                        source_name=item.path.name if item.path else f"{protocol.id}.toml",
+                        source=item.source,
+                        loaded_at=utc_now(),
+                        loaded_by=actor,
+                    )
+                )
+            _add_missing_sites(session, protocol)
+            session.flush()
+            results.append(
+                LoadResult(protocol.id, protocol.version, protocol.content_hash, known is None)
+            )
+    return results
+
+
+def _add_missing_sites(session: Session, protocol: Protocol) -> None:
+    for site in protocol.sites:
+        if session.get(Site, site.code) is not None:
+            continue
+        session.add(
+            Site(
+                code=site.code,
+                name=site.name,
+                time_zone=site.time_zone or protocol.study.time_zone,
+                holiday_country=site.holiday_country or protocol.study.holiday_country,
+                holiday_subdivision=site.holiday_subdivision
+                or (None if site.holiday_country else protocol.study.holiday_subdivision),
+                created_at=utc_now(),
+            )
+        )
+
+
+def current_protocol(session: Session, protocol_id: str) -> StoredProtocol:
+    """The newest stored version of a protocol: what new screenings use."""
+    row = session.scalars(
+        select(ProtocolVersion)
+        .where(ProtocolVersion.protocol_id == protocol_id.upper())
+        .order_by(ProtocolVersion.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        known = ", ".join(session.scalars(select(ProtocolVersion.protocol_id).distinct()))
+        raise NotFound(
+            f"protocol {protocol_id!r} is not in the database (loaded: {known or 'none'}; "
+            "run `sarcoma-sched init`)"
+        )
+    return protocol_version(session, row.id)
+
+
+def protocol_version(session: Session, version_id: int) -> StoredProtocol:
+    """A stored version, parsed from the exact source it was loaded from."""
+    row = session.get(ProtocolVersion, version_id)
+    if row is None:
+        raise NotFound(f"protocol version {version_id} does not exist")
+    return StoredProtocol(version_id, _parse(row.source, row.source_name))
+
+
+@lru_cache(maxsize=32)
+def _parse(source: str, name: str) -> Protocol:
+    # Parsing and validating a protocol costs milliseconds; every allocation needs one.
+    return parse_protocol(source, source=name)

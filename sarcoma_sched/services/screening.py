@@ -1,0 +1,121 @@
+"""Screening: evaluate a patient against the criteria and keep the record, pass or fail.
+
+Screen failures are never discarded: they are the "excluded" box of the CONSORT flow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from sarcoma_sched.db.models import Patient, Screening
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.eligibility import EligibilityResult, evaluate, parse_field_values
+from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.services.patients import find_patient
+from sarcoma_sched.services.protocols import current_protocol
+
+__all__ = ["ScreeningOutcome", "screen"]
+
+SEXES = ("female", "male", "other", "unknown")
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    screening_number: str
+    protocol_id: str
+    site_code: str
+    screening_id: int
+    result: EligibilityResult
+
+
+def screen(
+    db: Database,
+    actor: str,
+    protocol_id: str,
+    site_code: str | None,
+    raw_values: Mapping[str, Any],
+    *,
+    screened_on: dt.date,
+    sex: str = "unknown",
+    birth_date: dt.date | None = None,
+    patient_ref: str | None = None,
+    source: str = "--field",
+) -> ScreeningOutcome:
+    """Record a screening. A new patient gets a screening number; ``patient_ref`` re-screens.
+
+    Typing mistakes (unknown field, impossible value) are refused before anything is written;
+    failing a criterion is a result, stored like a pass.
+    """
+    if sex not in SEXES:
+        raise Conflict(f"sex must be one of {', '.join(SEXES)} (got {sex!r})")
+    with db.write(actor, "screen") as session:
+        stored = current_protocol(session, protocol_id)
+        protocol = stored.protocol
+        values = parse_field_values(protocol, raw_values, source)
+        result = evaluate(protocol, values, "screening")
+        if patient_ref is not None:
+            patient = find_patient(session, patient_ref)
+            if patient.protocol_id != protocol.id:
+                raise Conflict(
+                    f"patient {patient_ref} is in {patient.protocol_id}, not {protocol.id}"
+                )
+            if site_code and site_code != patient.site_code:
+                raise Conflict(
+                    f"patient {patient_ref} is at site {patient.site_code}, not {site_code}"
+                )
+            if patient.study_id is not None:
+                raise Conflict(f"patient {patient_ref} is already enrolled as {patient.study_id}")
+        else:
+            if not site_code:
+                raise Conflict("a new patient needs --site")
+            site = next((s for s in protocol.sites if s.code == site_code.upper()), None)
+            if site is None:
+                known = ", ".join(s.code for s in protocol.sites)
+                raise NotFound(f"protocol {protocol.id} has no site {site_code!r} (sites: {known})")
+            count = session.scalar(
+                select(func.count())
+                .select_from(Patient)
+                .where(Patient.protocol_id == protocol.id, Patient.site_code == site.code)
+            )
+            patient = Patient(
+                protocol_id=protocol.id,
+                site_code=site.code,
+                # The write lock makes count + 1 safe: no other writer is between read and insert.
+                screening_number=f"{site.code}-{protocol.id}-S{count + 1:04d}",
+                sex=sex,
+                birth_date=birth_date,
+                age_at_consent=_age(values),
+                created_at=utc_now(),
+            )
+            session.add(patient)
+            session.flush()
+        row = Screening(
+            patient_id=patient.id,
+            protocol_version_id=stored.version_id,
+            screened_on=screened_on,
+            field_values={k: _jsonable(v) for k, v in values.items()},
+            results=result.to_json(),
+            eligible=result.eligible,
+            recorded_at=utc_now(),
+            recorded_by=actor,
+        )
+        session.add(row)
+        session.flush()
+        return ScreeningOutcome(
+            patient.screening_number, protocol.id, patient.site_code, row.id, result
+        )
+
+
+def _age(values: Mapping[str, Any]) -> int | None:
+    age = values.get("age_years")
+    return age if isinstance(age, int) else None
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value

@@ -1,0 +1,261 @@
+"""The audit trail: every change is logged in its own transaction, and tampering is caught."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select, text
+
+from sarcoma_sched.audit import entry_hash, verify
+from sarcoma_sched.db.models import Allocation, AuditEntry, Patient, ScheduledEvent
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.errors import InputFileError
+from sarcoma_sched.services.enrollment import enroll
+from sarcoma_sched.services.screening import screen
+from tests.cohort import ELIGIBLE_NATARS
+
+DAY = dt.date(2026, 3, 2)
+
+
+def _allocated_patient(db: Database) -> int:
+    """A screened, enrolled patient with an allocation and one event, written in audited
+    transactions (the allocator's own tests cover how allocations are decided)."""
+    outcome = screen(db, "nurse", "NATARS", "PKUIH", ELIGIBLE_NATARS, screened_on=DAY)
+    enroll(db, "nurse", outcome.screening_number, DAY, today=DAY)
+    with db.write("nurse", "allocate") as session:
+        patient = session.scalars(
+            select(Patient).where(Patient.screening_number == outcome.screening_number)
+        ).one()
+        session.add(
+            Allocation(
+                patient_id=patient.id,
+                protocol_id="NATARS",
+                position=1,
+                arm="NEOADJUVANT",
+                method="assigned",
+                stratum=None,
+                factors={},
+                detail={},
+                basis="mdt_decision",
+                reason="MDT 2026-03-02",
+                allocation_date=DAY,
+                allocated_at=utc_now(),
+                allocated_by="nurse",
+            )
+        )
+        session.add(
+            ScheduledEvent(
+                patient_id=patient.id,
+                uid=f"{patient.id}-ai.1",
+                event_id="ai.1",
+                event_key="ai",
+                kind="chemotherapy",
+                label="AI cycle 1",
+                cycle=1,
+                target=DAY,
+                earliest=DAY,
+                latest=DAY + dt.timedelta(days=3),
+                days=[DAY.isoformat()],
+                local_time=None,
+                status="planned",
+                actual_date=None,
+                deviation=None,
+                reason=None,
+                flags=[],
+                revision=0,
+                updated_at=utc_now(),
+            )
+        )
+        return patient.id
+
+
+def _problems(db: Database) -> list[str]:
+    with db.read() as session:
+        return verify(session).problems
+
+
+def _sql(db: Database, statement: str, **params) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def _count(db: Database) -> int:
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(AuditEntry))
+
+
+def test_every_change_is_logged_with_actor_action_and_before_after(database):
+    _allocated_patient(database)
+    with database.write("dm", "correct reason") as session:
+        allocation = session.scalars(select(Allocation)).one()
+        allocation.reason = "MDT minutes 2026-03-02"
+    with database.read() as session:
+        last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+    change = json.loads(last.change)
+    assert (last.actor, last.action, last.entity, change["op"]) == (
+        "dm",
+        "correct reason",
+        "allocations",
+        "update",
+    )
+    assert change["before"]["reason"] == "MDT 2026-03-02"
+    assert change["after"]["reason"] == "MDT minutes 2026-03-02"
+    assert _problems(database) == []
+
+
+def test_a_failed_service_call_leaves_no_rows_and_no_audit_entries(database):
+    entries = _count(database)
+    with pytest.raises(InputFileError):
+        screen(
+            database,
+            "nurse",
+            "NATARS",
+            "PKUIH",
+            {**ELIGIBLE_NATARS, "age_years": "abc"},
+            screened_on=DAY,
+        )
+    assert _count(database) == entries
+    with database.read() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) == 0
+
+
+def test_a_change_outside_a_service_transaction_is_refused(database):
+    with database.read() as session:
+        session.add(
+            Patient(
+                protocol_id="NATARS",
+                site_code="PKUIH",
+                screening_number="X",
+                sex="unknown",
+                created_at=utc_now(),
+            )
+        )
+        with pytest.raises(RuntimeError, match="outside a service write transaction"):
+            session.flush()
+
+
+def test_editing_an_audit_entry_is_reported_at_that_entry(database):
+    _allocated_patient(database)
+    _sql(database, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 14")
+    assert _problems(database)[0] == "audit entry 14: content does not match its hash (edited)"
+
+
+def test_deleting_an_audit_entry_is_reported_as_the_missing_one(database):
+    _allocated_patient(database)
+    _sql(database, "DELETE FROM audit_log WHERE seq = 13")
+    assert _problems(database)[0].startswith("audit entry 13: missing")
+
+
+def test_deleting_the_last_audit_entries_is_caught_by_the_head(database):
+    _allocated_patient(database)
+    last = _count(database)
+    _sql(database, "DELETE FROM audit_log WHERE seq = :seq", seq=last)
+    problems = _problems(database)
+    assert problems[0] == (
+        f"audit log ends at entry {last - 1} but its head records entry {last}: "
+        "entries were removed from or added to the end of the log"
+    )
+
+
+def test_inserting_a_forged_entry_with_a_valid_hash_in_the_middle_breaks_the_next_link(database):
+    _allocated_patient(database)
+    last = _count(database)
+    # Make room at 5 by shifting later entries, then forge entry 5 consistently with entry 4.
+    _sql(database, "UPDATE audit_log SET seq = seq + 1000 WHERE seq >= 5")
+    _sql(database, "UPDATE audit_log SET seq = seq - 999 WHERE seq >= 1005")
+    with database.engine.connect() as conn:
+        prev = conn.execute(text("SELECT hash FROM audit_log WHERE seq = 4")).scalar_one()
+    change = '{"after":null,"before":null,"op":"note"}'
+    fields = (5, "2026-01-01T00:00:00+00:00", "mallory", "forge", "notes", "1", change, prev)
+    _sql(
+        database,
+        "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, change, prev_hash, "
+        "hash) VALUES (5, :at, 'mallory', 'forge', 'notes', '1', :change, :prev, :hash)",
+        at=fields[1],
+        change=change,
+        prev=prev,
+        hash=entry_hash(*fields),
+    )
+    problems = _problems(database)
+    assert problems[0] == "audit entry 6: does not link to entry 5 (inserted or replaced)"
+    assert _count(database) == last + 1
+
+
+def test_editing_an_allocation_behind_the_engine_is_caught(database):
+    _allocated_patient(database)
+    _sql(database, "UPDATE allocations SET arm = 'SURGERY_ONLY'")
+    assert _problems(database) == [
+        "allocations 1: differs from its last audit entry in arm (changed behind the engine)"
+    ]
+
+
+def test_moving_a_scheduled_event_behind_the_engine_is_caught(database):
+    _allocated_patient(database)
+    _sql(database, "UPDATE scheduled_events SET target = earliest, status = 'done'")
+    assert _problems(database) == [
+        "scheduled_events 1: differs from its last audit entry in status "
+        "(changed behind the engine)"
+    ]
+
+
+def test_rows_inserted_or_deleted_behind_the_engine_are_caught(database):
+    patient_id = _allocated_patient(database)
+    _sql(database, "DELETE FROM scheduled_events")
+    _sql(
+        database,
+        "INSERT INTO participation_ends (patient_id, kind, effective_date, reason, recorded_at, "
+        "recorded_by) VALUES (:p, 'withdrawn', '2026-04-01', 'x', '2026-04-01 00:00:00', 'm')",
+        p=patient_id,
+    )
+    problems = _problems(database)
+    assert "participation_ends 1: has no audit entry (written behind the engine)" in problems
+    assert "scheduled_events 1: deleted without an audit entry" in problems
+
+
+@pytest.fixture(scope="module")
+def chain_db(tmp_path_factory):
+    """One SQLite database with a realistic log, copied per example."""
+    from sarcoma_sched.db.migrate import upgrade
+    from sarcoma_sched.protocol import list_protocols
+    from sarcoma_sched.services.protocols import load_protocols
+
+    path = tmp_path_factory.mktemp("chain") / "schedule.db"
+    db = Database(str(path), check_schema=False)
+    upgrade(db.engine)
+    load_protocols(db, "setup", list_protocols())
+    _allocated_patient(db)
+    db.dispose()
+    return path
+
+
+COLUMNS = ["at", "actor", "action", "entity", "entity_id", "change", "prev_hash", "hash"]
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_edit_of_any_audit_field_is_reported_at_or_before_that_entry(
+    chain_db, tmp_path, data
+):
+    import shutil
+
+    copy = tmp_path / f"copy-{data.draw(st.uuids()).hex}.db"
+    shutil.copy(chain_db, copy)
+    db = Database(str(copy))
+    total = _count(db)
+    seq = data.draw(st.integers(1, total), label="seq")
+    column = data.draw(st.sampled_from(COLUMNS), label="column")
+    _sql(db, f"UPDATE audit_log SET {column} = {column} || 'x' WHERE seq = :seq", seq=seq)
+    problems = _problems(db)
+    db.dispose()
+    assert problems, f"edit of {column} at entry {seq} went unnoticed"
+    # A forged hash shows as the next entry failing to link to it (or the head, at the end).
+    first = problems[0]
+    if first.startswith("audit entry"):
+        assert int(first.split()[2].rstrip(":")) in (seq, seq + 1)
+    else:
+        assert seq == total and "head records" in first

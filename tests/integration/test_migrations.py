@@ -1,0 +1,133 @@
+"""Migrations: they match the models, go down and up again, keep data, and guard the schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+
+from sarcoma_sched.db.migrate import (
+    SchemaMismatch,
+    current_revision,
+    downgrade,
+    head_revision,
+    history,
+    upgrade,
+)
+from sarcoma_sched.db.models import Base
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.protocol import list_protocols
+from sarcoma_sched.services.enrollment import enroll
+from sarcoma_sched.services.protocols import load_protocols
+from sarcoma_sched.services.screening import screen
+from tests.cohort import ELIGIBLE_NATARS
+
+VIEWS = {"v_visit_schedule", "v_enrollment_by_arm_site", "v_screening_log"}
+
+
+def _tables(db: Database) -> set[str]:
+    return set(inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def _views(db: Database) -> set[str]:
+    return set(inspect(db.engine).get_view_names())
+
+
+def test_the_migrations_create_exactly_what_the_models_declare(db_url):
+    db = Database(db_url, check_schema=False)
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    assert diff == []
+    assert _tables(db) == set(Base.metadata.tables)
+    db.dispose()
+
+
+def test_upgrade_downgrade_to_base_and_upgrade_again(db_url):
+    db = Database(db_url, check_schema=False)
+    upgrade(db.engine)
+    assert current_revision(db.engine) == head_revision()
+    assert _views(db) == VIEWS
+    downgrade(db.engine, "base")
+    assert current_revision(db.engine) is None
+    assert _tables(db) == set()
+    assert _views(db) == set()
+    upgrade(db.engine)
+    assert current_revision(db.engine) == head_revision()
+    assert _tables(db) == set(Base.metadata.tables)
+    assert _views(db) == VIEWS
+    db.dispose()
+
+
+def _dump(db: Database) -> dict[str, list[tuple]]:
+    with db.engine.connect() as conn:
+        return {
+            name: sorted(tuple(r) for r in conn.execute(select(table)))
+            for name, table in Base.metadata.tables.items()
+        }
+
+
+def test_data_written_at_the_first_revision_survives_every_upgrade(db_url):
+    first = history()[-1].id
+    db = Database(db_url, check_schema=False)
+    upgrade(db.engine, first)
+    # The first revision's tables are what today's models map, so the services can write them.
+    load_protocols(db, "dm", list_protocols())
+    outcome = screen(
+        db, "nurse", "NATARS", "PKUIH", ELIGIBLE_NATARS, screened_on=dt.date(2026, 3, 2)
+    )
+    enroll(db, "nurse", outcome.screening_number, dt.date(2026, 3, 1), today=dt.date(2026, 3, 2))
+    screen(
+        db,
+        "nurse",
+        "NATARS",
+        "BJFH",
+        {**ELIGIBLE_NATARS, "age_years": "15"},
+        screened_on=dt.date(2026, 3, 3),
+    )
+    before = _dump(db)
+    assert sum(len(rows) for rows in before.values()) > 20
+
+    upgrade(db.engine)
+
+    assert _dump(db) == before
+    with db.engine.connect() as conn:
+        log = conn.execute(
+            text("SELECT site_code, eligible, enrolled FROM v_screening_log ORDER BY site_code")
+        ).all()
+    assert [(r.site_code, bool(r.eligible), r.enrolled) for r in log] == [
+        ("BJFH", False, 0),
+        ("PKUIH", True, 1),
+    ]
+    db.dispose()
+
+
+def test_a_database_behind_the_code_is_refused_with_the_command_that_fixes_it(db_url):
+    db = Database(db_url, check_schema=False)
+    upgrade(db.engine, history()[-1].id)
+    newest = Database(db_url)
+    with pytest.raises(SchemaMismatch, match=r"older .* run `sarcoma-sched db upgrade`"):
+        newest.read().__enter__()
+    db.dispose()
+
+
+def test_a_database_ahead_of_the_code_is_refused_and_not_downgraded(db_url):
+    db = Database(db_url, check_schema=False)
+    upgrade(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'fffffff'"))
+    newest = Database(db_url)
+    with pytest.raises(SchemaMismatch, match=r"newer than this sarcoma-sched.*upgrade sarcoma"):
+        newest.write("nurse", "anything").__enter__()
+    assert current_revision(db.engine) == "fffffff"
+    db.dispose()
+
+
+def test_an_empty_database_is_refused_with_the_init_command(db_url):
+    with pytest.raises(SchemaMismatch, match="sarcoma-sched init"), Database(db_url).read():
+        pass
