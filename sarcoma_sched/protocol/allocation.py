@@ -16,10 +16,18 @@ __all__ = [
     "Factor",
     "FixedAllocation",
     "MinimizationAllocation",
+    "SimulationWeights",
 ]
 
 # Enrolling site is a stratification factor without being a screening field.
 SITE_FACTOR = "site"
+
+
+# Expected share of each level of an allocation factor among enrolled patients, as relative
+# weights ({ DDLPS = 0.45, LMS = 0.3 } or { DDLPS = 9, LMS = 6 }): used only to simulate the
+# method's operating characteristics before the trial, never to allocate. A factor left out is
+# simulated as uniform over the levels an eligible patient can have.
+SimulationWeights = dict[str, dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]]]
 
 
 class FixedAllocation(Model):
@@ -45,6 +53,7 @@ class BlockAllocation(Model):
     strata: list[str] = Field(default_factory=list)
     # Drawn at random per block so the end of a block cannot be predicted from its start.
     block_sizes: list[PositiveInt] = Field(min_length=1)
+    simulation: SimulationWeights | None = None
 
 
 class Factor(Model):
@@ -61,6 +70,7 @@ class MinimizationAllocation(Model):
     # Probability of taking the imbalance-minimizing arm; below 1 keeps allocation unpredictable.
     probability: float = Field(gt=0.5, le=1.0)
     imbalance: Literal["range", "variance"] = "range"
+    simulation: SimulationWeights | None = None
 
 
 Allocation = Annotated[

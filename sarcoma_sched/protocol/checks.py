@@ -40,7 +40,7 @@ from sarcoma_sched.protocol.screening import (
 if TYPE_CHECKING:
     from sarcoma_sched.protocol.model import Protocol
 
-__all__ = ["find_problems"]
+__all__ = ["factor_levels", "find_problems"]
 
 Found = Iterator[tuple[str, str]]
 
@@ -357,6 +357,45 @@ def _check_allocation(protocol: Protocol) -> Found:
             yield from _check_factor(protocol, factor.field, f"allocation.factors[{i}].field")
         for name in _duplicates(f.field for f in alloc.factors):
             yield "allocation.factors", f"factor {name!r} is listed more than once"
+    if isinstance(alloc, BlockAllocation | MinimizationAllocation) and alloc.simulation:
+        names = (
+            alloc.strata if isinstance(alloc, BlockAllocation) else [f.field for f in alloc.factors]
+        )
+        yield from _check_simulation(protocol, alloc.simulation, names)
+
+
+def factor_levels(protocol: Protocol, name: str) -> list[str] | None:
+    """Every level an allocation factor can take, as the allocator spells it; None if unknown."""
+    if name == SITE_FACTOR:
+        return [s.code for s in protocol.sites]
+    field = next((f for f in protocol.fields if f.id == name), None)
+    if isinstance(field, CategoryField):
+        return list(field.values)
+    if isinstance(field, BooleanField):
+        return ["true", "false"]
+    return None
+
+
+def _check_simulation(
+    protocol: Protocol, weights: dict[str, dict[str, float]], names: list[str]
+) -> Found:
+    for name, levels in weights.items():
+        here = f"allocation.simulation.{name}"
+        if name not in names:
+            listed = ", ".join(names) or "none"
+            yield here, f"{name!r} is not an allocation factor of this method (factors: {listed})"
+            continue
+        if not levels:
+            yield here, "give at least one level with a positive weight"
+        known = factor_levels(protocol, name)
+        if known is None:
+            continue  # the factor itself is reported as unknown above
+        for level in levels:
+            if level not in known:
+                yield (
+                    f"{here}.{level}",
+                    f"unknown level {level!r} of {name!r} (levels: {', '.join(known)})",
+                )
 
 
 def _check_factor(protocol: Protocol, name: str, here: str) -> Found:

@@ -1,0 +1,120 @@
+"""The trial secret: kept outside the database, readable by its owner only.
+
+The database holds past allocations and nothing else; the secret is what turns that history into
+the next assignment. Whoever can read it can predict allocations, so a key file that group or
+others can read is refused rather than used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from sarcoma_sched.errors import Conflict, SarcomaSchedError
+
+__all__ = [
+    "INIT_SECRET_COMMAND",
+    "MIN_SECRET_BYTES",
+    "SECRET_BYTES",
+    "SECRET_ENV",
+    "SecretError",
+    "generate_secret",
+    "load_secret",
+    "write_secret_file",
+]
+
+SECRET_ENV = "SARCOMA_SCHED_SECRET"
+INIT_SECRET_COMMAND = "sarcoma-sched allocation init-secret"
+SECRET_BYTES = 32
+# 128 bits: below this an attacker with the allocation history could search the key space.
+MIN_SECRET_BYTES = 16
+
+
+class SecretError(SarcomaSchedError):
+    """The trial secret is missing, malformed or insufficiently protected."""
+
+
+def generate_secret() -> bytes:
+    return secrets.token_bytes(SECRET_BYTES)
+
+
+def write_secret_file(path: Path | str, secret: bytes | None = None) -> None:
+    """Create ``path`` holding a new (or the given) secret as hex, mode 0o600, atomically.
+
+    An existing file is never overwritten: replacing a trial's secret would make every past
+    allocation unverifiable and change every future one.
+    """
+    path = Path(path)
+    secret = generate_secret() if secret is None else secret
+    _check_length(secret, str(path))
+    if path.exists():
+        raise Conflict(f"{path} already exists; a trial secret is never overwritten")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # Written under a temporary name, then hard-linked into place: the final name appears only
+    # complete, and link() fails instead of replacing a file created in the meantime.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o600)  # the umask may only remove bits, but be explicit
+            f.write(secret.hex() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise Conflict(f"{path} already exists; a trial secret is never overwritten") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def load_secret(path: Path | str | None, env: Mapping[str, str] = os.environ) -> bytes:
+    """The secret from ``$SARCOMA_SCHED_SECRET`` (hex) if set, else from the file at ``path``."""
+    value = env.get(SECRET_ENV, "").strip()
+    if value:
+        return _decode(value, f"${SECRET_ENV}")
+    if path is None:
+        raise SecretError(
+            f"no trial secret: set {SECRET_ENV} or give a key file "
+            f"(create one with `{INIT_SECRET_COMMAND}`)"
+        )
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SecretError(
+            f"no trial secret at {path}: create one with `{INIT_SECRET_COMMAND}` "
+            f"or set {SECRET_ENV}"
+        ) from None
+    if os.name == "posix" and st.st_mode & 0o077:
+        mode = oct(st.st_mode & 0o777)
+        raise SecretError(
+            f"{path} is readable or writable by group or others (mode {mode}); "
+            f"refusing to use it: run `chmod 600 {path}`"
+        )
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SecretError(f"cannot read the trial secret {path}: {e}") from None
+    return _decode(text.strip(), str(path))
+
+
+def _decode(text: str, where: str) -> bytes:
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise SecretError(f"{where}: the trial secret must be hexadecimal") from None
+    _check_length(secret, where)
+    return secret
+
+
+def _check_length(secret: bytes, where: str) -> None:
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SecretError(
+            f"{where}: the trial secret has {len(secret)} bytes; at least {MIN_SECRET_BYTES} "
+            "are needed"
+        )
