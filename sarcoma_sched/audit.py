@@ -30,6 +30,7 @@ __all__ = [
     "AuditReport",
     "canonical",
     "entry_hash",
+    "note",
     "record_flush",
     "snapshot",
     "verify",
@@ -112,13 +113,25 @@ def record_flush(session: Session) -> None:
             )
     if not changes:
         return
+    # Flush order within a set is arbitrary; a fixed order makes replays comparable.
+    changes.sort(key=lambda c: (list(AUDITED).index(c[1]), c[1], _sort_id(c[2]), c[0]))
+    _append(session, changes)
+
+
+def note(session: Session, entity: str, entity_id: str, what: dict[str, Any]) -> None:
+    """Log an action that changes no row (an unblinding: ``allocation list --reveal``)."""
+    if entity in AUDITED:
+        raise ValueError(f"{entity} rows are audited by their changes, not by notes")
+    _append(session, [("note", entity, entity_id, None, what)])
+
+
+def _append(
+    session: Session, changes: list[tuple[str, str, str, dict | None, dict | None]]
+) -> None:
     actor = session.info.get(ACTOR_KEY)
     action = session.info.get(ACTION_KEY)
     if not actor or not action:
         raise RuntimeError("audited rows changed outside a service write transaction")
-    # Flush order within a set is arbitrary; a fixed order makes replays comparable.
-    changes.sort(key=lambda c: (list(AUDITED).index(c[1]), c[1], _sort_id(c[2]), c[0]))
-
     conn = session.connection()
     seq, prev = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
     at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
@@ -254,6 +267,6 @@ def _check_rows(session: Session, last_state: dict[tuple[str, str], dict | None]
                     f"{', '.join(fields)} (changed behind the engine)"
                 )
     for key, state in last_state.items():
-        if state is not None and key not in seen:
+        if key[0] in AUDITED and state is not None and key not in seen:
             problems.append(f"{key[0]} {key[1]}: deleted without an audit entry")
     return problems

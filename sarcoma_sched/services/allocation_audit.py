@@ -1,0 +1,100 @@
+"""For the statistician: replay every allocation from the secret, and reveal the sequence.
+
+Both need the trial secret. Revealing is itself recorded in the audit log (who looked, when).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from sarcoma_sched.allocation import allocate, replay
+from sarcoma_sched.audit import note
+from sarcoma_sched.db.models import Allocation, Patient
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.errors import NotFound
+from sarcoma_sched.services.allocation import history, trial_stream
+from sarcoma_sched.services.protocols import current_protocol
+
+__all__ = ["VerifyOutcome", "reveal_sequence", "verify_allocations"]
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    protocol_id: str
+    method: str
+    checked: int
+    mismatches: list[str]
+
+
+def verify_allocations(db: Database, protocol_id: str, secret: bytes | None) -> VerifyOutcome:
+    with db.read() as session:
+        protocol = current_protocol(session, protocol_id).protocol
+        past = history(session, protocol.id)
+        positions = [p.position for p in past]
+    mismatches = [
+        f"position {p}: expected position {i} (the sequence has a gap or duplicate)"
+        for i, p in enumerate(positions, start=1)
+        if p != i
+    ][:1]
+    if not mismatches:
+        rows = replay(
+            protocol.allocation,
+            [a.id for a in protocol.arms],
+            past,
+            trial_stream(protocol, secret),
+        )
+        mismatches = [
+            f"position {r.position}: recorded {r.recorded_arm}, the sequence gives {r.expected_arm}"
+            for r in rows
+            if not r.match
+        ]
+    return VerifyOutcome(protocol.id, protocol.allocation.method, len(past), mismatches)
+
+
+def reveal_sequence(
+    db: Database, actor: str, protocol_id: str, secret: bytes | None
+) -> list[dict[str, Any]]:
+    """Every allocation with what was concealed at the time (block, size, slot)."""
+    with db.write(actor, "reveal allocation sequence") as session:
+        protocol = current_protocol(session, protocol_id).protocol
+        rows = session.execute(
+            select(Allocation, Patient.study_id, Patient.site_code)
+            .join(Patient, Patient.id == Allocation.patient_id)
+            .where(Allocation.protocol_id == protocol.id)
+            .order_by(Allocation.position)
+        ).all()
+        if not rows:
+            raise NotFound(f"{protocol.id} has no allocations yet")
+        stream = trial_stream(protocol, secret)
+        arms = [a.id for a in protocol.arms]
+        past = history(session, protocol.id)
+        out = []
+        for i, (allocation, study_id, site) in enumerate(rows):
+            decision = allocate(
+                protocol.allocation,
+                arms,
+                past[:i],
+                past[i].factors,
+                past[i].position,
+                stream,
+                assigned_arm=allocation.arm if protocol.allocation.method == "assigned" else None,
+            )
+            out.append(
+                {
+                    "position": allocation.position,
+                    "study_id": study_id,
+                    "site": site,
+                    "date": allocation.allocation_date,
+                    "stratum": allocation.stratum or "",
+                    "arm": allocation.arm,
+                    "replayed": decision.arm,
+                    "deterministic": decision.deterministic,
+                    "concealed": ", ".join(f"{k}={v}" for k, v in decision.concealed.items()),
+                    "by": allocation.allocated_by,
+                }
+            )
+        note(session, "allocation_reveal", protocol.id, {"allocations": len(out)})
+        return out

@@ -1,0 +1,89 @@
+"""Withdrawal and post-allocation exclusion: recorded, never deleted; the patient stays in the
+intention-to-treat analysis and in the allocation history that balances later patients."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from sarcoma_sched.db.models import Allocation, Enrollment, ParticipationEnd, ScheduledEvent
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.services.patients import find_patient
+from sarcoma_sched.services.protocols import protocol_version
+from sarcoma_sched.services.schedules import cancel_future
+
+__all__ = ["ParticipationOutcome", "end_participation"]
+
+
+@dataclass(frozen=True)
+class ParticipationOutcome:
+    study_id: str
+    kind: str
+    effective_date: dt.date
+    cancelled: list[str]
+
+
+def end_participation(
+    db: Database,
+    actor: str,
+    patient_ref: str,
+    kind: str,
+    reason: str,
+    *,
+    effective_date: dt.date,
+    today: dt.date,
+    criterion_id: str | None = None,
+) -> ParticipationOutcome:
+    if kind not in ("withdrawn", "excluded"):
+        raise ValueError(kind)
+    if not reason.strip():
+        raise Conflict(f"a {kind} patient needs a reason")
+    if effective_date > today:
+        raise Conflict(f"effective date {effective_date} is in the future")
+    with db.write(actor, "withdraw" if kind == "withdrawn" else "exclude") as session:
+        patient = find_patient(session, patient_ref)
+        ref = patient.study_id or patient.screening_number
+        allocation = session.scalar(select(Allocation).where(Allocation.patient_id == patient.id))
+        if allocation is None:
+            # Before allocation a patient is a screen failure or simply not enrolled: nothing
+            # to withdraw from the randomized comparison.
+            raise Conflict(f"patient {ref} is not allocated; {kind} applies after allocation")
+        if effective_date < allocation.allocation_date:
+            raise Conflict(
+                f"effective date {effective_date} is before allocation "
+                f"({allocation.allocation_date})"
+            )
+        existing = session.scalar(
+            select(ParticipationEnd).where(ParticipationEnd.patient_id == patient.id)
+        )
+        if existing is not None:
+            raise Conflict(f"patient {ref} is already recorded as {existing.kind}")
+        if criterion_id is not None:
+            enrollment = session.scalar(
+                select(Enrollment).where(Enrollment.patient_id == patient.id)
+            )
+            protocol = protocol_version(session, enrollment.protocol_version_id).protocol
+            known = {c.id: c for c in protocol.criteria}
+            if criterion_id not in known:
+                raise NotFound(f"protocol {protocol.id} has no criterion {criterion_id}")
+        session.add(
+            ParticipationEnd(
+                patient_id=patient.id,
+                kind=kind,
+                effective_date=effective_date,
+                reason=reason.strip(),
+                criterion_id=criterion_id,
+                recorded_at=utc_now(),
+                recorded_by=actor,
+            )
+        )
+        rows = session.scalars(
+            select(ScheduledEvent).where(ScheduledEvent.patient_id == patient.id)
+        ).all()
+        cancelled = cancel_future(session, rows, f"{kind}: {reason.strip()}")
+        session.flush()
+        return ParticipationOutcome(ref, kind, effective_date, [row.event_id for row in cancelled])

@@ -1,0 +1,169 @@
+"""A patient's calendar in the database: stored from the planner, re-planned, cancelled.
+
+Rows are never deleted. A re-plan updates what moved and raises its revision (the iCalendar
+SEQUENCE, so calendar clients replace their copy); an event the new plan no longer has, or every
+future event of a withdrawn patient, becomes ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.calendar import Actual, Plan, PlannedEvent, SiteCalendar
+from sarcoma_sched.db.models import Patient, ScheduledEvent, Site, SiteClosure
+from sarcoma_sched.db.types import utc_now
+
+__all__ = [
+    "actuals_of",
+    "apply_plan",
+    "cancel_future",
+    "event_uid",
+    "site_calendar",
+    "store_plan",
+]
+
+
+def site_calendar(session: Session, site_code: str) -> SiteCalendar:
+    """The site's working days: its holiday country and subdivision plus recorded closures."""
+    site = session.get(Site, site_code)
+    if site is None:  # pragma: no cover - patients reference existing sites
+        raise LookupError(site_code)
+    closures: set[dt.date] = set()
+    for closure in session.scalars(select(SiteClosure).where(SiteClosure.site_code == site_code)):
+        day = closure.first_day
+        while day <= closure.last_day:
+            closures.add(day)
+            day += dt.timedelta(days=1)
+    return SiteCalendar(
+        site.holiday_country,
+        site.holiday_subdivision,
+        time_zone=site.time_zone,
+        closures=closures,
+    )
+
+
+def event_uid(patient: Patient, event_id: str) -> str:
+    # Stable for the life of the event and unique across trials; pseudonymous by construction.
+    return f"{patient.study_id}.{event_id}@sarcoma-sched".lower()
+
+
+def _deviations(plan: Plan) -> dict[str, str]:
+    found: dict[str, list[str]] = {}
+    for deviation in plan.deviations:
+        found.setdefault(deviation.event, []).append(deviation.message)
+    return {event: "; ".join(messages) for event, messages in found.items()}
+
+
+def _fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
+    return {
+        "event_key": event.key,
+        "kind": event.kind,
+        "label": event.label,
+        "cycle": event.cycle,
+        "target": event.target,
+        "earliest": event.earliest,
+        "latest": event.latest,
+        "days": [d.isoformat() for d in event.days],
+        "local_time": event.time.strftime("%H:%M") if event.time else None,
+        "status": event.status,
+        "actual_date": event.days[0] if event.status == "done" else None,
+        "deviation": deviation,
+        "reason": event.reason or None,
+        "flags": [{"code": f.code, "message": f.message} for f in event.flags],
+    }
+
+
+def store_plan(session: Session, patient: Patient, plan: Plan) -> list[ScheduledEvent]:
+    deviations = _deviations(plan)
+    now = utc_now()
+    rows = [
+        ScheduledEvent(
+            patient_id=patient.id,
+            uid=event_uid(patient, event.id),
+            event_id=event.id,
+            revision=0,
+            updated_at=now,
+            **_fields(event, deviations.get(event.id)),
+        )
+        for event in plan.events
+    ]
+    session.add_all(rows)
+    return rows
+
+
+def apply_plan(
+    session: Session, patient: Patient, rows: Sequence[ScheduledEvent], plan: Plan
+) -> list[ScheduledEvent]:
+    """Bring stored rows in line with a new plan; returns the rows that changed."""
+    deviations = _deviations(plan)
+    by_id = {row.event_id: row for row in rows}
+    changed = []
+    now = utc_now()
+    for event in plan.events:
+        fields = _fields(event, deviations.get(event.id))
+        row = by_id.pop(event.id, None)
+        if row is None:
+            new = ScheduledEvent(
+                patient_id=patient.id,
+                uid=event_uid(patient, event.id),
+                event_id=event.id,
+                revision=0,
+                updated_at=now,
+                **fields,
+            )
+            session.add(new)
+            changed.append(new)
+            continue
+        if row.status == "cancelled":
+            continue
+        if any(getattr(row, k) != v for k, v in fields.items()):
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.revision += 1
+            row.updated_at = now
+            changed.append(row)
+    for row in by_id.values():  # no longer in the plan (e.g. a cycle dropped): keep, cancelled
+        if row.status == "planned":
+            row.status = "cancelled"
+            row.revision += 1
+            row.updated_at = now
+            changed.append(row)
+    return changed
+
+
+def cancel_future(
+    session: Session, rows: Sequence[ScheduledEvent], reason: str
+) -> list[ScheduledEvent]:
+    """Withdrawal or exclusion: every still-planned event is cancelled, never removed."""
+    now = utc_now()
+    cancelled = []
+    for row in rows:
+        if row.status == "planned":
+            row.status = "cancelled"
+            row.reason = reason
+            row.revision += 1
+            row.updated_at = now
+            cancelled.append(row)
+    return cancelled
+
+
+def actuals_of(rows: Sequence[ScheduledEvent]) -> dict[str, Actual]:
+    """What happened, as the planner takes it, from the stored rows."""
+    actuals = {}
+    for row in rows:
+        if row.status in ("done", "missed", "skipped"):
+            days = (
+                tuple(dt.date.fromisoformat(d) for d in row.days) if row.status == "done" else None
+            )
+            actuals[row.event_id] = Actual(
+                row.status,  # type: ignore[arg-type]
+                row.actual_date,
+                days=days if days and len(days) > 1 else None,
+                reason=row.reason or "",
+            )
+    return actuals

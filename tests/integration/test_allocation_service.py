@@ -1,0 +1,334 @@
+"""Allocation through the one service: gate, atomicity, methods, withdrawal, replay, concurrency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from sarcoma_sched.allocation import AllocationError
+from sarcoma_sched.audit import verify
+from sarcoma_sched.db.models import (
+    Allocation,
+    AuditEntry,
+    Enrollment,
+    ParticipationEnd,
+    ScheduledEvent,
+)
+from sarcoma_sched.errors import Conflict, IneligibleError
+from sarcoma_sched.services.allocation import allocate_patient, history
+from sarcoma_sched.services.allocation_audit import reveal_sequence, verify_allocations
+from sarcoma_sched.services.participation import end_participation
+from sarcoma_sched.services.protocols import current_protocol
+from sarcoma_sched.services.screening import screen
+from tests.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
+
+DAY = dt.date(2026, 11, 2)
+SECRET = bytes(range(32))
+ROOT = Path(__file__).parents[2]
+
+
+def _screen(db, protocol="NATARS-R", site="PKUIH", **changes):
+    base = ELIGIBLE_TNT if protocol == "TNT-STS" else ELIGIBLE_NATARS
+    return screen(db, "nurse", protocol, site, {**base, **changes}, screened_on=DAY)
+
+
+def _counts(db) -> dict[str, int]:
+    with db.read() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (Allocation, Enrollment, ScheduledEvent, AuditEntry)
+        }
+
+
+def test_all_three_bundled_protocols_allocate_through_the_same_service(database):
+    tnt = allocate_patient(
+        database,
+        "nurse",
+        _screen(database, "TNT-STS", "FJMUUH").screening_number,
+        today=DAY,
+        consent_date=DAY,
+    )
+    natars = allocate_patient(
+        database,
+        "nurse",
+        _screen(database, "NATARS").screening_number,
+        today=DAY,
+        consent_date=DAY,
+        arm="SURGERY_ONLY",
+        basis="patient_preference",
+        reason="declined chemotherapy after counselling",
+    )
+    randomized = allocate_patient(
+        database,
+        "nurse",
+        _screen(database).screening_number,
+        today=DAY,
+        consent_date=DAY,
+        secret=SECRET,
+    )
+    assert (tnt.arm, tnt.study_id, tnt.position) == ("TNT", "FJMUUH-TNT-STS-0001", 1)
+    assert (natars.arm, natars.method) == ("SURGERY_ONLY", "assigned")
+    assert randomized.method == "minimization" and randomized.arm in {"SURGERY_ONLY", "NEOADJUVANT"}
+    with database.read() as session:
+        stored = session.scalars(select(Allocation).order_by(Allocation.id)).all()
+        events = session.scalar(select(func.count()).select_from(ScheduledEvent))
+        assert verify(session).problems == []
+    assert [a.basis for a in stored] == [None, "patient_preference", None]
+    assert stored[2].stratum == "histology=DDLPS|site=PKUIH"
+    assert events == len(tnt.events) + len(natars.events) + len(randomized.events)
+
+
+def test_an_ineligible_patient_cannot_be_enrolled_or_allocated(database):
+    failed = _screen(database, age_years="15")
+    before = _counts(database)
+    with pytest.raises(IneligibleError, match="INC-13"):
+        allocate_patient(
+            database, "nurse", failed.screening_number, today=DAY, consent_date=DAY, secret=SECRET
+        )
+    assert _counts(database) == before
+
+
+def test_the_latest_screening_decides_the_gate(database):
+    first = _screen(database)
+    # Re-screened before consent: metastasis found. The earlier pass no longer counts.
+    screen(
+        database,
+        "nurse",
+        "NATARS-R",
+        None,
+        {**ELIGIBLE_NATARS, "metastasis": "yes"},
+        screened_on=DAY + dt.timedelta(days=1),
+        patient_ref=first.screening_number,
+    )
+    with pytest.raises(IneligibleError, match="EXC-04"):
+        allocate_patient(
+            database, "nurse", first.screening_number, today=DAY, consent_date=DAY, secret=SECRET
+        )
+    # A screen failure re-screened as eligible (e.g. after the MDT) can be allocated.
+    failed = _screen(database, mdt_r0_r1_possible="no")
+    screen(
+        database,
+        "nurse",
+        "NATARS-R",
+        None,
+        ELIGIBLE_NATARS,
+        screened_on=DAY + dt.timedelta(days=1),
+        patient_ref=failed.screening_number,
+    )
+    later = DAY + dt.timedelta(days=1)
+    done = allocate_patient(
+        database, "nurse", failed.screening_number, today=later, consent_date=later, secret=SECRET
+    )
+    assert done.position == 1
+    with pytest.raises(Conflict, match="already enrolled"):
+        screen(
+            database,
+            "nurse",
+            "NATARS-R",
+            None,
+            ELIGIBLE_NATARS,
+            screened_on=later,
+            patient_ref=done.study_id,
+        )
+
+
+def test_allocating_twice_is_refused_and_changes_nothing(database):
+    ok = _screen(database)
+    allocate_patient(
+        database, "nurse", ok.screening_number, today=DAY, consent_date=DAY, secret=SECRET
+    )
+    before = _counts(database)
+    with pytest.raises(Conflict, match="already allocated"):
+        allocate_patient(database, "nurse", ok.screening_number, today=DAY, secret=SECRET)
+    assert _counts(database) == before
+
+
+def test_a_failure_after_allocation_rolls_back_enrolment_allocation_and_schedule(database):
+    ok = _screen(database)
+    before = _counts(database)
+    # Assigned-arm details on a randomized trial fail late, after enrolment was written.
+    with pytest.raises(AllocationError, match="randomized"):
+        allocate_patient(
+            database,
+            "nurse",
+            ok.screening_number,
+            today=DAY,
+            consent_date=DAY,
+            arm="NEOADJUVANT",
+            secret=SECRET,
+        )
+    assert _counts(database) == before
+
+
+def test_assigned_arms_need_a_known_basis_and_a_reason(database):
+    ok = _screen(database, "NATARS")
+    for kwargs, message in [
+        ({}, "give --arm"),
+        ({"arm": "NEOADJUVANT", "basis": "coin"}, "basis must be one of"),
+        ({"arm": "NEOADJUVANT", "basis": "mdt_decision", "reason": " "}, "needs a reason"),
+    ]:
+        with pytest.raises(Conflict, match=message):
+            allocate_patient(
+                database, "nurse", ok.screening_number, today=DAY, consent_date=DAY, **kwargs
+            )
+
+
+def test_a_randomized_allocation_without_the_secret_is_refused(database):
+    ok = _screen(database)
+    with pytest.raises(Conflict, match="secret"):
+        allocate_patient(database, "nurse", ok.screening_number, today=DAY, consent_date=DAY)
+
+
+def test_withdrawal_cancels_future_events_keeps_rows_and_still_counts_in_minimization(database):
+    first = allocate_patient(
+        database,
+        "nurse",
+        _screen(database).screening_number,
+        today=DAY,
+        consent_date=DAY,
+        secret=SECRET,
+    )
+    outcome = end_participation(
+        database,
+        "nurse",
+        first.study_id,
+        "excluded",
+        "final pathology: WDLPS",
+        effective_date=DAY,
+        today=DAY,
+        criterion_id="EXC-02",
+    )
+    assert outcome.cancelled and len(outcome.cancelled) == len(first.events)
+    with database.read() as session:
+        statuses = Counter(session.scalars(select(ScheduledEvent.status)))
+        assert statuses == {"cancelled": len(first.events)}
+        assert session.scalar(select(ParticipationEnd.criterion_id)) == "EXC-02"
+        assert [p.arm for p in history(session, "NATARS-R")] == [first.arm]
+    second = allocate_patient(
+        database,
+        "nurse",
+        _screen(database).screening_number,
+        today=DAY,
+        consent_date=DAY,
+        secret=SECRET,
+    )
+    assert second.position == 2
+    with pytest.raises(Conflict, match="already recorded as excluded"):
+        end_participation(
+            database,
+            "nurse",
+            first.study_id,
+            "withdrawn",
+            "moved away",
+            effective_date=DAY,
+            today=DAY,
+        )
+
+
+def test_verify_replays_every_allocation_and_catches_an_arm_changed_afterwards(database):
+    for i in range(12):
+        allocate_patient(
+            database,
+            "nurse",
+            _screen(
+                database, site=["PKUIH", "BJFH"][i % 2], histology=["DDLPS", "LMS", "UPS"][i % 3]
+            ).screening_number,
+            today=DAY,
+            consent_date=DAY,
+            secret=SECRET,
+        )
+    result = verify_allocations(database, "NATARS-R", SECRET)
+    assert (result.checked, result.mismatches) == (12, [])
+    with database.engine.begin() as conn:
+        arm = conn.exec_driver_sql("SELECT arm FROM allocations WHERE position = 7").scalar()
+        other = "NEOADJUVANT" if arm == "SURGERY_ONLY" else "SURGERY_ONLY"
+        conn.exec_driver_sql(f"UPDATE allocations SET arm = '{other}' WHERE position = 7")
+    result = verify_allocations(database, "NATARS-R", SECRET)
+    assert result.mismatches[0] == f"position 7: recorded {other}, the sequence gives {arm}"
+    # A wrong secret cannot confirm the sequence either.
+    assert verify_allocations(database, "NATARS-R", bytes(32)).mismatches
+
+
+def test_revealing_the_sequence_is_itself_audited(database):
+    allocate_patient(
+        database,
+        "nurse",
+        _screen(database).screening_number,
+        today=DAY,
+        consent_date=DAY,
+        secret=SECRET,
+    )
+    rows = reveal_sequence(database, "statistician", "NATARS-R", SECRET)
+    assert [r["arm"] == r["replayed"] for r in rows] == [True]
+    with database.read() as session:
+        last = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        assert (last.actor, last.entity, last.entity_id) == (
+            "statistician",
+            "allocation_reveal",
+            "NATARS-R",
+        )
+        assert verify(session).problems == []
+
+
+WORKERS, PER_WORKER = 8, 50
+
+
+def test_concurrent_coordinators_never_share_or_skip_a_position(database, tmp_path):
+    env = {**os.environ, "SARCOMA_SCHED_SECRET": SECRET.hex(), "PYTHONPATH": str(ROOT)}
+    start_at = time.time() + 3.0
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.alloc_worker",
+                database.url,
+                str(w),
+                str(PER_WORKER),
+                str(start_at),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(WORKERS)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=540)
+        assert proc.returncode == 0, err[-2000:]
+
+    total = WORKERS * PER_WORKER
+    with database.read() as session:
+        positions = session.scalars(
+            select(Allocation.position).where(Allocation.protocol_id == "NATARS-R")
+        ).all()
+        actors = set(session.scalars(select(Allocation.allocated_by)))
+        report = verify(session)
+        recorded = Counter(p.arm for p in history(session, "NATARS-R"))
+        protocol = current_protocol(session, "NATARS-R").protocol
+    assert sorted(positions) == list(range(1, total + 1))
+    assert len(actors) == WORKERS
+    assert report.problems == []
+
+    # A sequential replay with the same secret gives every arm, hence the same counts.
+    from sarcoma_sched.allocation import DrawStream, replay, trial_key
+
+    with database.read() as session:
+        rows = replay(
+            protocol.allocation,
+            [a.id for a in protocol.arms],
+            history(session, "NATARS-R"),
+            DrawStream(trial_key(SECRET, "NATARS-R")),
+        )
+    assert all(r.match for r in rows)
+    assert Counter(r.expected_arm for r in rows) == recorded
