@@ -51,6 +51,7 @@ def cli(ctx: click.Context, db_url: str | None, user: str | None, debug: bool) -
 
 
 def _register() -> None:
+    from sarcoma_sched.cli.allocation import allocation
     from sarcoma_sched.cli.database import audit, db, init
     from sarcoma_sched.cli.demo import demo
     from sarcoma_sched.cli.plan import plan
@@ -62,6 +63,7 @@ def _register() -> None:
     cli.add_command(init)
     cli.add_command(db)
     cli.add_command(audit)
+    cli.add_command(allocation)
 
 
 _register()

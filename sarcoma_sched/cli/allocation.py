@@ -1,0 +1,214 @@
+"""``allocation init-secret|verify|list|simulate``: the statistician's side of allocation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from sarcoma_sched.cli.context import acting_user, open_db
+from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.errors import SarcomaSchedError
+
+__all__ = ["allocation", "read_secret", "secret_option"]
+
+SECRET_FILE_ENV = "SARCOMA_SCHED_SECRET_FILE"
+
+
+def default_secret_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "sarcoma-sched" / "trial.key"
+
+
+def secret_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--secret-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=SECRET_FILE_ENV,
+        help="Trial secret key file (mode 600) [env SARCOMA_SCHED_SECRET_FILE; default "
+        "~/.config/sarcoma-sched/trial.key]. SARCOMA_SCHED_SECRET (hex) overrides it.",
+    )(func)
+
+
+def read_secret(path: Path | None) -> bytes:
+    from sarcoma_sched.allocation import load_secret
+
+    return load_secret(path or default_secret_file())
+
+
+class VerifyFailed(SarcomaSchedError):
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+        super().__init__(lines[0])
+
+    def lines(self) -> list[str]:
+        return self._lines
+
+
+@click.group()
+def allocation() -> None:
+    """The concealed allocation sequence: secret, verification, reveal, simulation.
+
+    \b
+    Example:
+      sarcoma-sched allocation init-secret
+      sarcoma-sched allocation simulate NATARS-R --patients 120 --trials 1000 --seed 7
+    """
+
+
+@allocation.command("init-secret")
+@secret_option
+def init_secret(secret_file: Path | None) -> None:
+    """Create the trial secret key file (owner-only), never overwriting one.
+
+    Keep it outside the database and back it up: without it, no randomized allocation can be
+    made or verified. Whoever reads it can predict the next assignments.
+
+    \b
+    Example:
+      sarcoma-sched allocation init-secret --secret-file /secure/natars.key
+    """
+    from sarcoma_sched.allocation import write_secret_file
+
+    path = secret_file or default_secret_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_secret_file(path)
+    click.echo(f"trial secret written to {path} (mode 600); back it up somewhere safe")
+
+
+@allocation.command("verify")
+@click.argument("protocol")
+@secret_option
+@click.pass_context
+def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
+    """Replay every past allocation from the secret and confirm each recorded arm.
+
+    \b
+    Example:
+      sarcoma-sched allocation verify NATARS-R
+    """
+    from sarcoma_sched.services.allocation import needs_secret
+    from sarcoma_sched.services.allocation_audit import verify_allocations
+    from sarcoma_sched.services.protocols import current_protocol
+
+    database = open_db(ctx)
+    with database.read() as session:
+        randomized = needs_secret(current_protocol(session, protocol).protocol)
+    secret = read_secret(secret_file) if randomized else None
+    result = verify_allocations(database, protocol, secret)
+    if result.mismatches:
+        raise VerifyFailed([f"allocation verify: {m}" for m in result.mismatches])
+    click.echo(
+        f"{result.protocol_id} ({result.method}): all {result.checked} allocations confirmed"
+    )
+
+
+@allocation.command("list")
+@click.argument("protocol")
+@click.option(
+    "--reveal",
+    is_flag=True,
+    help="Include what was concealed (needs the secret; the reveal is written to the audit log).",
+)
+@secret_option
+@format_option
+@click.pass_context
+def list_(
+    ctx: click.Context, protocol: str, reveal: bool, secret_file: Path | None, fmt: str
+) -> None:
+    """List the allocation sequence; --reveal adds the concealed block details.
+
+    \b
+    Example:
+      sarcoma-sched allocation list NATARS-R --reveal --format csv
+    """
+    from sqlalchemy import select
+
+    from sarcoma_sched.db.models import Allocation, Patient
+    from sarcoma_sched.services.allocation import needs_secret
+    from sarcoma_sched.services.allocation_audit import reveal_sequence
+    from sarcoma_sched.services.protocols import current_protocol
+
+    database = open_db(ctx)
+    if reveal:
+        with database.read() as session:
+            randomized = needs_secret(current_protocol(session, protocol).protocol)
+        secret = read_secret(secret_file) if randomized else None
+        rows = reveal_sequence(database, acting_user(ctx), protocol, secret)
+        columns = [
+            "position",
+            "study_id",
+            "site",
+            "date",
+            "stratum",
+            "arm",
+            "replayed",
+            "deterministic",
+            "concealed",
+            "by",
+        ]
+        emit_rows(rows, columns, fmt)
+        return
+    with database.read() as session:
+        proto = current_protocol(session, protocol).protocol
+        result = session.execute(
+            select(Allocation, Patient.study_id, Patient.site_code)
+            .join(Patient, Patient.id == Allocation.patient_id)
+            .where(Allocation.protocol_id == proto.id)
+            .order_by(Allocation.position)
+        ).all()
+    rows = [
+        {
+            "position": a.position,
+            "study_id": sid,
+            "site": site,
+            "date": a.allocation_date,
+            "stratum": a.stratum or "",
+            "arm": a.arm,
+            "basis": a.basis or "",
+            "by": a.allocated_by,
+        }
+        for a, sid, site in result
+    ]
+    emit_rows(rows, ["position", "study_id", "site", "date", "stratum", "arm", "basis", "by"], fmt)
+
+
+@allocation.command("simulate")
+@click.argument("protocol")
+@click.option("--patients", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--trials", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def simulate(protocol: str, patients: int, trials: int, seed: int, fmt: str) -> None:
+    """Simulate the protocol's randomized method against simple randomization and blocks.
+
+    Reports final and maximum imbalance, marginal and within-stratum imbalance, predictability
+    (Blackwell-Hodges convergence guessing) and the share of deterministic assignments. Needs
+    no database and no secret: the draws come from --seed.
+
+    \b
+    Example:
+      sarcoma-sched allocation simulate NATARS-R --patients 120 --trials 2000 --seed 7
+    """
+    from rich.progress import Progress
+
+    from sarcoma_sched.allocation import default_distributions
+    from sarcoma_sched.allocation import simulate as run_simulation
+    from sarcoma_sched.protocol import find_protocol
+
+    proto = find_protocol(protocol).protocol
+    with Progress(transient=True, disable=fmt == "json") as progress:
+        task = progress.add_task(f"simulating {proto.id}", total=trials)
+        report = run_simulation(
+            proto.allocation,
+            [a.id for a in proto.arms],
+            default_distributions(proto),
+            patients,
+            trials,
+            seed,
+            progress=lambda n: progress.advance(task, n),
+        )
+    click.echo(report.to_json() if fmt == "json" else report.to_text())
