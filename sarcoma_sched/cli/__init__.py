@@ -54,6 +54,7 @@ def _register() -> None:
     from sarcoma_sched.cli.allocation import allocation
     from sarcoma_sched.cli.database import audit, db, init
     from sarcoma_sched.cli.demo import demo
+    from sarcoma_sched.cli.patients import allocate, enroll, exclude, screen, withdraw
     from sarcoma_sched.cli.plan import plan
     from sarcoma_sched.cli.protocol import protocol
 
@@ -64,6 +65,8 @@ def _register() -> None:
     cli.add_command(db)
     cli.add_command(audit)
     cli.add_command(allocation)
+    for command in (screen, enroll, allocate, withdraw, exclude):
+        cli.add_command(command)
 
 
 _register()

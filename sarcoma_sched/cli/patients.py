@@ -1,0 +1,259 @@
+"""The coordinator's patient commands: screen, enroll, allocate, withdraw, exclude."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sarcoma_sched.cli.allocation import read_secret, secret_option
+from sarcoma_sched.cli.context import acting_user, open_db
+from sarcoma_sched.cli.dates import DATE, today
+from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.errors import InputFileError, Problem
+
+__all__ = ["allocate", "enroll", "exclude", "screen", "withdraw"]
+
+
+def _field_values(fields: tuple[str, ...], from_file: Path | None) -> tuple[dict[str, Any], str]:
+    values: dict[str, Any] = {}
+    source = "--field"
+    if from_file is not None:
+        source = str(from_file)
+        try:
+            text = from_file.read_text(encoding="utf-8")
+            data = json.loads(text) if from_file.suffix == ".json" else tomllib.loads(text)
+        except (OSError, ValueError) as exc:  # TOMLDecodeError and JSONDecodeError are both
+            raise InputFileError(
+                [Problem(source, "", f"cannot read field values: {exc}")]
+            ) from None
+        if not isinstance(data, dict):
+            raise InputFileError([Problem(source, "", "expected a table of field = value")])
+        values.update(data)
+    problems = []
+    for item in fields:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            problems.append(Problem("--field", item, "expected NAME=VALUE"))
+            continue
+        values[name.strip()] = value.strip()
+    if problems:
+        raise InputFileError(problems)
+    return values, source if not fields else "--field"
+
+
+@click.command()
+@click.argument("protocol")
+@click.option("--site", help="Enrolling site code (a new patient).")
+@click.option("--patient", "patient_ref", help="Re-screen this screening number.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A screening value; repeat for each field.",
+)
+@click.option(
+    "--from-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Field values from a TOML or JSON table.",
+)
+@click.option(
+    "--date", "screened_on", type=DATE, default="today", show_default=True, help="Screening date."
+)
+@click.option(
+    "--sex",
+    type=click.Choice(["female", "male", "other", "unknown"]),
+    default="unknown",
+    show_default=True,
+)
+@format_option
+@click.pass_context
+def screen(
+    ctx: click.Context,
+    protocol: str,
+    site: str | None,
+    patient_ref: str | None,
+    fields: tuple[str, ...],
+    from_file: Path | None,
+    screened_on,
+    sex: str,
+    fmt: str,
+) -> None:
+    """Screen a patient: the result per criterion, stored whether eligible or not.
+
+    A criterion not passed prints its reason; a value missing counts as not passed. Screen
+    failures are kept for the CONSORT flow.
+
+    \b
+    Example:
+      sarcoma-sched screen NATARS --site PKUIH --from-file patient.toml
+      sarcoma-sched screen TNT-STS --site FJMUUH --field age_years=61 --field ecog=1
+    """
+    from sarcoma_sched.services.screening import screen as run_screen
+
+    values, source = _field_values(fields, from_file)
+    outcome = run_screen(
+        open_db(ctx),
+        acting_user(ctx),
+        protocol,
+        site,
+        values,
+        screened_on=screened_on,
+        sex=sex,
+        patient_ref=patient_ref,
+        source=source,
+    )
+    rows = [
+        {"criterion": c.id, "kind": c.kind, "outcome": c.outcome, "reason": c.reason}
+        for c in outcome.result.criteria
+    ]
+    emit_rows(rows, ["criterion", "kind", "outcome", "reason"], fmt)
+    if fmt == "table":
+        verdict = "ELIGIBLE" if outcome.result.eligible else "NOT ELIGIBLE"
+        click.echo(
+            f"{outcome.screening_number}: {verdict} ({outcome.protocol_id}, "
+            f"site {outcome.site_code}, screened {screened_on})"
+        )
+
+
+@click.command()
+@click.argument("patient")
+@click.option("--consent-date", type=DATE, required=True, help="Date of written consent.")
+@click.pass_context
+def enroll(ctx: click.Context, patient: str, consent_date) -> None:
+    """Enrol a screened-eligible, consented patient; prints the new study id.
+
+    \b
+    Example:
+      sarcoma-sched enroll PKUIH-NATARS-S0007 --consent-date 2026-11-20
+    """
+    from sarcoma_sched.services.enrollment import enroll as run_enroll
+
+    outcome = run_enroll(open_db(ctx), acting_user(ctx), patient, consent_date, today=today())
+    click.echo(
+        f"{outcome.screening_number} enrolled as {outcome.study_id} "
+        f"(consent {outcome.consent_date})"
+    )
+
+
+@click.command()
+@click.argument("patient")
+@click.option("--consent-date", type=DATE, help="Enrol first, with this consent date.")
+@click.option(
+    "--date",
+    "allocation_date",
+    type=DATE,
+    default="today",
+    show_default=True,
+    help="Allocation date: day 0 of the calendar.",
+)
+@click.option("--arm", help="Assigned designs: the arm chosen.")
+@click.option("--basis", help="Assigned designs: mdt_decision, patient_preference or other.")
+@click.option("--reason", help="Assigned designs: why (e.g. the MDT meeting and decision).")
+@secret_option
+@format_option
+@click.pass_context
+def allocate(
+    ctx: click.Context,
+    patient: str,
+    consent_date,
+    allocation_date,
+    arm,
+    basis,
+    reason,
+    secret_file,
+    fmt: str,
+) -> None:
+    """Allocate a patient and generate the calendar, in one transaction.
+
+    Fixed designs give the one arm; assigned designs record --arm, --basis and --reason;
+    randomized designs draw from the concealed sequence (needs the trial secret).
+
+    \b
+    Example:
+      sarcoma-sched allocate FJMUUH-TNT-STS-S0001 --consent-date today
+      sarcoma-sched allocate PKUIH-NATARS-0007 --arm NEOADJUVANT --basis mdt_decision \\
+        --reason "MDT 2026-11-18: borderline resectable"
+    """
+    from sarcoma_sched.services.allocation import allocate_patient, needs_secret
+    from sarcoma_sched.services.patients import find_patient
+    from sarcoma_sched.services.protocols import current_protocol
+
+    database = open_db(ctx)
+    with database.read() as session:
+        proto = current_protocol(session, find_patient(session, patient).protocol_id).protocol
+    secret = read_secret(secret_file) if needs_secret(proto) else None
+    outcome = allocate_patient(
+        database,
+        acting_user(ctx),
+        patient,
+        today=today(),
+        allocation_date=allocation_date,
+        consent_date=consent_date,
+        arm=arm,
+        basis=basis,
+        reason=reason,
+        secret=secret,
+    )
+    if fmt == "table":
+        click.echo(
+            f"{outcome.study_id}: {outcome.arm} (position {outcome.position}, "
+            f"{outcome.method}, allocated {outcome.allocation_date})"
+        )
+    emit_rows(outcome.events, ["event", "label", "target", "earliest", "latest", "flags"], fmt)
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _end(ctx: click.Context, patient: str, kind: str, reason: str, date, criterion) -> None:
+    from sarcoma_sched.services.participation import end_participation
+
+    outcome = end_participation(
+        open_db(ctx),
+        acting_user(ctx),
+        patient,
+        kind,
+        reason,
+        effective_date=date,
+        today=today(),
+        criterion_id=criterion,
+    )
+    click.echo(
+        f"{outcome.study_id}: {kind} from {outcome.effective_date}; "
+        f"{len(outcome.cancelled)} planned event(s) cancelled, none deleted"
+    )
+
+
+@click.command()
+@click.argument("patient")
+@click.option("--reason", required=True)
+@click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
+@click.pass_context
+def withdraw(ctx: click.Context, patient: str, reason: str, date) -> None:
+    """Record a withdrawal: planned events are cancelled, the patient stays in the ITT analysis.
+
+    \b
+    Example:
+      sarcoma-sched withdraw PKUIH-NATARS-0007 --reason "withdrew consent"
+    """
+    _end(ctx, patient, "withdrawn", reason, date, None)
+
+
+@click.command()
+@click.argument("patient")
+@click.option("--reason", required=True)
+@click.option("--criterion", help="The post-allocation criterion, e.g. EXC-02.")
+@click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
+@click.pass_context
+def exclude(ctx: click.Context, patient: str, reason: str, criterion, date) -> None:
+    """Record a post-allocation exclusion (e.g. final pathology shows WDLPS); never a deletion.
+
+    \b
+    Example:
+      sarcoma-sched exclude PKUIH-NATARS-0007 --criterion EXC-02 --reason "final pathology WDLPS"
+    """
+    _end(ctx, patient, "excluded", reason, date, criterion)
