@@ -23,10 +23,11 @@ from sarcoma_sched.db.models import (
     ScheduledEvent,
 )
 from sarcoma_sched.errors import Conflict, IneligibleError
+from sarcoma_sched.protocol.loader import LoadedProtocol, parse_protocol
 from sarcoma_sched.services.allocation import allocate_patient, history
 from sarcoma_sched.services.allocation_audit import reveal_sequence, verify_allocations
 from sarcoma_sched.services.participation import end_participation
-from sarcoma_sched.services.protocols import current_protocol
+from sarcoma_sched.services.protocols import current_protocol, load_protocols
 from sarcoma_sched.services.screening import screen
 from tests.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
 
@@ -332,3 +333,46 @@ def test_concurrent_coordinators_never_share_or_skip_a_position(database, tmp_pa
         )
     assert all(r.match for r in rows)
     assert Counter(r.expected_arm for r in rows) == recorded
+    verified = verify_allocations(database, "NATARS-R", SECRET)
+    assert (verified.checked, verified.mismatches) == (total, [])
+
+
+def _blocks_variant() -> LoadedProtocol:
+    """NATARS-R with stratified permuted blocks instead of minimization, as a test trial."""
+    path = ROOT / "protocols" / "natars-randomized.toml"
+    text = path.read_text()
+    start = text.index("[allocation]")
+    end = text.index("[[arms]]")
+    text = (
+        text[:start]
+        + '[allocation]\nmethod = "stratified_blocks"\n'
+        + "ratio = { SURGERY_ONLY = 2, NEOADJUVANT = 1 }\n"
+        + 'strata = ["histology"]\nblock_sizes = [3, 6]\n\n'
+        + text[end:]
+    ).replace('id = "NATARS-R"', 'id = "NATARS-B"', 1)
+    return LoadedProtocol(parse_protocol(text, "natars-blocks.toml"), text, None)
+
+
+def test_a_blocks_trial_stores_nothing_that_reveals_the_rest_of_a_block(database):
+    load_protocols(database, "dm", [_blocks_variant()])
+    for i in range(9):
+        allocate_patient(
+            database,
+            "nurse",
+            _screen(database, "NATARS-B", histology=["DDLPS", "LMS"][i % 2]).screening_number,
+            today=DAY,
+            consent_date=DAY,
+            secret=SECRET,
+        )
+    with database.read() as session:
+        stored = session.scalars(select(Allocation).order_by(Allocation.position)).all()
+        log = " ".join(session.scalars(select(AuditEntry.change)))
+    for row in stored:
+        assert row.method == "stratified_blocks"
+        assert row.stratum in ("histology=DDLPS", "histology=LMS")
+        assert not {"block", "block_size", "slot"} & set(row.detail)
+    # Neither the rows nor their audit entries carry the block structure.
+    assert '"block_size"' not in log and '"slot"' not in log
+    assert verify_allocations(database, "NATARS-B", SECRET).mismatches == []
+    revealed = reveal_sequence(database, "statistician", "NATARS-B", SECRET)
+    assert all("block_size=" in r["concealed"] for r in revealed)
