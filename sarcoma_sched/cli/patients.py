@@ -18,21 +18,22 @@ from sarcoma_sched.errors import InputFileError, Problem
 __all__ = ["allocate", "enroll", "exclude", "screen", "withdraw"]
 
 
-def _field_values(fields: tuple[str, ...], from_file: Path | None) -> tuple[dict[str, Any], str]:
-    values: dict[str, Any] = {}
-    source = "--field"
-    if from_file is not None:
-        source = str(from_file)
-        try:
-            text = from_file.read_text(encoding="utf-8")
-            data = json.loads(text) if from_file.suffix == ".json" else tomllib.loads(text)
-        except (OSError, ValueError) as exc:  # TOMLDecodeError and JSONDecodeError are both
-            raise InputFileError(
-                [Problem(source, "", f"cannot read field values: {exc}")]
-            ) from None
-        if not isinstance(data, dict):
-            raise InputFileError([Problem(source, "", "expected a table of field = value")])
-        values.update(data)
+def _file_values(from_file: Path | None) -> dict[str, Any]:
+    if from_file is None:
+        return {}
+    source = str(from_file)
+    try:
+        text = from_file.read_text(encoding="utf-8")
+        data = json.loads(text) if from_file.suffix == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and JSONDecodeError are both
+        raise InputFileError([Problem(source, "", f"cannot read field values: {exc}")]) from None
+    if not isinstance(data, dict):
+        raise InputFileError([Problem(source, "", "expected a table of field = value")])
+    return data
+
+
+def _typed_fields(fields: tuple[str, ...]) -> dict[str, str]:
+    values: dict[str, str] = {}
     problems = []
     for item in fields:
         name, sep, value = item.partition("=")
@@ -42,7 +43,7 @@ def _field_values(fields: tuple[str, ...], from_file: Path | None) -> tuple[dict
         values[name.strip()] = value.strip()
     if problems:
         raise InputFileError(problems)
-    return values, source if not fields else "--field"
+    return values
 
 
 @click.command()
@@ -95,22 +96,34 @@ def screen(
     """
     from sarcoma_sched.services.screening import screen as run_screen
 
-    values, source = _field_values(fields, from_file)
     outcome = run_screen(
         open_db(ctx),
         acting_user(ctx),
         protocol,
         site,
-        values,
+        _file_values(from_file),
         screened_on=screened_on,
         sex=sex,
         patient_ref=patient_ref,
-        source=source,
+        source=str(from_file) if from_file else "--from-file",
+        field_values=_typed_fields(fields),
     )
     rows = [
         {"criterion": c.id, "kind": c.kind, "outcome": c.outcome, "reason": c.reason}
         for c in outcome.result.criteria
     ]
+    if fmt == "json":
+        # A script needs the verdict and the number, not only the criteria.
+        summary = {
+            "screening_number": outcome.screening_number,
+            "protocol": outcome.protocol_id,
+            "site": outcome.site_code,
+            "screened_on": screened_on.isoformat(),
+            "eligible": outcome.result.eligible,
+            "criteria": rows,
+        }
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
     emit_rows(rows, ["criterion", "kind", "outcome", "reason"], fmt)
     if fmt == "table":
         verdict = "ELIGIBLE" if outcome.result.eligible else "NOT ELIGIBLE"
@@ -199,12 +212,25 @@ def allocate(
         reason=reason,
         secret=secret,
     )
+    columns = ["event", "label", "target", "earliest", "latest", "flags"]
+    if fmt == "json":
+        summary = {
+            "study_id": outcome.study_id,
+            "protocol": outcome.protocol_id,
+            "arm": outcome.arm,
+            "position": outcome.position,
+            "method": outcome.method,
+            "allocation_date": outcome.allocation_date.isoformat(),
+            "events": [{c: e[c] for c in columns} for e in outcome.events],
+        }
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        return
     if fmt == "table":
         click.echo(
             f"{outcome.study_id}: {outcome.arm} (position {outcome.position}, "
             f"{outcome.method}, allocated {outcome.allocation_date})"
         )
-    emit_rows(outcome.events, ["event", "label", "target", "earliest", "latest", "flags"], fmt)
+    emit_rows(outcome.events, columns, fmt)
     for warning in outcome.warnings:
         click.echo(f"warning: {warning}", err=True)
 

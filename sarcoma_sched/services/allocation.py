@@ -202,6 +202,8 @@ def _check_assignment(
         return
     if arm is None:
         raise Conflict("this trial's arm is assigned: give --arm, --basis and --reason")
+    if basis is None:
+        raise Conflict(f"an assigned arm needs --basis (one of {', '.join(method.bases)})")
     if basis not in method.bases:
         raise Conflict(f"basis must be one of {', '.join(method.bases)} (got {basis!r})")
     if method.reason_required and not (reason and reason.strip()):

@@ -70,6 +70,12 @@ def end_participation(
             known = {c.id: c for c in protocol.criteria}
             if criterion_id not in known:
                 raise NotFound(f"protocol {protocol.id} has no criterion {criterion_id}")
+            if known[criterion_id].stage != "post_allocation":
+                later = [c.id for c in protocol.criteria if c.stage == "post_allocation"]
+                raise Conflict(
+                    f"{criterion_id} is checked at screening, not after allocation "
+                    f"(post-allocation criteria of {protocol.id}: {', '.join(later) or 'none'})"
+                )
         session.add(
             ParticipationEnd(
                 patient_id=patient.id,
@@ -84,6 +90,6 @@ def end_participation(
         rows = session.scalars(
             select(ScheduledEvent).where(ScheduledEvent.patient_id == patient.id)
         ).all()
-        cancelled = cancel_future(session, rows, f"{kind}: {reason.strip()}")
+        cancelled = cancel_future(session, rows, f"{kind}: {reason.strip()}", effective_date)
         session.flush()
         return ParticipationOutcome(ref, kind, effective_date, [row.event_id for row in cancelled])

@@ -137,13 +137,15 @@ def apply_plan(
 
 
 def cancel_future(
-    session: Session, rows: Sequence[ScheduledEvent], reason: str
+    session: Session, rows: Sequence[ScheduledEvent], reason: str, from_date: dt.date
 ) -> list[ScheduledEvent]:
-    """Withdrawal or exclusion: every still-planned event is cancelled, never removed."""
+    """Withdrawal or exclusion: planned events from ``from_date`` on are cancelled, never
+    removed. Earlier ones stay planned: they were due while the patient was in the study, so
+    the coordinator still records what happened (done, missed) instead of losing them."""
     now = utc_now()
     cancelled = []
     for row in rows:
-        if row.status == "planned":
+        if row.status == "planned" and row.target >= from_date:
             row.status = "cancelled"
             row.reason = reason
             row.revision += 1

@@ -16,7 +16,7 @@ from sarcoma_sched.db.models import Patient, Screening
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.eligibility import EligibilityResult, evaluate, parse_field_values
-from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.errors import Conflict, InputFileError, NotFound
 from sarcoma_sched.services.patients import find_patient
 from sarcoma_sched.services.protocols import current_protocol
 
@@ -46,18 +46,21 @@ def screen(
     birth_date: dt.date | None = None,
     patient_ref: str | None = None,
     source: str = "--field",
+    field_values: Mapping[str, Any] | None = None,
 ) -> ScreeningOutcome:
     """Record a screening. A new patient gets a screening number; ``patient_ref`` re-screens.
 
     Typing mistakes (unknown field, impossible value) are refused before anything is written;
-    failing a criterion is a result, stored like a pass.
+    failing a criterion is a result, stored like a pass. ``field_values`` (typed as
+    ``--field NAME=VALUE``) override ``raw_values`` (from ``source``, e.g. a file); each problem
+    names where its value came from.
     """
     if sex not in SEXES:
         raise Conflict(f"sex must be one of {', '.join(SEXES)} (got {sex!r})")
     with db.write(actor, "screen") as session:
         stored = current_protocol(session, protocol_id)
         protocol = stored.protocol
-        values = parse_field_values(protocol, raw_values, source)
+        values = _parse_all(protocol, [(source, raw_values), ("--field", field_values or {})])
         result = evaluate(protocol, values, "screening")
         if patient_ref is not None:
             patient = find_patient(session, patient_ref)
@@ -110,6 +113,19 @@ def screen(
         return ScreeningOutcome(
             patient.screening_number, protocol.id, patient.site_code, row.id, result
         )
+
+
+def _parse_all(protocol: Any, sources: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    problems = []
+    for source, raw in sources:
+        try:
+            values.update(parse_field_values(protocol, raw, source))
+        except InputFileError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputFileError(problems)
+    return values
 
 
 def _age(values: Mapping[str, Any]) -> int | None:

@@ -376,3 +376,27 @@ def test_a_blocks_trial_stores_nothing_that_reveals_the_rest_of_a_block(database
     assert verify_allocations(database, "NATARS-B", SECRET).mismatches == []
     revealed = reveal_sequence(database, "statistician", "NATARS-B", SECRET)
     assert all("block_size=" in r["concealed"] for r in revealed)
+
+
+def test_withdrawal_cancels_only_events_from_its_date_and_exclusion_needs_a_later_criterion(
+    database,
+):
+    start = DAY - dt.timedelta(days=60)
+    done = allocate_patient(
+        database, "nurse", _screen(database).screening_number, today=DAY,
+        allocation_date=start, consent_date=start, secret=SECRET,
+    )  # fmt: skip
+    with pytest.raises(Conflict, match=r"INC-13 is checked at screening.*EXC-02"):
+        end_participation(database, "nurse", done.study_id, "excluded", "x",
+                          effective_date=DAY, today=DAY, criterion_id="INC-13")  # fmt: skip
+    outcome = end_participation(
+        database, "nurse", done.study_id, "withdrawn", "withdrew consent",
+        effective_date=DAY - dt.timedelta(days=10), today=DAY,
+    )  # fmt: skip
+    with database.read() as session:
+        rows = session.scalars(select(ScheduledEvent)).all()
+    cut = DAY - dt.timedelta(days=10)
+    # Events due before the withdrawal stay planned, for the coordinator to record.
+    assert {r.status for r in rows if r.target < cut} == {"planned"}
+    assert {r.status for r in rows if r.target >= cut} == {"cancelled"}
+    assert sorted(outcome.cancelled) == sorted(r.event_id for r in rows if r.target >= cut)
