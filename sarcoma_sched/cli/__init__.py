@@ -90,4 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         for line in exc.lines():
             click.echo(f"error: {line}", err=True)
         sys.exit(1)
+    except Exception as exc:
+        # An unreachable or refusing database server (wrong host, port, user, database) is
+        # the user's environment, not a bug: one line. sqlalchemy is only imported if used.
+        operational = getattr(sys.modules.get("sqlalchemy.exc"), "OperationalError", None)
+        if debug or operational is None or not isinstance(exc, operational):
+            raise
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        click.echo(f"error: database: {reason}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

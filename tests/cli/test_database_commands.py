@@ -134,3 +134,10 @@ def test_the_readme_psql_query_runs_in_psql(run):
         )
         assert done.returncode == 0, done.stderr
         assert "study_id" in done.stdout
+
+
+def test_an_unreachable_database_server_is_one_line_not_a_traceback(run):
+    result = run("--db", "postgresql://nobody@127.0.0.1:1/trials", "db", "current")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: database: connection failed")
+    assert len(result.stderr.splitlines()) == 1
