@@ -35,3 +35,45 @@ def run(command, tmp_path):
         return result
 
     return _run
+
+
+# Settings of the person running the tests must not leak into the command under test.
+SCRUBBED = (
+    "SARCOMA_SCHED_DEBUG",
+    "SARCOMA_SCHED_DB",
+    "SARCOMA_SCHED_USER",
+    "SARCOMA_SCHED_SECRET",
+    "SARCOMA_SCHED_SECRET_FILE",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch, tmp_path):
+    # The default key file lives under XDG_CONFIG_HOME: keep it inside the test's directory.
+    for name in SCRUBBED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_arg(request, tmp_path):
+    """A database argument for --db: an SQLite file, or a PostgreSQL schema of its own."""
+    from tests.databases import pg_schema_url
+
+    if request.param == "sqlite":
+        yield str(tmp_path / "trial.db")
+    else:
+        with pg_schema_url() as url:
+            yield url
+
+
+def invoke(command: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """As the ``run`` fixture does, for module-scoped setup (which cannot use ``tmp_path``)."""
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env["XDG_DATA_HOME"] = str(cwd / "xdg")
+    env["XDG_CONFIG_HOME"] = str(cwd / "config")
+    done = subprocess.run(
+        [command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done

@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import sqlite3
 import stat
-import subprocess
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import invoke
 from tests.cohort import ELIGIBLE_NATARS
-from tests.databases import pg_schema_url
 
-SCRUBBED = (
-    "SARCOMA_SCHED_DEBUG",
-    "SARCOMA_SCHED_DB",
-    "SARCOMA_SCHED_USER",
-    "SARCOMA_SCHED_SECRET",
-    "SARCOMA_SCHED_SECRET_FILE",
-)
 ARMS = {"SURGERY_ONLY", "NEOADJUVANT"}
 
 
@@ -62,35 +53,6 @@ def table(stdout: str) -> tuple[list[str], list[list[str]]]:
     return lines[0].split(), [re.split(r"\s{2,}", line.strip()) for line in lines[1:]]
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_secret(monkeypatch, tmp_path):
-    # The default key file lives under XDG_CONFIG_HOME: keep it inside the test's directory.
-    for name in SCRUBBED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_arg(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "trial.db")
-    else:
-        with pg_schema_url() as url:
-            yield url
-
-
-def _invoke(command: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """As the ``run`` fixture does, for module-scoped setup (which cannot use ``tmp_path``)."""
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env["XDG_DATA_HOME"] = str(cwd / "xdg")
-    env["XDG_CONFIG_HOME"] = str(cwd / "config")
-    done = subprocess.run(
-        [command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done
-
-
 @dataclass(frozen=True)
 class Trial:
     path: Path
@@ -110,18 +72,18 @@ def trial(command, tmp_path_factory) -> Trial:
     db = str(cwd / "trial.db")
     key = cwd / "natars-r.key"
     out = {}
-    _invoke(command, cwd, "--db", db, "init")
+    invoke(command, cwd, "--db", db, "init")
     for site in ("PKUIH", "BJFH", "PKUIH"):
-        _invoke(command, cwd, "--db", db, "screen", "NATARS-R", "--site", site,
+        invoke(command, cwd, "--db", db, "screen", "NATARS-R", "--site", site,
                 *fields(ELIGIBLE_NATARS))  # fmt: skip
-    out["init-secret"] = _invoke(
+    out["init-secret"] = invoke(
         command, cwd, "allocation", "init-secret", "--secret-file", str(key)
     ).stdout
-    out["first"] = _invoke(
+    out["first"] = invoke(
         command, cwd, "--db", db, "--user", "sam", "allocate", "PKUIH-NATARS-R-S0001",
         "--consent-date", "today", "--secret-file", str(key),
     ).stdout  # fmt: skip
-    out["second"] = _invoke(
+    out["second"] = invoke(
         command, cwd, "--db", db, "allocate", "BJFH-NATARS-R-S0001",
         "--consent-date", "today", "--secret-file", str(key),
     ).stdout  # fmt: skip

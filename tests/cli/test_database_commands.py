@@ -14,15 +14,6 @@ from tests.databases import pg_schema_url
 README = Path(__file__).parents[2] / "README.md"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_arg(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "trial.db")
-    else:
-        with pg_schema_url() as url:
-            yield url
-
-
 def test_db_upgrade_creates_the_schema_and_db_current_reports_it(run, db_arg):
     refused = run("--db", db_arg, "audit", "verify")
     assert refused.returncode == 1

@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import sqlite3
-import subprocess
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import invoke
 from tests.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
-from tests.databases import pg_schema_url
 
 # Never let the caller's environment choose the database, user or trial secret.
-SCRUBBED = (
-    "SARCOMA_SCHED_DEBUG",
-    "SARCOMA_SCHED_DB",
-    "SARCOMA_SCHED_USER",
-    "SARCOMA_SCHED_SECRET",
-    "SARCOMA_SCHED_SECRET_FILE",
-)
 EVENT_COLUMNS = ["event", "label", "target", "earliest", "latest", "flags"]
 COUNTED = ("patients", "screenings", "enrollments", "allocations", "scheduled_events", "audit_log")
 
@@ -73,34 +64,6 @@ def event_rows(stdout: str) -> tuple[list[str], list[list[str]]]:
     return header, [re.split(r"\s{2,}", line.strip()) for line in lines[start + 1 :]]
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_secret(monkeypatch, tmp_path):
-    for name in SCRUBBED:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_arg(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "trial.db")
-    else:
-        with pg_schema_url() as url:
-            yield url
-
-
-def _invoke(command: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """As the ``run`` fixture does, for module-scoped setup (which cannot use ``tmp_path``)."""
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env["XDG_DATA_HOME"] = str(cwd / "xdg")
-    env["XDG_CONFIG_HOME"] = str(cwd / "config")
-    done = subprocess.run(
-        [command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done
-
-
 @dataclass(frozen=True)
 class Built:
     path: Path
@@ -123,20 +86,20 @@ def screened(command, tmp_path_factory) -> Built:
     tnt = {**ELIGIBLE_TNT, "age_years": 61, "tumour_size_cm": 8.5, "deep_tumour": True}
     (cwd / "tnt.json").write_text(json.dumps(tnt))
     out = {}
-    _invoke(command, cwd, "--db", db, "init")
+    invoke(command, cwd, "--db", db, "init")
     natars = fields(ELIGIBLE_NATARS)
-    out["eligible"] = _invoke(
+    out["eligible"] = invoke(
         command, cwd, "--db", db, "--user", "alice", "screen", "NATARS", "--site", "PKUIH",
         *natars, "--date", "today",
     ).stdout  # fmt: skip
-    out["failure"] = _invoke(
+    out["failure"] = invoke(
         command, cwd, "--db", db, "--user", "alice", "screen", "NATARS", "--site", "PKUIH",
         *fields(ELIGIBLE_NATARS, age_years="80"), "--date", "+0d",
     ).stdout  # fmt: skip
-    out["toml"] = _invoke(
+    out["toml"] = invoke(
         command, cwd, "--db", db, "screen", "NATARS", "--site", "BJFH", "--from-file", "bjfh.toml"
     ).stdout
-    out["json"] = _invoke(
+    out["json"] = invoke(
         command, cwd, "--db", db, "screen", "TNT-STS", "--site", "FJMUUH", "--from-file", "tnt.json"
     ).stdout
     return Built(Path(db), out)
@@ -148,12 +111,12 @@ def allocated(command, tmp_path_factory, screened) -> Built:
     cwd = tmp_path_factory.mktemp("allocated")
     db = screened.copy(cwd)
     out = {}
-    out["table"] = _invoke(
+    out["table"] = invoke(
         command, cwd, "--db", db, "--user", "carol", "allocate", "PKUIH-NATARS-S0001",
         "--consent-date", "today", "--arm", "NEOADJUVANT", "--basis", "mdt_decision",
         "--reason", "MDT 2026-11-18: borderline resectable",
     ).stdout  # fmt: skip
-    out["json"] = _invoke(
+    out["json"] = invoke(
         command, cwd, "--db", db, "allocate", "BJFH-NATARS-S0001", "--consent-date", "today",
         "--arm", "SURGERY_ONLY", "--basis", "patient_preference", "--reason", "declined chemo",
         "--format", "json",
