@@ -1,7 +1,10 @@
+import datetime as dt
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,22 @@ def invoke(command: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[s
     )
     assert done.returncode == 0, done.stderr
     return done
+
+
+def today() -> str:
+    return dt.date.today().isoformat()
+
+
+def query(db: str | Path, sql: str, **params: object) -> list[tuple]:
+    """Rows from an SQLite file (through sqlite3) or a PostgreSQL URL (through SQLAlchemy)."""
+    if "://" in str(db):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(str(db))
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(text(sql), params)]
+        finally:
+            engine.dispose()
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()

@@ -7,7 +7,6 @@ work on their own copy of it.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import invoke
+from tests.cli.conftest import invoke, query, today
 from tests.cohort import ELIGIBLE_NATARS
 
 ARMS = {"SURGERY_ONLY", "NEOADJUVANT"}
@@ -27,25 +26,6 @@ ARMS = {"SURGERY_ONLY", "NEOADJUVANT"}
 
 def fields(values: dict[str, str]) -> list[str]:
     return [arg for name, value in values.items() for arg in ("--field", f"{name}={value}")]
-
-
-def today() -> str:
-    return dt.date.today().isoformat()
-
-
-def query(db: str | Path, sql: str, **params: object) -> list[tuple]:
-    """Rows from an SQLite file (through sqlite3) or a PostgreSQL URL (through SQLAlchemy)."""
-    if "://" in str(db):
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(str(db))
-        try:
-            with engine.connect() as conn:
-                return [tuple(row) for row in conn.execute(text(sql), params)]
-        finally:
-            engine.dispose()
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def table(stdout: str) -> tuple[list[str], list[list[str]]]:

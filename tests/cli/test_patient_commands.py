@@ -11,14 +11,12 @@ import datetime as dt
 import json
 import re
 import shutil
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import invoke
+from tests.cli.conftest import invoke, query, today
 from tests.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
 
 # Never let the caller's environment choose the database, user or trial secret.
@@ -31,25 +29,6 @@ def fields(values: dict[str, str], **overrides: str) -> list[str]:
     for name, value in {**values, **overrides}.items():
         args += ["--field", f"{name}={value}"]
     return args
-
-
-def today() -> str:
-    return dt.date.today().isoformat()
-
-
-def query(db: str | Path, sql: str, **params: object) -> list[tuple]:
-    """Rows from an SQLite file (through sqlite3) or a PostgreSQL URL (through SQLAlchemy)."""
-    if "://" in str(db):
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(str(db))
-        try:
-            with engine.connect() as conn:
-                return [tuple(row) for row in conn.execute(text(sql), params)]
-        finally:
-            engine.dispose()
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def counts(db: str | Path) -> dict[str, int]:
