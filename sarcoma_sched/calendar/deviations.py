@@ -51,6 +51,16 @@ def _event_deviations(
         why = f": {e.reason}" if e.reason else " (no reason recorded)"
         yield Deviation(e.id, "skipped", None, f"{e.label} was skipped{why}")
         return
+    if e.status == "planned" and e.pinned and not e.earliest <= e.start <= e.latest:
+        side = "before its window opens" if e.start < e.earliest else "after its window closes"
+        why = f": {e.reason}" if e.reason else " (no reason recorded)"
+        yield Deviation(
+            e.id,
+            "rescheduled",
+            None,
+            f"{e.label} rescheduled to {e.start}, {side} ({e.earliest} … {e.latest}){why}",
+        )
+        return
     if e.status != "done":
         return
     if e.start < e.earliest:

@@ -11,6 +11,7 @@ __all__ = [
     "Change",
     "Deviation",
     "Flag",
+    "Pin",
     "Plan",
     "PlannedEvent",
     "Status",
@@ -35,6 +36,15 @@ class Actual:
             raise ValueError("a done event needs its actual date")
         if self.days is not None and (not self.days or self.date not in (None, self.days[0])):
             raise ValueError("actual days must start on the actual date")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A coordinator's chosen start for a still-planned event (``reschedule``): the planner keeps
+    it through every later re-plan, and events timed from it follow it."""
+
+    date: dt.date
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class PlannedEvent:
     status: Status = "planned"
     reason: str = ""
     flags: tuple[Flag, ...] = ()
+    pinned: bool = False  # placed on a coordinator's date, not searched
 
     @property
     def start(self) -> dt.date:

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from sarcoma_sched.calendar.checker import check_events, gap_problem, point
 from sarcoma_sched.calendar.deviations import find_deviations
-from sarcoma_sched.calendar.plan import Actual, Change, Flag, Plan, PlannedEvent
+from sarcoma_sched.calendar.plan import Actual, Change, Flag, Pin, Plan, PlannedEvent
 from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.schedule import (
@@ -44,11 +44,12 @@ def plan_arm(
     allocation_date: dt.date,
     calendar: SiteCalendar,
     actuals: Mapping[str, Actual] | None = None,
+    pins: Mapping[str, Pin] | None = None,
 ) -> Plan:
     arm = protocol.arm(arm_id)
-    planner = _Planner(arm, allocation_date, calendar, actuals or {})
+    planner = _Planner(arm, allocation_date, calendar, actuals or {}, pins or {})
     events = planner.run()
-    unknown = sorted(set(planner.actuals) - {e.id for e in events})
+    unknown = sorted((set(planner.actuals) | set(planner.pins)) - {e.id for e in events})
     if unknown:
         from sarcoma_sched.errors import NotFound
 
@@ -101,12 +102,18 @@ def _holiday_warnings(events: list[PlannedEvent], calendar: SiteCalendar) -> lis
 
 class _Planner:
     def __init__(
-        self, arm: Arm, allocation: dt.date, calendar: SiteCalendar, actuals: Mapping[str, Actual]
+        self,
+        arm: Arm,
+        allocation: dt.date,
+        calendar: SiteCalendar,
+        actuals: Mapping[str, Actual],
+        pins: Mapping[str, Pin],
     ) -> None:
         self.arm = arm
         self.allocation = allocation
         self.calendar = calendar
         self.actuals = actuals
+        self.pins = pins
         self.placed: list[PlannedEvent] = []
         self.grouped: dict[str, list[PlannedEvent]] = {}
         self.counts = _occurrence_counts(arm)
@@ -229,10 +236,14 @@ class _Planner:
         latest = anchor_date + dt.timedelta(days=latest_off)
         working = rule.day_rule == "working_day"
         actual = self.actuals.get(occurrence_id)
+        pin = self.pins.get(occurrence_id) if actual is None else None
         flags: tuple[Flag, ...] = ()
         if actual is not None and actual.status == "done":
             assert actual.date is not None
             days = actual.days or self._span_days(actual.date, span)
+        elif pin is not None:
+            days = self._span_days(pin.date, span)
+            flags = self._pin_flags(occurrence_id, item.key, cycle, days)
         else:
             days, flags = self._search(
                 occurrence_id,
@@ -260,8 +271,9 @@ class _Planner:
             consecutive_working_days=span.day_counting == "working_days",
             time=rule.time,
             status=actual.status if actual is not None else "planned",
-            reason=actual.reason if actual is not None else "",
+            reason=actual.reason if actual is not None else (pin.reason if pin else ""),
             flags=flags,
+            pinned=pin is not None,
         )
         self.placed.append(chosen)
         self.grouped.setdefault(item.key, []).append(chosen)
@@ -315,6 +327,20 @@ class _Planner:
             f"kept {first_allowed[0]}: {'; '.join(failures.values())}"
         )
         return first_allowed, (Flag("unsatisfiable", message),)
+
+    def _pin_flags(
+        self, occurrence_id: str, key: str, cycle: int | None, days: tuple[dt.date, ...]
+    ) -> tuple[Flag, ...]:
+        # The coordinator's date stands, but a hard constraint it breaks (now, or after a later
+        # delay upstream) is said out loud, never silently kept.
+        n = cycle or 1
+        problems = self._constraint_problems(key, n, days, self._relevant_constraints(key, n))
+        if not problems:
+            return ()
+        message = f"{occurrence_id} was rescheduled to {days[0]}, which breaks: " + "; ".join(
+            text for _, text in problems
+        )
+        return (Flag("unsatisfiable", message),)
 
     def _shifted(self, day: dt.date, shift: str) -> dt.date:
         if shift == "backward":

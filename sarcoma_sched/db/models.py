@@ -193,6 +193,8 @@ class ScheduledEvent(Base):
         CheckConstraint("earliest <= latest", name="window"),
         Index(None, "target"),
         Index(None, "status", "latest"),
+        Index(None, "first_day"),
+        Index(None, "last_day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -208,9 +210,14 @@ class ScheduledEvent(Base):
     earliest: Mapped[dt.date] = mapped_column(Date)
     latest: Mapped[dt.date] = mapped_column(Date)
     days: Mapped[list[Any]]
+    # The first and last of ``days``, as columns so "what touches these dates" uses an index.
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    last_day: Mapped[dt.date] = mapped_column(Date)
     local_time: Mapped[str | None] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(16), default="planned")
     actual_date: Mapped[dt.date | None] = mapped_column(Date)
+    # A coordinator's chosen start (``reschedule``); the planner keeps it through re-plans.
+    pinned: Mapped[dt.date | None] = mapped_column(Date)
     deviation: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[list[Any]]

@@ -61,6 +61,8 @@ def _allocated_patient(db: Database) -> int:
                 earliest=DAY,
                 latest=DAY + dt.timedelta(days=3),
                 days=[DAY.isoformat()],
+                first_day=DAY,
+                last_day=DAY,
                 local_time=None,
                 status="planned",
                 actual_date=None,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import ExitStack
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import MetaData, inspect, select, text
 
+from sarcoma_sched.audit import verify
 from sarcoma_sched.db.migrate import (
     SchemaMismatch,
     current_revision,
@@ -17,13 +19,15 @@ from sarcoma_sched.db.migrate import (
     history,
     upgrade,
 )
-from sarcoma_sched.db.models import Base
+from sarcoma_sched.db.models import AuditEntry, Base
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.protocol import list_protocols
+from sarcoma_sched.services.allocation import allocate_patient
 from sarcoma_sched.services.enrollment import enroll
 from sarcoma_sched.services.protocols import load_protocols
 from sarcoma_sched.services.screening import screen
 from tests.cohort import ELIGIBLE_NATARS
+from tests.databases import pg_schema_url
 
 VIEWS = {"v_visit_schedule", "v_enrollment_by_arm_site", "v_screening_log"}
 
@@ -72,16 +76,23 @@ def _dump(db: Database) -> dict[str, list[tuple]]:
         }
 
 
-def test_data_written_at_the_first_revision_survives_every_upgrade(db_url):
-    first = history()[-1].id
-    db = Database(db_url, check_schema=False)
-    upgrade(db.engine, first)
-    # The first revision's tables are what today's models map, so the services can write them.
+def _populate(db: Database) -> None:
+    """Today's services write a small trial: screenings (one failing), enrolment, allocation
+    with its calendar."""
     load_protocols(db, "dm", list_protocols())
     outcome = screen(
         db, "nurse", "NATARS", "PKUIH", ELIGIBLE_NATARS, screened_on=dt.date(2026, 3, 2)
     )
     enroll(db, "nurse", outcome.screening_number, dt.date(2026, 3, 1), today=dt.date(2026, 3, 2))
+    allocate_patient(
+        db,
+        "nurse",
+        outcome.screening_number,
+        today=dt.date(2026, 3, 2),
+        arm="NEOADJUVANT",
+        basis="mdt_decision",
+        reason="MDT 2026-03-02",
+    )
     screen(
         db,
         "nurse",
@@ -90,21 +101,60 @@ def test_data_written_at_the_first_revision_survives_every_upgrade(db_url):
         {**ELIGIBLE_NATARS, "age_years": "15"},
         screened_on=dt.date(2026, 3, 3),
     )
-    before = _dump(db)
-    assert sum(len(rows) for rows in before.values()) > 20
 
-    upgrade(db.engine)
 
-    assert _dump(db) == before
-    with db.engine.connect() as conn:
-        log = conn.execute(
-            text("SELECT site_code, eligible, enrolled FROM v_screening_log ORDER BY site_code")
-        ).all()
-    assert [(r.site_code, bool(r.eligible), r.enrolled) for r in log] == [
-        ("BJFH", False, 0),
-        ("PKUIH", True, 1),
-    ]
-    db.dispose()
+def _copy_rows(source: Database, target: Database) -> None:
+    """Copy every row into ``target`` through the columns its (older) schema has."""
+    old = MetaData()
+    old.reflect(target.engine)
+    with source.engine.connect() as src, target.engine.begin() as dst:
+        dst.execute(text("DELETE FROM audit_head"))
+        for table in Base.metadata.sorted_tables:
+            columns = [c.name for c in old.tables[table.name].columns]
+            rows = [dict(r._mapping) for r in src.execute(select(*(table.c[c] for c in columns)))]
+            if rows:
+                dst.execute(old.tables[table.name].insert(), rows)
+
+
+def test_data_written_at_the_first_revision_survives_every_upgrade(db_url, tmp_path):
+    """A database populated at revision 0001 upgrades to head with every record intact, the
+    back-filled columns equal to what today's code writes, and a valid audit chain."""
+    with ExitStack() as stack:
+        if db_url.startswith("postgresql"):
+            current_url = stack.enter_context(pg_schema_url())
+        else:
+            current_url = str(tmp_path / "current.db")
+        current = Database(current_url, check_schema=False)
+        upgrade(current.engine)
+        _populate(current)
+        old = Database(db_url, check_schema=False)
+        upgrade(old.engine, history()[-1].id)
+        _copy_rows(current, old)
+
+        upgrade(old.engine)
+
+        expected, got = _dump(current), _dump(old)
+        assert sum(len(rows) for rows in expected.values()) > 40
+        for name in expected.keys() - {"audit_log", "audit_head"}:
+            assert got[name] == expected[name], name
+        # The log keeps every entry and gains one per back-filled row, written by the migration.
+        assert got["audit_log"][: len(expected["audit_log"])] == expected["audit_log"]
+        added = got["audit_log"][len(expected["audit_log"]) :]
+        assert len(added) == len(expected["scheduled_events"])
+        with old.read() as session:
+            assert {e.actor for e in session.scalars(select(AuditEntry)).all()[-len(added) :]} == {
+                "migration"
+            }
+            assert verify(session).ok, verify(session).problems
+            log = session.execute(
+                text("SELECT site_code, eligible, enrolled FROM v_screening_log ORDER BY site_code")
+            ).all()
+        assert [(r.site_code, bool(r.eligible), r.enrolled) for r in log] == [
+            ("BJFH", False, 0),
+            ("PKUIH", True, 1),
+        ]
+        current.dispose()
+        old.dispose()
 
 
 def test_a_database_behind_the_code_is_refused_with_the_command_that_fixes_it(db_url):
