@@ -262,7 +262,7 @@ def _check_rows(session: Session, last_state: dict[tuple[str, str], dict | None]
                 )
             elif last_state[key] is None:
                 problems.append(f"{entity} {key[1]}: audit log says deleted, but the row exists")
-            elif (fields := _differing(current, last_state[key])):
+            elif fields := _differing(current, last_state[key]):
                 problems.append(
                     f"{entity} {key[1]}: differs from its last audit entry in "
                     f"{', '.join(fields)} (changed behind the engine)"
