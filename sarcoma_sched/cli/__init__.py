@@ -54,9 +54,13 @@ def _register() -> None:
     from sarcoma_sched.cli.allocation import allocation
     from sarcoma_sched.cli.database import audit, db, init
     from sarcoma_sched.cli.demo import demo
+    from sarcoma_sched.cli.events import record, reschedule, schedule
+    from sarcoma_sched.cli.export import export
     from sarcoma_sched.cli.patients import allocate, enroll, exclude, screen, withdraw
     from sarcoma_sched.cli.plan import plan
     from sarcoma_sched.cli.protocol import protocol
+    from sarcoma_sched.cli.queries import deviations, overdue, report, visits
+    from sarcoma_sched.cli.sites import site
 
     cli.add_command(protocol)
     cli.add_command(plan)
@@ -65,7 +69,11 @@ def _register() -> None:
     cli.add_command(db)
     cli.add_command(audit)
     cli.add_command(allocation)
-    for command in (screen, enroll, allocate, withdraw, exclude):
+    cli.add_command(export)
+    cli.add_command(site)
+    for command in (screen, enroll, allocate, schedule, record, reschedule, withdraw, exclude):
+        cli.add_command(command)
+    for command in (visits, overdue, deviations, report):
         cli.add_command(command)
 
 

@@ -1,0 +1,195 @@
+"""The daily questions: ``visits``, ``overdue``, ``deviations`` and ``report enrollment``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from sarcoma_sched.cli.context import open_db
+from sarcoma_sched.cli.dates import DATE, today
+from sarcoma_sched.cli.output import emit_rows, format_option
+
+__all__ = ["deviations", "overdue", "report", "visits"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+KINDS = (
+    "baseline",
+    "radiotherapy",
+    "labs",
+    "infusion",
+    "oral",
+    "imaging",
+    "surgery",
+    "postop",
+    "follow_up",
+    "visit",
+)
+
+
+def _filters(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--site", help="Only this site."),
+            click.option("--protocol", help="Only this trial."),
+            click.option("--arm", help="Only this arm."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _this_week() -> tuple[dt.date, dt.date]:
+    monday = today() - dt.timedelta(days=today().weekday())
+    return monday, monday + dt.timedelta(days=6)
+
+
+@click.command()
+@click.option("--from", "date_from", type=DATE, help="First day [default: this Monday].")
+@click.option("--to", "date_to", type=DATE, help="Last day [default: this Sunday].")
+@_filters
+@click.option("--kind", type=click.Choice(KINDS), help="Only this kind of event.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["planned", "done", "missed", "skipped", "cancelled"]),
+    help="Only these statuses (repeatable) [default: planned and done].",
+)
+@format_option
+@click.pass_context
+def visits(
+    ctx: click.Context,
+    date_from,
+    date_to,
+    site,
+    protocol,
+    arm,
+    kind,
+    statuses: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Events with a day in a date range (default: this week), in date order.
+
+    \b
+    Example:
+      sarcoma-sched visits --site PKUIH
+      sarcoma-sched visits --from today --to +14d --kind surgery --format csv
+    """
+    from sarcoma_sched.services.queries import EVENT_COLUMNS
+    from sarcoma_sched.services.queries import visits as query
+
+    if date_from is None and date_to is None:
+        date_from, date_to = _this_week()
+    elif date_from is None:
+        date_from = date_to - dt.timedelta(days=6)
+    elif date_to is None:
+        date_to = date_from + dt.timedelta(days=6)
+    if date_to < date_from:
+        raise click.BadParameter(f"--to {date_to} is before --from {date_from}")
+    with open_db(ctx).read() as session:
+        rows = query(
+            session,
+            date_from,
+            date_to,
+            site=site,
+            protocol=protocol,
+            arm=arm,
+            kind=kind,
+            statuses=statuses or ("planned", "done"),
+        )
+    emit_rows(rows, EVENT_COLUMNS, fmt)
+    if fmt == "table":
+        click.echo(f"{len(rows)} event(s) {date_from} … {date_to}")
+
+
+@click.command()
+@_filters
+@click.option("--kind", type=click.Choice(KINDS), help="Only this kind of event.")
+@format_option
+@click.pass_context
+def overdue(ctx: click.Context, site, protocol, arm, kind, fmt: str) -> None:
+    """Planned events whose day has passed with nothing recorded.
+
+    `record due` is still inside its window; `window closed` is a deviation waiting to be
+    recorded (done late, missed or skipped).
+
+    \b
+    Example:
+      sarcoma-sched overdue --site PKUIH
+    """
+    from sarcoma_sched.services.queries import OVERDUE_COLUMNS
+    from sarcoma_sched.services.queries import overdue as query
+
+    with open_db(ctx).read() as session:
+        rows = query(session, today(), site=site, protocol=protocol, arm=arm, kind=kind)
+    emit_rows(rows, OVERDUE_COLUMNS, fmt)
+    if fmt == "table":
+        click.echo(f"{len(rows)} overdue event(s) on {today()}")
+
+
+@click.command()
+@click.option("--from", "date_from", type=DATE, help="Events from this day.")
+@click.option("--to", "date_to", type=DATE, help="Events up to this day.")
+@_filters
+@format_option
+@click.pass_context
+def deviations(ctx: click.Context, date_from, date_to, site, protocol, arm, fmt: str) -> None:
+    """Recorded protocol deviations: late, early, missed, skipped, moved outside the window.
+
+    \b
+    Example:
+      sarcoma-sched deviations --protocol NATARS --from 2026-11-01 --to 2026-11-30
+    """
+    from sarcoma_sched.services.queries import DEVIATION_COLUMNS
+    from sarcoma_sched.services.queries import deviations as query
+
+    with open_db(ctx).read() as session:
+        rows = query(
+            session, date_from=date_from, date_to=date_to, site=site, protocol=protocol, arm=arm
+        )
+    emit_rows(rows, DEVIATION_COLUMNS, fmt)
+    if fmt == "table":
+        click.echo(f"{len(rows)} deviation(s)")
+
+
+@click.group()
+def report() -> None:
+    """Reports for trial managers.
+
+    \b
+    Example:
+      sarcoma-sched report enrollment --by protocol,site
+    """
+
+
+@report.command("enrollment")
+@click.option("--protocol", help="Only this trial.")
+@click.option(
+    "--by",
+    default="protocol,arm",
+    show_default=True,
+    help="Group by any of protocol, site, arm, stratum (comma-separated).",
+)
+@format_option
+@click.pass_context
+def report_enrollment(ctx: click.Context, protocol, by: str, fmt: str) -> None:
+    """Allocated patients by arm, site and/or stratum, with withdrawals and exclusions.
+
+    Grouped by protocol and/or site only, the screening counts (screened, eligible,
+    enrolled) are shown too; they exist before any arm or stratum does.
+
+    \b
+    Example:
+      sarcoma-sched report enrollment --by protocol,site
+      sarcoma-sched report enrollment --protocol NATARS-R --by site,arm,stratum
+    """
+    from sarcoma_sched.services.queries import enrollment_columns, enrollment_report
+
+    groups = [b.strip() for b in by.split(",") if b.strip()]
+    with open_db(ctx).read() as session:
+        rows = enrollment_report(session, protocol=protocol, by=groups)
+    emit_rows(rows, enrollment_columns(groups), fmt)

@@ -1,0 +1,318 @@
+"""What happened and what the coordinator moved: record, reschedule, and the re-plan both cause.
+
+A re-plan takes every recorded actual and every coordinator's pin from the stored rows, plans the
+arm again from the allocation date, and brings the rows in line (``apply_plan``): moved events get
+a new revision (the iCalendar SEQUENCE), nothing is deleted, and each change is audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.calendar import Actual, Pin, Plan, plan_arm
+from sarcoma_sched.db.models import (
+    Allocation,
+    Enrollment,
+    ParticipationEnd,
+    Patient,
+    ScheduledEvent,
+)
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.services.patients import find_patient
+from sarcoma_sched.services.protocols import protocol_version
+from sarcoma_sched.services.schedules import actuals_of, apply_plan, site_calendar
+
+__all__ = [
+    "RECORDABLE",
+    "EventChange",
+    "EventOutcome",
+    "patient_events",
+    "plan_patient",
+    "record_event",
+    "replan_patient",
+    "reschedule_event",
+]
+
+RECORDABLE = ("done", "missed", "skipped")
+
+
+@dataclass(frozen=True)
+class EventChange:
+    """One event the re-plan changed: its days and/or its status."""
+
+    event_id: str
+    label: str
+    old_days: tuple[dt.date, ...]
+    new_days: tuple[dt.date, ...]
+    old_status: str
+    new_status: str
+
+    @property
+    def shift_days(self) -> int:
+        return (self.new_days[0] - self.old_days[0]).days
+
+    def __str__(self) -> str:
+        if self.old_days != self.new_days:
+            sign = "+" if self.shift_days >= 0 else ""
+            text = f"{self.old_days[0]} → {self.new_days[0]} ({sign}{self.shift_days} days)"
+        else:
+            text = f"{self.old_status} → {self.new_status}"
+        return f"{self.event_id}: {text}"
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    study_id: str
+    event_id: str
+    label: str
+    status: str
+    days: tuple[dt.date, ...]
+    target: dt.date
+    earliest: dt.date
+    latest: dt.date
+    moved: list[EventChange]  # other events the re-plan changed
+    deviations: list[str]  # "event: message", this event's first
+    flags: list[str]  # "event: message" for events the planner could not place cleanly
+
+
+def patient_events(session: Session, patient: Patient) -> list[ScheduledEvent]:
+    return list(
+        session.scalars(
+            select(ScheduledEvent)
+            .where(ScheduledEvent.patient_id == patient.id)
+            .order_by(ScheduledEvent.first_day, ScheduledEvent.id)
+        )
+    )
+
+
+def _days(row: ScheduledEvent) -> tuple[dt.date, ...]:
+    return tuple(dt.date.fromisoformat(d) for d in row.days)
+
+
+def _pins(rows: Sequence[ScheduledEvent]) -> dict[str, Pin]:
+    return {
+        row.event_id: Pin(row.pinned, row.reason or "")
+        for row in rows
+        if row.pinned is not None and row.status == "planned"
+    }
+
+
+def plan_patient(
+    session: Session,
+    patient: Patient,
+    rows: Sequence[ScheduledEvent],
+    *,
+    actuals: dict[str, Actual] | None = None,
+    pins: dict[str, Pin] | None = None,
+) -> Plan:
+    """The patient's plan from what the rows record plus ``actuals``/``pins``; writes nothing."""
+    allocation = session.scalar(select(Allocation).where(Allocation.patient_id == patient.id))
+    enrollment = session.scalar(select(Enrollment).where(Enrollment.patient_id == patient.id))
+    if allocation is None or enrollment is None:
+        ref = patient.study_id or patient.screening_number
+        raise Conflict(f"patient {ref} is not allocated: there is no calendar yet")
+    protocol = protocol_version(session, enrollment.protocol_version_id).protocol
+    return plan_arm(
+        protocol,
+        allocation.arm,
+        allocation.allocation_date,
+        site_calendar(session, patient.site_code),
+        actuals={**actuals_of(rows), **(actuals or {})},
+        pins={**_pins(rows), **(pins or {})},
+    )
+
+
+def replan_patient(
+    session: Session,
+    patient: Patient,
+    rows: Sequence[ScheduledEvent],
+    *,
+    actuals: dict[str, Actual] | None = None,
+    pins: dict[str, Pin] | None = None,
+) -> tuple[Plan, list[EventChange]]:
+    """Plan again and bring the rows in line; returns the plan and what changed."""
+    plan = plan_patient(session, patient, rows, actuals=actuals, pins=pins)
+    before = {row.event_id: (_days(row), row.status) for row in rows}
+    changed = apply_plan(session, patient, rows, plan)
+    changes = []
+    for row in changed:
+        old_days, old_status = before.get(row.event_id, ((), "new"))
+        if old_days and (old_days != _days(row) or old_status != row.status):
+            changes.append(
+                EventChange(row.event_id, row.label, old_days, _days(row), old_status, row.status)
+            )
+    return plan, changes
+
+
+def _locate(
+    session: Session, ref: str, event_id: str
+) -> tuple[Patient, list[ScheduledEvent], ScheduledEvent]:
+    patient = find_patient(session, ref)
+    study_id = patient.study_id or patient.screening_number
+    rows = patient_events(session, patient)
+    if not rows:
+        raise Conflict(f"patient {study_id} is not allocated: there is no calendar yet")
+    row = next((r for r in rows if r.event_id == event_id), None)
+    if row is None:
+        known = ", ".join(r.event_id for r in rows)
+        raise NotFound(f"patient {study_id} has no event {event_id!r} (events: {known})")
+    return patient, rows, row
+
+
+def _check_not_before_study(session: Session, patient: Patient, day: dt.date, what: str) -> None:
+    enrollment = session.scalar(select(Enrollment).where(Enrollment.patient_id == patient.id))
+    allocation = session.scalar(select(Allocation).where(Allocation.patient_id == patient.id))
+    assert enrollment is not None and allocation is not None  # the patient has a calendar
+    if day < enrollment.consent_date:
+        raise Conflict(
+            f"{what} {day} is before {patient.study_id}'s consent ({enrollment.consent_date})"
+        )
+    if day < allocation.allocation_date:
+        raise Conflict(
+            f"{what} {day} is before {patient.study_id}'s allocation "
+            f"({allocation.allocation_date}, day 0)"
+        )
+
+
+def _outcome(
+    patient: Patient, row: ScheduledEvent, plan: Plan, changes: list[EventChange]
+) -> EventOutcome:
+    deviations = [f"{d.event}: {d.message}" for d in plan.deviations if d.event == row.event_id]
+    deviations += [f"{d.event}: {d.message}" for d in plan.deviations if d.event != row.event_id]
+    flags = [f"{e.id}: {f.message}" for e in plan.events if e.status == "planned" for f in e.flags]
+    return EventOutcome(
+        study_id=patient.study_id or "",
+        event_id=row.event_id,
+        label=row.label,
+        status=row.status,
+        days=_days(row),
+        target=row.target,
+        earliest=row.earliest,
+        latest=row.latest,
+        moved=[c for c in changes if c.event_id != row.event_id],
+        deviations=deviations,
+        flags=flags,
+    )
+
+
+def record_event(
+    db: Database,
+    actor: str,
+    patient_ref: str,
+    event_id: str,
+    status: str,
+    *,
+    date: dt.date | None,
+    reason: str | None,
+    today: dt.date,
+    correct: bool = False,
+) -> EventOutcome:
+    """Record what happened to one event, then re-plan the events timed from it.
+
+    A recorded event is history: recording it again is refused unless ``correct`` (with a
+    reason) says it is a correction; the audit log keeps what it replaced.
+    """
+    if status not in RECORDABLE:
+        raise Conflict(f"status must be one of {', '.join(RECORDABLE)} (got {status!r})")
+    if status == "done" and date is None:
+        raise Conflict("a done event needs its date (--date)")
+    if status != "done" and date is not None:
+        raise Conflict(f"--date is the day a done event happened; a {status} event has none")
+    if date is not None and date > today:
+        raise Conflict(f"date {date} is in the future; record an event once it has happened")
+    if correct and not (reason and reason.strip()):
+        raise Conflict("a correction needs --reason (what was wrong)")
+    with db.write(actor, f"record {status}") as session:
+        patient, rows, row = _locate(session, patient_ref, event_id)
+        if row.status == "cancelled":
+            raise Conflict(
+                f"{patient.study_id} {event_id} is cancelled ({row.reason or 'no reason'}); "
+                "nothing to record"
+            )
+        if row.status != "planned" and not correct:
+            when = f" on {row.actual_date}" if row.actual_date else ""
+            raise Conflict(
+                f"{patient.study_id} {event_id} is already recorded as {row.status}{when}; "
+                "to change it give --correct and --reason"
+            )
+        if correct and row.status == "planned":
+            raise Conflict(f"{patient.study_id} {event_id} has nothing recorded to correct")
+        ended = session.scalar(
+            select(ParticipationEnd).where(ParticipationEnd.patient_id == patient.id)
+        )
+        if date is not None:
+            _check_not_before_study(session, patient, date, "date")
+            if ended is not None and date >= ended.effective_date:
+                raise Conflict(
+                    f"{patient.study_id} was {ended.kind} from {ended.effective_date}; "
+                    f"an event on {date} is after that"
+                )
+        if correct:
+            # The corrected row is re-planned from scratch: forget what was recorded.
+            row.status = "planned"
+            row.actual_date = None
+        actual = Actual(status, date, reason=(reason or "").strip())  # type: ignore[arg-type]
+        plan, changes = replan_patient(session, patient, rows, actuals={event_id: actual})
+        order = [v.message for v in plan.violations if v.rule == "order" and event_id in v.events]
+        if order:
+            raise Conflict(f"{patient.study_id} {event_id} on {date}: {order[0]}")
+        if correct:
+            row.reason = f"corrected: {reason.strip()}"  # type: ignore[union-attr]
+        session.flush()
+        return _outcome(patient, row, plan, changes)
+
+
+def reschedule_event(
+    db: Database,
+    actor: str,
+    patient_ref: str,
+    event_id: str,
+    to: dt.date,
+    *,
+    reason: str | None,
+    today: dt.date,
+) -> EventOutcome:
+    """Move a planned event to a coordinator's date: inside its window freely, outside it only
+    with a reason (a recorded deviation), never onto a day the site does not work when the event
+    needs a working day, and never so that a hard protocol constraint breaks."""
+    reason = (reason or "").strip()
+    if to < today:
+        raise Conflict(f"{to} is in the past; record what happened with `sarcoma-sched record`")
+    with db.write(actor, "reschedule") as session:
+        patient, rows, row = _locate(session, patient_ref, event_id)
+        if row.status != "planned":
+            raise Conflict(
+                f"{patient.study_id} {event_id} is {row.status}; only planned events move"
+            )
+        _check_not_before_study(session, patient, to, "new date")
+        if _days(row)[0] == to:
+            raise Conflict(f"{patient.study_id} {event_id} is already on {to}")
+        calendar = site_calendar(session, patient.site_code)
+        if plan_patient(session, patient, rows)[
+            event_id
+        ].working_days_only and not calendar.is_working_day(to):
+            raise Conflict(
+                f"{to} is not a working day at {patient.site_code} "
+                f"({calendar.why_not_working(to)}); {event_id} needs one"
+            )
+        if not row.earliest <= to <= row.latest and not reason:
+            raise Conflict(
+                f"{to} is outside {event_id}'s window ({row.earliest} … {row.latest}); "
+                "give --reason to move it there as a recorded deviation"
+            )
+        plan, changes = replan_patient(session, patient, rows, pins={event_id: Pin(to, reason)})
+        broken = [f.message for f in plan[event_id].flags if f.code == "unsatisfiable"] + [
+            v.message
+            for v in plan.violations
+            if event_id in v.events and v.rule not in ("window", "working_day")
+        ]
+        if broken:
+            raise Conflict(f"cannot move {event_id} to {to}: {broken[0]}")
+        session.flush()
+        return _outcome(patient, row, plan, changes)

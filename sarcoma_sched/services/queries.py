@@ -1,0 +1,347 @@
+"""The coordinator's daily questions, read-only: a patient's schedule, visits in a date range,
+what is overdue, the deviations, and enrolment counts.
+
+Each is one SQL statement over indexed columns (``first_day``, ``last_day``, ``status``), returns
+plain dict rows, and loads no ORM objects: a listing over a large network stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.db.models import (
+    Allocation,
+    Enrollment,
+    ParticipationEnd,
+    Patient,
+    ScheduledEvent,
+    Screening,
+)
+from sarcoma_sched.services.patients import find_patient
+
+__all__ = [
+    "DEVIATION_COLUMNS",
+    "ENROLLMENT_GROUPS",
+    "EVENT_COLUMNS",
+    "OVERDUE_COLUMNS",
+    "SCHEDULE_COLUMNS",
+    "deviations",
+    "enrollment_columns",
+    "enrollment_report",
+    "overdue",
+    "patient_schedule",
+    "visits",
+]
+
+SCHEDULE_COLUMNS = [
+    "event",
+    "label",
+    "kind",
+    "days",
+    "target",
+    "window",
+    "status",
+    "actual",
+    "deviation",
+    "flags",
+]
+EVENT_COLUMNS = [
+    "date",
+    "study_id",
+    "site",
+    "protocol",
+    "arm",
+    "event",
+    "label",
+    "kind",
+    "days",
+    "window",
+    "status",
+]
+ENROLLMENT_GROUPS = ("protocol", "site", "arm", "stratum")
+
+E = ScheduledEvent
+
+
+def _days_text(days: Sequence[str], time: str | None) -> str:
+    if len(days) == 1:
+        text = days[0]
+    else:
+        # RT 5 fractions straddling a weekend must show which days, not just first and last.
+        consecutive = all(
+            (dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days == 1
+            for a, b in pairwise(days)
+        )
+        text = f"{days[0]}..{days[-1]}" if consecutive else ", ".join(days)
+    return f"{text} {time}" if time else text
+
+
+def _window(row: Any) -> str:
+    return f"{row.earliest}..{row.latest}"
+
+
+def patient_schedule(session: Session, ref: str) -> tuple[Patient, list[dict[str, Any]]]:
+    patient = find_patient(session, ref)
+    rows = session.execute(
+        select(E).where(E.patient_id == patient.id).order_by(E.first_day, E.id)
+    ).scalars()
+    out = []
+    for r in rows:
+        actual = r.actual_date.isoformat() if r.actual_date else None
+        if r.status in ("missed", "skipped", "cancelled"):
+            actual = r.status + (f": {r.reason}" if r.reason else "")
+        out.append(
+            {
+                "event": r.event_id,
+                "label": r.label,
+                "kind": r.kind,
+                "days": _days_text(r.days, r.local_time),
+                "target": r.target,
+                "window": _window(r),
+                "status": r.status + (" (rescheduled)" if r.pinned else ""),
+                "actual": actual,
+                "deviation": r.deviation,
+                "flags": "; ".join(f"{f['code']}: {f['message']}" for f in r.flags) or None,
+            }
+        )
+    return patient, out
+
+
+def _events_query() -> Select[Any]:
+    return (
+        select(
+            E.first_day,
+            E.days,
+            E.local_time,
+            E.event_id,
+            E.label,
+            E.kind,
+            E.earliest,
+            E.latest,
+            E.target,
+            E.status,
+            E.deviation,
+            E.reason,
+            Patient.study_id,
+            Patient.site_code,
+            Patient.protocol_id,
+            Allocation.arm,
+        )
+        .join(Patient, Patient.id == E.patient_id)
+        .join(Allocation, Allocation.patient_id == Patient.id)
+    )
+
+
+def _filtered(
+    query: Select[Any],
+    site: str | None,
+    protocol: str | None,
+    arm: str | None = None,
+    kind: str | None = None,
+) -> Select[Any]:
+    if site:
+        query = query.where(Patient.site_code == site.upper())
+    if protocol:
+        query = query.where(Patient.protocol_id == protocol.upper())
+    if arm:
+        query = query.where(Allocation.arm == arm.upper())
+    if kind:
+        query = query.where(E.kind == kind)
+    return query
+
+
+def _event_row(r: Any) -> dict[str, Any]:
+    return {
+        "date": r.first_day,
+        "study_id": r.study_id,
+        "site": r.site_code,
+        "protocol": r.protocol_id,
+        "arm": r.arm,
+        "event": r.event_id,
+        "label": r.label,
+        "kind": r.kind,
+        "days": _days_text(r.days, r.local_time),
+        "window": _window(r),
+        "status": r.status,
+    }
+
+
+def visits(
+    session: Session,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    site: str | None = None,
+    protocol: str | None = None,
+    arm: str | None = None,
+    kind: str | None = None,
+    statuses: Sequence[str] = ("planned", "done"),
+) -> list[dict[str, Any]]:
+    """Events with at least one day in [from, to], in date order."""
+    query = _events_query().where(
+        E.first_day <= date_to, E.last_day >= date_from, E.status.in_(statuses)
+    )
+    query = _filtered(query, site, protocol, arm, kind).order_by(
+        E.first_day, Patient.study_id, E.event_id
+    )
+    return [_event_row(r) for r in session.execute(query)]
+
+
+def overdue(
+    session: Session,
+    today: dt.date,
+    *,
+    site: str | None = None,
+    protocol: str | None = None,
+    arm: str | None = None,
+    kind: str | None = None,
+) -> list[dict[str, Any]]:
+    """Planned events that should have started before today and have nothing recorded.
+
+    ``window closed`` means the protocol window has passed too: a deviation is now certain and
+    the coordinator records it as done late, missed or skipped; ``record due`` is still in time.
+    """
+    query = _events_query().where(E.status == "planned", E.first_day < today)
+    query = _filtered(query, site, protocol, arm, kind).order_by(
+        E.first_day, Patient.study_id, E.event_id
+    )
+    rows = []
+    for r in session.execute(query):
+        row = _event_row(r)
+        row["days_overdue"] = (today - r.first_day).days
+        row["state"] = "window closed" if r.latest < today else "record due"
+        rows.append(row)
+    return rows
+
+
+OVERDUE_COLUMNS = [*EVENT_COLUMNS, "days_overdue", "state"]
+DEVIATION_COLUMNS = [*EVENT_COLUMNS, "deviation"]
+
+
+def deviations(
+    session: Session,
+    *,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    site: str | None = None,
+    protocol: str | None = None,
+    arm: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every recorded deviation (late, early, missed, skipped, rescheduled outside the window,
+    a broken constraint), optionally for events touching [from, to]."""
+    query = _events_query().where(E.deviation.is_not(None))
+    if date_to is not None:
+        query = query.where(E.first_day <= date_to)
+    if date_from is not None:
+        query = query.where(E.last_day >= date_from)
+    query = _filtered(query, site, protocol, arm).order_by(
+        E.first_day, Patient.study_id, E.event_id
+    )
+    rows = []
+    for r in session.execute(query):
+        row = _event_row(r)
+        row["deviation"] = r.deviation
+        rows.append(row)
+    return rows
+
+
+def enrollment_report(
+    session: Session, *, protocol: str | None = None, by: Sequence[str] = ("protocol", "arm")
+) -> list[dict[str, Any]]:
+    """Allocated patients grouped ``by`` protocol, site, arm and/or stratum, with withdrawals
+    and exclusions (who stay in the intention-to-treat counts), plus screening counts when the
+    grouping has no arm or stratum (screening happens before either exists)."""
+    unknown = [b for b in by if b not in ENROLLMENT_GROUPS]
+    if unknown or not by:
+        from sarcoma_sched.errors import Conflict
+
+        raise Conflict(
+            f"--by: {', '.join(unknown) or 'nothing'}; choose from {', '.join(ENROLLMENT_GROUPS)}"
+        )
+    columns = {
+        "protocol": Allocation.protocol_id,
+        "site": Patient.site_code,
+        "arm": Allocation.arm,
+        "stratum": Allocation.stratum,
+    }
+    keys = [columns[b].label(b) for b in by]
+    query = (
+        select(
+            *keys,
+            func.count(Allocation.id).label("allocated"),
+            func.count(ParticipationEnd.id).filter(ParticipationEnd.kind == "withdrawn"),
+            func.count(ParticipationEnd.id).filter(ParticipationEnd.kind == "excluded"),
+        )
+        .join(Patient, Patient.id == Allocation.patient_id)
+        .outerjoin(ParticipationEnd, ParticipationEnd.patient_id == Patient.id)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    if protocol:
+        query = query.where(Allocation.protocol_id == protocol.upper())
+    rows = []
+    for r in session.execute(query):
+        row = {b: r[i] for i, b in enumerate(by)}
+        allocated, withdrawn, excluded = r[len(by)], r[len(by) + 1], r[len(by) + 2]
+        row.update(
+            allocated=allocated,
+            withdrawn=withdrawn,
+            excluded=excluded,
+            on_study=allocated - withdrawn - excluded,
+        )
+        rows.append(row)
+    if not {"arm", "stratum"} & set(by):
+        _add_screening_counts(session, rows, by, protocol)
+    return rows
+
+
+def _add_screening_counts(
+    session: Session, rows: list[dict[str, Any]], by: Sequence[str], protocol: str | None
+) -> None:
+    columns = {"protocol": Patient.protocol_id, "site": Patient.site_code}
+    keys = [columns[b].label(b) for b in by]
+    latest = (
+        select(Screening.patient_id, func.max(Screening.id).label("id"))
+        .group_by(Screening.patient_id)
+        .subquery()
+    )
+    query = (
+        select(
+            *keys,
+            func.count(Patient.id).label("screened"),
+            func.count(Patient.id).filter(Screening.eligible.is_(True)).label("eligible"),
+            func.count(Enrollment.id).label("enrolled"),
+        )
+        .join(latest, latest.c.patient_id == Patient.id)
+        .join(Screening, Screening.id == latest.c.id)
+        .outerjoin(Enrollment, Enrollment.patient_id == Patient.id)
+        .group_by(*keys)
+    )
+    if protocol:
+        query = query.where(Patient.protocol_id == protocol.upper())
+    counts = {tuple(r[: len(by)]): r[len(by) :] for r in session.execute(query)}
+    by_key = {tuple(row[b] for b in by): row for row in rows}
+    for key, (screened, eligible, enrolled) in counts.items():
+        row = by_key.get(key)
+        if row is None:  # screened but nobody allocated yet
+            row = {b: key[i] for i, b in enumerate(by)}
+            row.update(allocated=0, withdrawn=0, excluded=0, on_study=0)
+            rows.append(row)
+        row.update(screened=screened, eligible=eligible, enrolled=enrolled)
+    for row in rows:
+        for name in ("screened", "eligible", "enrolled"):
+            row.setdefault(name, 0)
+    rows.sort(key=lambda row: tuple(str(row[b]) for b in by))
+
+
+def enrollment_columns(by: Sequence[str]) -> list[str]:
+    counts = ["allocated", "withdrawn", "excluded", "on_study"]
+    if not {"arm", "stratum"} & set(by):
+        counts = ["screened", "eligible", "enrolled", *counts]
+    return [*by, *counts]

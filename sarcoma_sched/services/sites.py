@@ -1,0 +1,181 @@
+"""Sites: add one, list them, close one for some days (and re-plan whoever that moves)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.db.models import (
+    Allocation,
+    ParticipationEnd,
+    Patient,
+    ScheduledEvent,
+    Site,
+    SiteClosure,
+)
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.services.events import EventChange, patient_events, replan_patient
+
+__all__ = ["ClosureOutcome", "add_site", "close_site", "get_site", "list_sites"]
+
+SITE_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
+
+
+@dataclass(frozen=True)
+class ClosureOutcome:
+    site_code: str
+    first_day: dt.date
+    last_day: dt.date
+    moved: dict[str, list[EventChange]]  # study id → what moved
+    flags: dict[str, list[str]]  # study id → events that could not be placed cleanly
+
+
+def get_site(session: Session, code: str) -> Site:
+    site = session.get(Site, code.upper())
+    if site is None:
+        known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
+        raise NotFound(f"no site {code!r} (sites: {known or 'none; run `sarcoma-sched init`'})")
+    return site
+
+
+def _check_calendar(time_zone: str, country: str, subdivision: str | None) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    import holidays
+
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Conflict(f"--time-zone: {time_zone!r} is not an IANA time zone") from None
+    supported = holidays.list_supported_countries()
+    if country not in supported:
+        raise Conflict(f"--holiday-country: {country!r} is not a country the holidays package has")
+    if subdivision is not None and subdivision not in supported[country]:
+        choices = ", ".join(supported[country]) or "none"
+        raise Conflict(
+            f"--holiday-subdivision: {subdivision!r} is not a subdivision of {country} "
+            f"(known: {choices})"
+        )
+
+
+def add_site(
+    db: Database,
+    actor: str,
+    code: str,
+    name: str,
+    *,
+    time_zone: str,
+    holiday_country: str,
+    holiday_subdivision: str | None = None,
+) -> Site:
+    code = code.strip().upper()
+    if not SITE_CODE.fullmatch(code):
+        raise Conflict(f"site code {code!r}: 2-16 letters and digits, starting with a letter")
+    if not name.strip():
+        raise Conflict("a site needs a name")
+    country = holiday_country.strip().upper()
+    _check_calendar(time_zone, country, holiday_subdivision)
+    with db.write(actor, "site add") as session:
+        if session.get(Site, code) is not None:
+            raise Conflict(f"site {code} already exists")
+        site = Site(
+            code=code,
+            name=name.strip(),
+            time_zone=time_zone,
+            holiday_country=country,
+            holiday_subdivision=holiday_subdivision,
+            created_at=utc_now(),
+        )
+        session.add(site)
+        session.flush()
+        return site
+
+
+def list_sites(session: Session, today: dt.date) -> list[dict[str, object]]:
+    patients = dict(
+        session.execute(
+            select(Patient.site_code, func.count(Allocation.id))
+            .join(Allocation, Allocation.patient_id == Patient.id)
+            .group_by(Patient.site_code)
+        ).all()
+    )
+    closures: dict[str, list[str]] = {}
+    for c in session.scalars(
+        select(SiteClosure).where(SiteClosure.last_day >= today).order_by(SiteClosure.first_day)
+    ):
+        span = str(c.first_day) if c.first_day == c.last_day else f"{c.first_day}..{c.last_day}"
+        closures.setdefault(c.site_code, []).append(span)
+    return [
+        {
+            "site": s.code,
+            "name": s.name,
+            "time_zone": s.time_zone,
+            "holidays": s.holiday_country
+            + (f"-{s.holiday_subdivision}" if s.holiday_subdivision else ""),
+            "allocated": patients.get(s.code, 0),
+            "closures": ", ".join(closures.get(s.code, [])),
+        }
+        for s in session.scalars(select(Site).order_by(Site.code))
+    ]
+
+
+def close_site(
+    db: Database,
+    actor: str,
+    code: str,
+    first_day: dt.date,
+    last_day: dt.date,
+    reason: str,
+) -> ClosureOutcome:
+    """Record days the site cannot treat and re-plan every patient with planned events there.
+
+    Events already recorded never move; planned ones that fall on the closure move to the next
+    day their window and the protocol's constraints allow, or are flagged when none does.
+    """
+    if last_day < first_day:
+        raise Conflict(f"closure ends ({last_day}) before it starts ({first_day})")
+    if not reason.strip():
+        raise Conflict("a closure needs a reason (e.g. ward refurbishment)")
+    with db.write(actor, "site close") as session:
+        site = get_site(session, code)
+        session.add(
+            SiteClosure(
+                site_code=site.code,
+                first_day=first_day,
+                last_day=last_day,
+                reason=reason.strip(),
+                created_at=utc_now(),
+            )
+        )
+        session.flush()
+        moved: dict[str, list[EventChange]] = {}
+        flags: dict[str, list[str]] = {}
+        active = (
+            select(Patient)
+            .join(Allocation, Allocation.patient_id == Patient.id)
+            .where(
+                Patient.site_code == site.code,
+                select(ScheduledEvent.id)
+                .where(ScheduledEvent.patient_id == Patient.id, ScheduledEvent.status == "planned")
+                .exists(),
+                ~select(ParticipationEnd.id)
+                .where(ParticipationEnd.patient_id == Patient.id)
+                .exists(),
+            )
+            .order_by(Patient.study_id)
+        )
+        for patient in session.scalars(active).all():
+            plan, changes = replan_patient(session, patient, patient_events(session, patient))
+            if changes:
+                moved[patient.study_id or ""] = changes
+            problems = [f"{e.id}: {f.message}" for e in plan.events for f in e.flags]
+            if problems:
+                flags[patient.study_id or ""] = problems
+        session.flush()
+        return ClosureOutcome(site.code, first_day, last_day, moved, flags)
