@@ -1,37 +1,102 @@
-"""``sarcoma-sched demo``: the README's main job on the embedded default.
-
-For now it validates and shows the bundled protocols; it grows into the full demo (database,
-synthetic patients, calendars) as the engine does.
-"""
+"""``sarcoma-sched demo``: the README's first command, a whole trial network in one go."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from sarcoma_sched.cli.dates import DATE
 
 __all__ = ["demo"]
 
+DEFAULT_DIR = Path("sarcoma-demo")
+
 
 @click.command()
-def demo() -> None:
-    """Run the demonstration: validate every bundled protocol and show each one.
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The demo's SQLite file [default: sarcoma-demo/demo.db].",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default=True,
+    help="Where the .ics calendars go.",
+)
+@click.option("--as-of", type=DATE, default="today", show_default=True, help="The demo's today.")
+@click.option("--replace", is_flag=True, help="Delete an earlier demo database first.")
+def demo(db_path: Path | None, out_dir: Path, as_of, replace: bool) -> None:
+    """Run the demonstration: both trials, ~30 synthetic patients, calendars to import.
+
+    Creates a fresh SQLite database with the bundled protocols and the NATARS sites; screens
+    30 synthetic patients (some fail), allocates the eligible ones in TNT-STS (fixed arm),
+    NATARS (arm by MDT decision) and NATARS-R (minimization); records what happened up to
+    today, including delays that move later events, a missed visit, a skipped cycle, a
+    withdrawal and a ward closure; writes one .ics per patient and two site calendars.
 
     \b
     Example:
       sarcoma-sched demo
+      sarcoma-sched --db sarcoma-demo/demo.db visits --site PKUIH --from today --to +28d
     """
-    from sarcoma_sched.protocol import bundled_protocol_dir, list_protocols
-    from sarcoma_sched.protocol.describe import describe_protocol
+    from sarcoma_sched.db.session import Database
+    from sarcoma_sched.demo.scenario import run_demo
+    from sarcoma_sched.errors import Conflict
 
-    directory = bundled_protocol_dir()
-    loaded = list_protocols(directory)
-    click.echo(f"Bundled protocols in {directory}: {len(loaded)} valid")
-    for item in loaded:
-        name = item.path.name if item.path else item.id
-        click.echo(
-            f"  ok  {name:<24} {item.id} v{item.protocol.version}  "
-            f"{item.protocol.content_hash[:19]}"
+    db_path = db_path or out_dir / "demo.db"
+    if db_path.exists():
+        if not replace:
+            raise Conflict(
+                f"{db_path} exists: give --replace to start the demo afresh, or --db NEW.db"
+            )
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.touch()
+    database = Database(str(db_path), check_schema=False)
+    try:
+        result = run_demo(
+            database, out_dir, as_of, progress=lambda line: click.echo(f"… {line}", err=True)
         )
-    for item in loaded:
-        click.echo("")
-        click.echo("=" * 100)
-        click.echo(describe_protocol(item.protocol))
+    finally:
+        database.dispose()
+    _summary(result, db_path, out_dir)
+
+
+def _summary(result, db_path: Path, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    failures = [(n, p, f) for n, p, ok, f in result.screened if not ok]
+    click.echo(f"sarcoma-sched demo, as of {result.as_of}")
+    click.echo(f"database   {db_path} (SQLite)")
+    click.echo(
+        f"screened   {len(result.screened)} synthetic patients; {len(failures)} not eligible:"
+    )
+    for number, protocol, failed in failures:
+        click.echo(f"             {number} ({protocol}) failed {', '.join(failed)}")
+    arms: dict[tuple[str, str, str], int] = {}
+    for _, protocol, arm, method in result.allocated:
+        arms[(protocol, arm, method)] = arms.get((protocol, arm, method), 0) + 1
+    click.echo(f"allocated  {len(result.allocated)}:")
+    for (protocol, arm, method), n in sorted(arms.items()):
+        click.echo(f"             {protocol:<9} {arm:<13} {n:>2}  ({method})")
+    click.echo(f"recorded   {result.recorded} events up to two days ago; what moved:")
+    for line in [*result.delays, *result.closure]:
+        click.echo(f"             {line}")
+    patients = [p for p in result.calendars if not p.name.startswith("site-")]
+    sites = [p.name for p in result.calendars if p.name.startswith("site-")]
+    click.echo(f"calendars  {len(patients)} patient calendars and {', '.join(sites)} in {out_dir}/")
+    db = f"sarcoma-sched --db {db_path}"
+    click.echo("try next:")
+    for line in (
+        f"{db} visits --from today --to +14d",
+        f"{db} overdue",
+        f"{db} deviations",
+        f"{db} schedule {result.allocated[0][0]}",
+        f"{db} report enrollment --by protocol,site",
+        f"{db} audit verify",
+    ):
+        click.echo(f"  {line}")

@@ -1,0 +1,1 @@
+"""The README's demonstration: a synthetic cohort through both trials, end to end."""
