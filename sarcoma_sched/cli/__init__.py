@@ -19,7 +19,17 @@ __all__ = ["cli", "main"]
 DEBUG_ENV = "SARCOMA_SCHED_DEBUG"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _WorkflowGroup(click.Group):
+    """Lists commands in the order a coordinator meets them, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(
+    cls=_WorkflowGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="sarcoma-sched")
 @click.option(
     "--db",
@@ -39,10 +49,15 @@ DEBUG_ENV = "SARCOMA_SCHED_DEBUG"
 def cli(ctx: click.Context, db_url: str | None, user: str | None, debug: bool) -> None:
     """Study-arm allocation and treatment schedules for the TNT-STS and NATARS sarcoma trials.
 
+    Every listing takes --format table|csv|json; dates are YYYY-MM-DD, today, +7d or -3d.
+    Exit status: 0 done, 1 refused (one `error:` line, nothing changed), 2 usage error.
+
     \b
     Example:
-      sarcoma-sched protocol list
-      sarcoma-sched protocol show NATARS
+      sarcoma-sched demo
+      sarcoma-sched --db trial.db init
+      sarcoma-sched --db trial.db screen NATARS --site PKUIH --from-file patient.toml
+      sarcoma-sched --db trial.db visits --site PKUIH
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug or bool(os.environ.get(DEBUG_ENV))
@@ -62,18 +77,29 @@ def _register() -> None:
     from sarcoma_sched.cli.queries import deviations, overdue, report, visits
     from sarcoma_sched.cli.sites import site
 
-    cli.add_command(protocol)
-    cli.add_command(plan)
-    cli.add_command(demo)
-    cli.add_command(init)
-    cli.add_command(db)
-    cli.add_command(audit)
-    cli.add_command(allocation)
-    cli.add_command(export)
-    cli.add_command(site)
-    for command in (screen, enroll, allocate, schedule, record, reschedule, withdraw, exclude):
-        cli.add_command(command)
-    for command in (visits, overdue, deviations, report):
+    for command in (
+        demo,
+        init,
+        site,
+        protocol,
+        plan,
+        screen,
+        enroll,
+        allocate,
+        schedule,
+        record,
+        reschedule,
+        withdraw,
+        exclude,
+        visits,
+        overdue,
+        deviations,
+        report,
+        export,
+        allocation,
+        audit,
+        db,
+    ):
         cli.add_command(command)
 
 

@@ -51,3 +51,19 @@ def test_the_code_passes_ruff():
     assert ruff, "ruff is missing: pip install -e '.[test]'"
     result = subprocess.run([ruff, "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shell_completion_as_the_readme_documents_it(command, tmp_path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "_SARCOMA_SCHED_COMPLETE=bash_source sarcoma-sched" in readme
+    env = {"PATH": str(Path(command).parent), "_SARCOMA_SCHED_COMPLETE": "bash_source"}
+    script = subprocess.run([command], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert script.returncode == 0
+    assert "complete -o nosort -F _sarcoma_sched_completion sarcoma-sched" in script.stdout
+    env |= {
+        "_SARCOMA_SCHED_COMPLETE": "bash_complete",
+        "COMP_WORDS": "sarcoma-sched resch",
+        "COMP_CWORD": "1",
+    }
+    done = subprocess.run([command], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.stdout.split() == ["plain,reschedule"]
