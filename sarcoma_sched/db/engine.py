@@ -70,11 +70,27 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_directory(Path(database))
         engine = create_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _sqlite_directory(path: Path) -> None:
+    """Create the file's directory, or say in one line why the database cannot live there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUrlError(
+            f"database {path}: cannot create its directory {path.parent} ({exc.strerror})"
+        ) from None
+    if path.is_dir():
+        raise DatabaseUrlError(f"database {path} is a directory, not an SQLite file")
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (
+        path.exists() and not os.access(path, os.R_OK | os.W_OK)
+    ):
+        raise DatabaseUrlError(f"database {path}: not writable by this user")
 
 
 def _configure_sqlite(engine: Engine) -> None:
