@@ -1,4 +1,4 @@
-"""The daily questions: ``visits``, ``overdue``, ``deviations`` and ``report enrollment``."""
+"""The daily questions: ``visits``, ``overdue`` and ``deviations``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_rows, format_option
 
-__all__ = ["deviations", "overdue", "report", "visits"]
+__all__ = ["deviations", "overdue", "visits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -154,42 +154,3 @@ def deviations(ctx: click.Context, date_from, date_to, site, protocol, arm, fmt:
     emit_rows(rows, DEVIATION_COLUMNS, fmt)
     if fmt == "table":
         click.echo(f"{len(rows)} deviation(s)")
-
-
-@click.group()
-def report() -> None:
-    """Reports for trial managers.
-
-    \b
-    Example:
-      sarcoma-sched report enrollment --by protocol,site
-    """
-
-
-@report.command("enrollment")
-@click.option("--protocol", help="Only this trial.")
-@click.option(
-    "--by",
-    default="protocol,arm",
-    show_default=True,
-    help="Group by any of protocol, site, arm, stratum (comma-separated).",
-)
-@format_option
-@click.pass_context
-def report_enrollment(ctx: click.Context, protocol, by: str, fmt: str) -> None:
-    """Allocated patients by arm, site and/or stratum, with withdrawals and exclusions.
-
-    Grouped by protocol and/or site only, the screening counts (screened, eligible,
-    enrolled) are shown too; they exist before any arm or stratum does.
-
-    \b
-    Example:
-      sarcoma-sched report enrollment --by protocol,site
-      sarcoma-sched report enrollment --protocol NATARS-R --by site,arm,stratum
-    """
-    from sarcoma_sched.services.queries import enrollment_columns, enrollment_report
-
-    groups = [b.strip() for b in by.split(",") if b.strip()]
-    with open_db(ctx).read() as session:
-        rows = enrollment_report(session, protocol=protocol, by=groups)
-    emit_rows(rows, enrollment_columns(groups), fmt)
