@@ -1,0 +1,167 @@
+"""Calendars to export: a patient's, or a site's master calendar, as ``CalendarEvent`` values.
+
+Read-only. Only pseudonymous columns are selected (study id, protocol, site): a name is never
+stored and the birth date is never read, so neither can reach a calendar file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.db.models import Allocation, Enrollment, Patient, ScheduledEvent, Site
+from sarcoma_sched.errors import NotFound
+from sarcoma_sched.ical import CalendarEvent
+from sarcoma_sched.services.patients import find_patient
+from sarcoma_sched.services.protocols import protocol_version
+
+__all__ = ["patient_calendar", "site_calendar_export"]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the protocol says about an event key: how it is shown and what to do."""
+
+    show_as: Literal["days", "period"] = "days"
+    span_days: int = 1
+    instructions: str = ""
+
+
+_DEFAULT_SHAPE = _Shape()
+
+
+class _Shapes:
+    """Event shapes per (protocol version, arm); each version is parsed once per export."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._cache: dict[tuple[int, str], dict[str, _Shape]] = {}
+
+    def get(self, version_id: int, arm_id: str, event_key: str) -> _Shape:
+        key = (version_id, arm_id)
+        if key not in self._cache:
+            arm = protocol_version(self._session, version_id).protocol.arm(arm_id)
+            shapes: dict[str, _Shape] = {}
+            for event in arm.events:
+                for part in (event, *event.components):
+                    shapes[part.key] = _Shape(
+                        part.span.show_as, part.span.days, part.description.strip()
+                    )
+            self._cache[key] = shapes
+        # A key the protocol no longer has (cannot happen for a stored version): a plain visit.
+        return self._cache[key].get(event_key, _DEFAULT_SHAPE)
+
+
+def _query() -> Select[Any]:
+    # Named columns, not the Patient entity: the birth date is never even loaded.
+    return (
+        select(
+            ScheduledEvent,
+            Patient.study_id,
+            Patient.protocol_id,
+            Patient.site_code,
+            Allocation.arm,
+            Enrollment.protocol_version_id,
+            Site.time_zone,
+            Site.name,
+        )
+        .join(Patient, Patient.id == ScheduledEvent.patient_id)
+        .join(Allocation, Allocation.patient_id == Patient.id)
+        .join(Enrollment, Enrollment.patient_id == Patient.id)
+        .join(Site, Site.code == Patient.site_code)
+        .order_by(ScheduledEvent.first_day, ScheduledEvent.uid)
+    )
+
+
+def _events(session: Session, query: Select[Any]) -> list[CalendarEvent]:
+    shapes = _Shapes(session)
+    events = []
+    for row, study_id, protocol_id, site_code, arm, version_id, zone, site_name in session.execute(
+        query
+    ):
+        shape = shapes.get(version_id, arm, row.event_key)
+        events.append(
+            CalendarEvent(
+                uid=row.uid,
+                study_id=study_id,
+                protocol_id=protocol_id,
+                site_code=site_code,
+                event_id=row.event_id,
+                label=row.label,
+                kind=row.kind,
+                days=tuple(sorted(dt.date.fromisoformat(d) for d in row.days)),
+                show_as=shape.show_as,
+                local_time=dt.time.fromisoformat(row.local_time) if row.local_time else None,
+                time_zone=zone,
+                target=row.target,
+                earliest=row.earliest,
+                latest=row.latest,
+                status=row.status,
+                revision=row.revision,
+                updated_at=row.updated_at,
+                instructions=shape.instructions,
+                reason=row.reason,
+                deviation=row.deviation,
+                actual_date=row.actual_date,
+                span_days=shape.span_days,
+                location=site_name,
+            )
+        )
+    return events
+
+
+def patient_calendar(session: Session, ref: str) -> tuple[list[CalendarEvent], str]:
+    """Every event of one allocated patient, cancelled ones included, and the calendar name."""
+    patient = find_patient(session, ref)
+    allocated = session.scalar(select(Allocation.id).where(Allocation.patient_id == patient.id))
+    if allocated is None or patient.study_id is None:
+        raise NotFound(f"{ref} has no calendar: the patient is not allocated")
+    events = _events(session, _query().where(ScheduledEvent.patient_id == patient.id))
+    return events, f"{patient.study_id} · {patient.protocol_id} ({patient.site_code})"
+
+
+def site_calendar_export(
+    session: Session,
+    site_code: str,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> tuple[list[CalendarEvent], str]:
+    """The site's master calendar: every event of its allocated patients (every trial) with a
+    day in ``[date_from, date_to]`` (either end open). Cancelled events are kept, so a client
+    subscribed to the calendar removes them instead of keeping a stale visit."""
+    site = session.get(Site, site_code) or session.get(Site, site_code.upper())
+    if site is None:
+        known = ", ".join(session.scalars(select(Site.code).order_by(Site.code))) or "none"
+        raise NotFound(f"no site {site_code!r} (sites: {known})")
+    query = _query().where(Patient.site_code == site.code)
+    # first_day/last_day are indexed: the database narrows, the days themselves decide below.
+    if date_from is not None:
+        query = query.where(ScheduledEvent.last_day >= date_from)
+    if date_to is not None:
+        query = query.where(ScheduledEvent.first_day <= date_to)
+    events = [e for e in _events(session, query) if _touches(e, date_from, date_to)]
+    return events, f"{site.name} ({site.code}) · trial visits{_range(date_from, date_to)}"
+
+
+def _touches(event: CalendarEvent, date_from: dt.date | None, date_to: dt.date | None) -> bool:
+    low = date_from or dt.date.min
+    high = date_to or dt.date.max
+    if event.show_as == "period":
+        # A period covers every day between its ends.
+        return event.days[0] <= high and event.days[-1] >= low
+    # An RT course across a weekend has no visit on the Saturday.
+    return any(low <= day <= high for day in event.days)
+
+
+def _range(date_from: dt.date | None, date_to: dt.date | None) -> str:
+    if date_from and date_to:
+        return f", {date_from.isoformat()} to {date_to.isoformat()}"
+    if date_from:
+        return f", from {date_from.isoformat()}"
+    if date_to:
+        return f", until {date_to.isoformat()}"
+    return ""
