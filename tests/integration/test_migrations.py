@@ -12,6 +12,7 @@ from sqlalchemy import MetaData, inspect, select, text
 
 from sarcoma_sched.audit import verify
 from sarcoma_sched.db.migrate import (
+    SCHEMA_REVISION,
     SchemaMismatch,
     current_revision,
     downgrade,
@@ -50,6 +51,10 @@ def test_the_migrations_create_exactly_what_the_models_declare(db_url):
     assert diff == []
     assert _tables(db) == set(Base.metadata.tables)
     db.dispose()
+
+
+def test_the_revision_the_code_expects_is_the_scripts_head():
+    assert head_revision() == SCHEMA_REVISION
 
 
 def test_upgrade_downgrade_to_base_and_upgrade_again(db_url):
