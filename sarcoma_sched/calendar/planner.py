@@ -243,7 +243,7 @@ class _Planner:
             days = actual.days or self._span_days(actual.date, span)
         elif pin is not None:
             days = self._span_days(pin.date, span)
-            flags = self._pin_flags(occurrence_id, item.key, cycle, days)
+            flags = self._pin_flags(occurrence_id, item.key, cycle, days, working)
         else:
             days, flags = self._search(
                 occurrence_id,
@@ -329,18 +329,32 @@ class _Planner:
         return first_allowed, (Flag("unsatisfiable", message),)
 
     def _pin_flags(
-        self, occurrence_id: str, key: str, cycle: int | None, days: tuple[dt.date, ...]
+        self,
+        occurrence_id: str,
+        key: str,
+        cycle: int | None,
+        days: tuple[dt.date, ...],
+        working: bool,
     ) -> tuple[Flag, ...]:
-        # The coordinator's date stands, but a hard constraint it breaks (now, or after a later
-        # delay upstream) is said out loud, never silently kept.
+        # The coordinator's date stands, but what it breaks (a hard constraint after a later
+        # delay upstream, a closure recorded since) is said out loud, never silently kept.
         n = cycle or 1
-        problems = self._constraint_problems(key, n, days, self._relevant_constraints(key, n))
+        relevant = self._relevant_constraints(key, n)
+        problems = [text for _, text in self._constraint_problems(key, n, days, relevant)]
+        # Only the first day can fall on a closed day: a working-day span is laid out from it
+        # over working days.
+        if working and not self.calendar.is_working_day(days[0]):
+            why = self.calendar.why_not_working(days[0])
+            problems.append(f"{days[0]} is not a working day at the site ({why})")
         if not problems:
             return ()
-        message = f"{occurrence_id} was rescheduled to {days[0]}, which breaks: " + "; ".join(
-            text for _, text in problems
+        message = (
+            f"{occurrence_id} was rescheduled to {days[0]}, which breaks: "
+            + "; ".join(problems)
+            + "; reschedule it again"
         )
         return (Flag("unsatisfiable", message),)
+
 
     def _shifted(self, day: dt.date, shift: str) -> dt.date:
         if shift == "backward":

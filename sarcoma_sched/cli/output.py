@@ -49,13 +49,15 @@ def emit_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) 
         click.echo(buf.getvalue(), nl=False)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
     for c in columns:
         table.add_column(c)
     for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+        # Cells are data, not markup: "[ward 3]" in a reason must print as typed.
+        table.add_row(*("" if r.get(c) is None else escape(str(r.get(c))) for c in columns))
     # A pipe or a file gets full rows: truncated ids would be worse than long lines.
     stream = click.get_text_stream("stdout")
     width = None if stream.isatty() else 1000

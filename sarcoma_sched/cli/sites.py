@@ -90,8 +90,10 @@ def site_list(ctx: click.Context, fmt: str) -> None:
 def site_close(ctx: click.Context, code: str, first_day, last_day, reason: str, fmt: str) -> None:
     """Record days a site cannot treat; re-plans its patients and prints what moved.
 
-    Recorded (done, missed, skipped) events never move. A planned event that cannot find a
-    day in its window is kept and flagged for the coordinator.
+    Recorded (done, missed, skipped) events never move. A planned event with no working day
+    left in its window goes to the first working day after the closure and is flagged (a
+    warning line) for the coordinator to decide; a rescheduled event that now falls on a
+    closed day keeps its date and is flagged.
 
     \b
     Example:

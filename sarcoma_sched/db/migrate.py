@@ -90,6 +90,12 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     from alembic import command
 
     before = current_revision(engine)
+    if before is not None and before not in {rev.revision for rev in _script().walk_revisions()}:
+        where = engine.url.render_as_string(hide_password=True)
+        raise SchemaMismatch(
+            f"database {where} is at revision {before}, newer than this sarcoma-sched "
+            f"(expects {SCHEMA_REVISION}): upgrade sarcoma-sched"
+        )
     config = _config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn

@@ -253,10 +253,12 @@ def record_event(
                     f"{patient.study_id} was {ended.kind} from {ended.effective_date}; "
                     f"an event on {date} is after that"
                 )
-        if correct:
-            # The corrected row is re-planned from scratch: forget what was recorded.
-            row.status = "planned"
-            row.actual_date = None
+        if status == "missed" and row.first_day > today:
+            raise Conflict(
+                f"{patient.study_id} {event_id} is planned for {row.first_day}; it can only be "
+                "missed once that day has passed (a decision not to give it is `skipped`)"
+            )
+        # A correction needs no reset: the new actual replaces the recorded one in the re-plan.
         actual = Actual(status, date, reason=(reason or "").strip())  # type: ignore[arg-type]
         plan, changes = replan_patient(session, patient, rows, actuals={event_id: actual})
         order = [v.message for v in plan.violations if v.rule == "order" and event_id in v.events]

@@ -139,6 +139,7 @@ def _events_query() -> Select[Any]:
 
 
 def _filtered(
+    session: Session,
     query: Select[Any],
     site: str | None,
     protocol: str | None,
@@ -146,7 +147,10 @@ def _filtered(
     kind: str | None = None,
 ) -> Select[Any]:
     if site:
-        query = query.where(Patient.site_code == site.upper())
+        # A mistyped site is a mistake to name, not an empty list.
+        from sarcoma_sched.services.sites import get_site
+
+        query = query.where(Patient.site_code == get_site(session, site).code)
     if protocol:
         query = query.where(Patient.protocol_id == protocol.upper())
     if arm:
@@ -187,7 +191,7 @@ def visits(
     query = _events_query().where(
         E.first_day <= date_to, E.last_day >= date_from, E.status.in_(statuses)
     )
-    query = _filtered(query, site, protocol, arm, kind).order_by(
+    query = _filtered(session, query, site, protocol, arm, kind).order_by(
         E.first_day, Patient.study_id, E.event_id
     )
     return [_event_row(r) for r in session.execute(query)]
@@ -208,7 +212,7 @@ def overdue(
     the coordinator records it as done late, missed or skipped; ``record due`` is still in time.
     """
     query = _events_query().where(E.status == "planned", E.first_day < today)
-    query = _filtered(query, site, protocol, arm, kind).order_by(
+    query = _filtered(session, query, site, protocol, arm, kind).order_by(
         E.first_day, Patient.study_id, E.event_id
     )
     rows = []
@@ -240,7 +244,7 @@ def deviations(
         query = query.where(E.first_day <= date_to)
     if date_from is not None:
         query = query.where(E.last_day >= date_from)
-    query = _filtered(query, site, protocol, arm).order_by(
+    query = _filtered(session, query, site, protocol, arm).order_by(
         E.first_day, Patient.study_id, E.event_id
     )
     rows = []

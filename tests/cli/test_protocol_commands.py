@@ -110,10 +110,3 @@ def test_debug_flag_shows_the_traceback_for_bug_reports(run):
     result = run("--debug", "protocol", "show", "NO-SUCH-PROTOCOL")
     assert result.returncode != 0
     assert "Traceback" in result.stderr
-
-
-def test_demo_validates_and_shows_every_bundled_protocol(run):
-    out = run("demo", check=True).stdout
-    assert "3 valid" in out
-    for pid in ("TNT-STS —", "NATARS —", "NATARS-R —"):
-        assert pid in out
