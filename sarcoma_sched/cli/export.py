@@ -1,4 +1,4 @@
-"""``sarcoma-sched export``: calendars (iCalendar) for patients and sites."""
+"""``sarcoma-sched export``: calendars (iCalendar) for patients and sites; SDTM trial design."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE
+from sarcoma_sched.cli.sdtm import sdtm
 from sarcoma_sched.errors import SarcomaSchedError
 
 __all__ = ["export"]
@@ -19,12 +20,16 @@ __all__ = ["export"]
 
 @click.group()
 def export() -> None:
-    """Export calendars.
+    """Export calendars (iCalendar) and the trial design (CDISC SDTM TA/TE/TV/TI/TS).
 
     \b
     Example:
       sarcoma-sched export ical PKUIH-NATARS-0007 --out patient.ics
+      sarcoma-sched export sdtm NATARS --out sdtm/
     """
+
+
+export.add_command(sdtm)
 
 
 @export.command()

@@ -1,0 +1,172 @@
+"""What every picture shares: colours by event kind, fonts, and saving as SVG or PNG.
+
+matplotlib is imported inside the functions that draw, never at module import, so the command
+line's ``--help`` stays fast; the Agg backend is chosen before pyplot is touched, so nothing
+ever needs a display.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sarcoma_sched.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "DEVIATION",
+    "FORMATS",
+    "KIND_COLOURS",
+    "KIND_LABELS",
+    "NBSP",
+    "TREATMENT_KINDS",
+    "check_out_path",
+    "figure",
+    "save",
+    "text_width",
+    "wrap_text",
+]
+
+# The kinds that are the allocated intervention itself (the CONSORT "received" question and the
+# SDTM elements use the same list).
+TREATMENT_KINDS = ("radiotherapy", "infusion", "oral", "surgery")
+
+# Colour-blind-safe (Okabe-Ito and Paul Tol muted); red is kept for deviations only.
+KIND_COLOURS = {
+    "baseline": "#9e9e9e",
+    "radiotherapy": "#882255",
+    "labs": "#88ccee",
+    "infusion": "#0072b2",
+    "oral": "#44aa99",
+    "imaging": "#117733",
+    "surgery": "#e69f00",
+    "postop": "#ddcc77",
+    "follow_up": "#6b4c9a",
+    "visit": "#555555",
+}
+KIND_LABELS = {
+    "baseline": "baseline",
+    "radiotherapy": "radiotherapy fraction",
+    "labs": "labs",
+    "infusion": "infusion day",
+    "oral": "oral (at home)",
+    "imaging": "imaging",
+    "surgery": "surgery",
+    "postop": "post-op check",
+    "follow_up": "follow-up visit",
+    "visit": "visit",
+}
+DEVIATION = "#d62728"
+FORMATS = (".svg", ".png")
+
+
+def check_out_path(path: Path) -> Path:
+    """Refuse, before any work, an output file the pictures cannot be written to."""
+    if path.suffix.lower() not in FORMATS:
+        raise Conflict(f"--out {path}: the file name must end in .svg or .png")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise NotFound(f"--out {path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise Conflict(f"--out {path} is a directory; give a file name ending in .svg or .png")
+    return path
+
+
+def _matplotlib() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    # Text stays text in SVG (searchable, testable, small); PNG is unaffected.
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    # Fixed ids and no creation date: the same data gives byte-identical SVG files.
+    matplotlib.rcParams["svg.hashsalt"] = "sarcoma-sched"
+    matplotlib.rcParams["font.family"] = "DejaVu Sans"
+    matplotlib.rcParams["font.size"] = 9
+    return matplotlib
+
+
+def figure(width: float, height: float) -> Figure:
+    """A new figure (inches) not registered with pyplot, so nothing leaks between reports."""
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def save(fig: Figure, path: Path, *, dpi: int = 150) -> Path:
+    """Write the figure as SVG or PNG (by suffix), replacing the file atomically."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    tmp = path.with_name(f".{path.name}.tmp")
+    metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": "sarcoma-sched"}
+    try:
+        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata, facecolor="white")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise Conflict(f"cannot write {path}: {exc.strerror}") from None
+    return path
+
+
+def svg_text(fig: Figure) -> str:
+    """The figure as an SVG document (for embedding in an HTML page)."""
+    import io
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None}, facecolor="white")
+    return buf.getvalue()
+
+
+@lru_cache(maxsize=4096)
+def text_width(text: str, size: float, weight: str = "normal", style: str = "normal") -> float:
+    """Width in inches of ``text`` as matplotlib will draw it (for wrapping and layout)."""
+    _matplotlib()
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    # At 72 dpi one pixel is one point.
+    renderer = _renderer(RendererAgg)
+    prop = FontProperties(family="DejaVu Sans", size=size, weight=weight, style=style)
+    width, _, _ = renderer.get_text_width_height_descent(text, prop, ismath=False)
+    return float(width) / 72
+
+
+@lru_cache(maxsize=1)
+def _renderer(cls: Any) -> Any:
+    return cls(10, 10, 72)
+
+
+def wrap_text(
+    text: str,
+    width: float,
+    size: float,
+    *,
+    weight: str = "normal",
+    style: str = "normal",
+    indent: str = "",
+    follow: str = "",
+) -> list[str]:
+    """Greedy word wrap by measured width. Words split on plain spaces only, so a no-break
+    space (U+00A0, see ``NBSP``) keeps "(n = 12)" on one line; it is drawn as a space."""
+
+    def fits(line: str) -> bool:
+        return text_width(line.replace(NBSP, " "), size, weight, style) <= width
+
+    lines: list[str] = []
+    current = ""
+    for word in (w for w in text.split(" ") if w):
+        trial = f"{current} {word}" if current else (follow if lines else indent) + word
+        if current and not fits(trial):
+            lines.append(current)
+            current = follow + word
+        else:
+            current = trial
+    lines.append(current)
+    return [line.replace(NBSP, " ") for line in lines]
+
+
+NBSP = "\u00a0"
