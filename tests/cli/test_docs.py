@@ -67,3 +67,38 @@ def test_shell_completion_as_the_readme_documents_it(command, tmp_path):
     }
     done = subprocess.run([command], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.stdout.split() == ["plain,reschedule"]
+
+
+def _readme_command_lines() -> list[list[str]]:
+    import shlex
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)\n```", readme, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("sarcoma-sched "):
+                lines.append(shlex.split(line, comments=True)[1:])
+    return lines
+
+
+def test_every_sarcoma_sched_line_in_the_readme_parses(tmp_path, monkeypatch):
+    """Options, choices and dates of each documented command line are valid (not executed)."""
+    import click
+
+    from sarcoma_sched.cli import cli
+
+    lines = _readme_command_lines()
+    assert len(lines) > 30
+    monkeypatch.chdir(tmp_path)
+    for args in lines:
+        for arg in args:  # input files the examples name exist here, empty
+            if arg.endswith((".toml", ".json")):
+                (tmp_path / arg).write_text("")
+        ctx = cli.make_context("sarcoma-sched", list(args))
+        command: click.Command = cli
+        rest = [*ctx._protected_args, *ctx.args]
+        while isinstance(command, click.Group) and rest:
+            name, command, rest = command.resolve_command(ctx, rest)
+            ctx = command.make_context(name, rest, parent=ctx)
+            rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        assert not isinstance(command, click.Group), args
