@@ -17,6 +17,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
+from sarcoma_sched.calendar.capacity import Capacity
 from sarcoma_sched.calendar.checker import check_events, gap_problem, point
 from sarcoma_sched.calendar.deviations import find_deviations
 from sarcoma_sched.calendar.plan import Actual, Change, Flag, Pin, Plan, PlannedEvent
@@ -45,9 +46,13 @@ def plan_arm(
     calendar: SiteCalendar,
     actuals: Mapping[str, Actual] | None = None,
     pins: Mapping[str, Pin] | None = None,
+    capacity: Capacity | None = None,
 ) -> Plan:
+    """``capacity`` (the site's limits and everyone else's bookings) makes each event that uses
+    a limited resource take the first day, in its shift rule's order of preference, where the
+    resource has room on every day it needs; it is updated with this patient's bookings."""
     arm = protocol.arm(arm_id)
-    planner = _Planner(arm, allocation_date, calendar, actuals or {}, pins or {})
+    planner = _Planner(arm, allocation_date, calendar, actuals or {}, pins or {}, capacity)
     events = planner.run()
     unknown = sorted((set(planner.actuals) | set(planner.pins)) - {e.id for e in events})
     if unknown:
@@ -108,12 +113,14 @@ class _Planner:
         calendar: SiteCalendar,
         actuals: Mapping[str, Actual],
         pins: Mapping[str, Pin],
+        capacity: Capacity | None = None,
     ) -> None:
         self.arm = arm
         self.allocation = allocation
         self.calendar = calendar
         self.actuals = actuals
         self.pins = pins
+        self.capacity = capacity
         self.placed: list[PlannedEvent] = []
         self.grouped: dict[str, list[PlannedEvent]] = {}
         self.counts = _occurrence_counts(arm)
@@ -244,16 +251,21 @@ class _Planner:
         elif pin is not None:
             days = self._span_days(pin.date, span)
             flags = self._pin_flags(occurrence_id, item.key, cycle, days, working)
+            flags += self._capacity_flags(occurrence_id, item.kind, days, span, working)
         else:
             days, flags = self._search(
                 occurrence_id,
                 item.key,
+                item.kind,
                 cycle,
                 (target, earliest, latest),
                 working,
                 rule.shift,
                 span,
             )
+        status = actual.status if actual is not None else "planned"
+        if self.capacity is not None and status in ("planned", "done"):
+            self.capacity.book(item.kind, days)
         chosen = PlannedEvent(
             id=occurrence_id,
             key=item.key,
@@ -270,7 +282,7 @@ class _Planner:
             working_days_only=working,
             consecutive_working_days=span.day_counting == "working_days",
             time=rule.time,
-            status=actual.status if actual is not None else "planned",
+            status=status,
             reason=actual.reason if actual is not None else (pin.reason if pin else ""),
             flags=flags,
             pinned=pin is not None,
@@ -289,6 +301,7 @@ class _Planner:
         self,
         occurrence_id: str,
         key: str,
+        kind: str,
         cycle: int | None,
         dates: tuple[dt.date, dt.date, dt.date],
         working: bool,
@@ -299,6 +312,9 @@ class _Planner:
         n = cycle or 1
         relevant = self._relevant_constraints(key, n)
         first_allowed: tuple[dt.date, ...] | None = None
+        # The first day that meets every hard constraint but not capacity: hard constraints
+        # come first, so this is what the event keeps when no day in the window has room.
+        first_sound: tuple[dt.date, ...] | None = None
         failures: dict[str, str] = {}
         for day in _candidates(target, earliest, latest, shift):
             if working and not self.calendar.is_working_day(day):
@@ -307,10 +323,18 @@ class _Planner:
             if first_allowed is None:
                 first_allowed = days
             problems = self._constraint_problems(key, n, days, relevant)
-            if not problems:
+            if problems:
+                for cid, text in problems:
+                    failures.setdefault(cid, text)
+                continue
+            if self.capacity is None or self.capacity.fits(kind, days):
                 return days, ()
-            for cid, text in problems:
-                failures.setdefault(cid, text)
+            if first_sound is None:
+                first_sound = days
+        if first_sound is not None:
+            return first_sound, self._capacity_flags(
+                occurrence_id, kind, first_sound, span, working, window=(earliest, latest)
+            )
         if first_allowed is None:
             # No working day at all in the window (a long closure): keep the target moved to a
             # working day outside the window, and say so.
@@ -327,6 +351,42 @@ class _Planner:
             f"kept {first_allowed[0]}: {'; '.join(failures.values())}"
         )
         return first_allowed, (Flag("unsatisfiable", message),)
+
+    def _capacity_flags(
+        self,
+        occurrence_id: str,
+        kind: str,
+        days: tuple[dt.date, ...],
+        span: Span,
+        working: bool,
+        window: tuple[dt.date, dt.date] | None = None,
+    ) -> tuple[Flag, ...]:
+        """``over_capacity`` with the day the event would first fit, for the coordinator."""
+        if self.capacity is None or self.capacity.fits(kind, days):
+            return ()
+        full = ", ".join(f"{r} {slot}" for r, slot in self.capacity.full(kind, days))
+        fits = self._first_fit(kind, days[0] + ONE_DAY, span, working)
+        where = f"no day in the window {window[0]} … {window[1]} has room" if window else ""
+        message = "; ".join(
+            part
+            for part in (
+                f"{occurrence_id} on {days[0]} is over capacity ({full} fully booked)",
+                where,
+                f"first day with room: {fits}" if fits else "no room in the next 180 days",
+            )
+            if part
+        )
+        return (Flag("over_capacity", message),)
+
+    def _first_fit(self, kind: str, start: dt.date, span: Span, working: bool) -> dt.date | None:
+        assert self.capacity is not None
+        for i in range(180):
+            day = start + ONE_DAY * i
+            if working and not self.calendar.is_working_day(day):
+                continue
+            if self.capacity.fits(kind, self._span_days(day, span)):
+                return day
+        return None
 
     def _pin_flags(
         self,
@@ -354,7 +414,6 @@ class _Planner:
             + "; reschedule it again"
         )
         return (Flag("unsatisfiable", message),)
-
 
     def _shifted(self, day: dt.date, shift: str) -> dt.date:
         if shift == "backward":

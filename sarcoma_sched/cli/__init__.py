@@ -74,7 +74,7 @@ def _register() -> None:
     from sarcoma_sched.cli.patients import allocate, enroll, exclude, screen, withdraw
     from sarcoma_sched.cli.plan import plan
     from sarcoma_sched.cli.protocol import protocol
-    from sarcoma_sched.cli.queries import deviations, overdue, visits
+    from sarcoma_sched.cli.queries import capacity, deviations, overdue, visits
     from sarcoma_sched.cli.report import report
     from sarcoma_sched.cli.sites import site
 
@@ -95,6 +95,7 @@ def _register() -> None:
         visits,
         overdue,
         deviations,
+        capacity,
         report,
         export,
         allocation,

@@ -12,7 +12,7 @@ from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_rows, format_option
 
-__all__ = ["deviations", "overdue", "visits"]
+__all__ = ["capacity", "deviations", "overdue", "visits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +59,9 @@ def _this_week() -> tuple[dt.date, dt.date]:
     type=click.Choice(["planned", "done", "missed", "skipped", "cancelled"]),
     help="Only these statuses (repeatable) [default: planned and done].",
 )
+@click.option(
+    "--over-capacity", is_flag=True, help="Only events flagged over their site's capacity."
+)
 @format_option
 @click.pass_context
 def visits(
@@ -70,6 +73,7 @@ def visits(
     arm,
     kind,
     statuses: tuple[str, ...],
+    over_capacity: bool,
     fmt: str,
 ) -> None:
     """Events with a day in a date range (default: this week), in date order.
@@ -100,6 +104,7 @@ def visits(
             arm=arm,
             kind=kind,
             statuses=statuses or ("planned", "done"),
+            over_capacity=over_capacity,
         )
     emit_rows(rows, EVENT_COLUMNS, fmt)
     if fmt == "table":
@@ -154,3 +159,32 @@ def deviations(ctx: click.Context, date_from, date_to, site, protocol, arm, fmt:
     emit_rows(rows, DEVIATION_COLUMNS, fmt)
     if fmt == "table":
         click.echo(f"{len(rows)} deviation(s)")
+
+
+@click.command()
+@click.option("--site", required=True, help="The site.")
+@click.option("--from", "date_from", type=DATE, default="today", show_default=True)
+@click.option("--to", "date_to", type=DATE, default="+27d", show_default=True)
+@format_option
+@click.pass_context
+def capacity(ctx: click.Context, site: str, date_from, date_to, fmt: str) -> None:
+    """Booked vs capacity per resource and day (per week for RT course slots).
+
+    \b
+    Example:
+      sarcoma-sched capacity --site PKUIH --from today --to +28d
+    """
+    from sarcoma_sched.services.capacity import USAGE_COLUMNS, capacity_usage
+
+    if date_to < date_from:
+        raise click.BadParameter(f"--to {date_to} is before --from {date_from}")
+    with open_db(ctx).read() as session:
+        rows = capacity_usage(session, site, date_from, date_to)
+    emit_rows(rows, USAGE_COLUMNS, fmt)
+    if fmt == "table":
+        over = sum(1 for r in rows if r["over_capacity"])
+        click.echo(
+            f"{len(rows)} slot(s) {date_from} … {date_to}; {over} over capacity"
+            if rows
+            else f"{site.upper()} limits no resource (see `sarcoma-sched site capacity`)"
+        )

@@ -18,12 +18,13 @@ CHANGE_COLUMNS = ["study_id", "event", "old", "new", "shift_days"]
 
 @click.group()
 def site() -> None:
-    """Sites: add one, list them, record a closure.
+    """Sites: add one, list them, record a closure, set resource capacities.
 
     \b
     Example:
       sarcoma-sched site list
       sarcoma-sched site close PKUIH --from 2027-01-04 --to 2027-01-08 --reason "ward move"
+      sarcoma-sched site capacity PKUIH theatre --day tue=2 --day thu=1
     """
 
 
@@ -141,3 +142,77 @@ def site_close(ctx: click.Context, code: str, first_day, last_day, reason: str, 
     for study_id, problems in outcome.flags.items():
         for problem in problems:
             click.echo(f"warning: {study_id} {problem}", err=True)
+
+
+@site.command("capacity")
+@click.argument("code")
+@click.argument("resource", required=False, type=click.Choice(["theatre", "infusion", "rt_course"]))
+@click.option(
+    "--day",
+    "days",
+    multiple=True,
+    metavar="DAY=N",
+    help="Capacity on a weekday (mon..sun), repeatable; days not given have none.",
+)
+@click.option("--week", "per_week", type=click.IntRange(0), help="Capacity per week.")
+@click.option("--clear", is_flag=True, help="Remove the limit (the resource is then unlimited).")
+@format_option
+@click.pass_context
+def site_capacity(
+    ctx: click.Context,
+    code: str,
+    resource: str | None,
+    days: tuple[str, ...],
+    per_week: int | None,
+    clear: bool,
+    fmt: str,
+) -> None:
+    """Show or set a site's resource capacities, which the planner places events by.
+
+    Resources: theatre (a surgery takes one session on its day), infusion (an infusion cycle
+    takes one chair on each of its days), rt_course (an RT course takes one new-course slot in
+    the week of its first fraction). Without RESOURCE, lists the site's limits. Booked
+    patients keep their days when a capacity changes; `capacity` shows any overbooking.
+
+    \b
+    Example:
+      sarcoma-sched site capacity PKUIH theatre --day tue=2 --day thu=1
+      sarcoma-sched site capacity PKUIH infusion --day mon=6 --day tue=6 --day wed=6 \\
+        --day thu=6 --day fri=6
+      sarcoma-sched site capacity FJMUUH rt_course --week 4
+      sarcoma-sched site capacity PKUIH
+    """
+    from sarcoma_sched.services.capacity import set_capacity, site_limits
+    from sarcoma_sched.services.sites import get_site
+
+    database = open_db(ctx)
+    if resource is not None:
+        if not (days or per_week is not None or clear):
+            raise click.UsageError("give --day DAY=N (repeatable), --week N or --clear")
+        if clear and (days or per_week is not None):
+            raise click.UsageError("--clear takes no --day or --week")
+        per_weekday: dict[str, int] = {}
+        for item in days:
+            name, sep, value = item.partition("=")
+            if not sep or not value.strip().isdigit():
+                raise click.BadParameter(f"{item!r} is not DAY=N", param_hint="--day")
+            per_weekday[name] = int(value)
+        limit = set_capacity(
+            database,
+            acting_user(ctx),
+            code,
+            resource,
+            per_weekday=per_weekday or None,
+            per_week=per_week,
+        )
+        state = limit.describe() if limit else "not limited"
+        click.echo(f"{code.upper()} {resource}: {state}", err=fmt != "table")
+    with database.read() as session:
+        site_code = get_site(session, code).code
+        limits = site_limits(session, site_code)
+    rows = [
+        {"site": site_code, "resource": name, "capacity": limit.describe()}
+        for name, limit in sorted(limits.items())
+    ]
+    if resource is None or fmt != "table":
+        emit_rows(rows, ["site", "resource", "capacity"], fmt)

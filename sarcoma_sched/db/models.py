@@ -105,6 +105,25 @@ class SiteClosure(Base):
     created_at: Mapped[dt.datetime]
 
 
+class SiteResource(Base):
+    """A site's capacity for one resource (see ``calendar.capacity``): per weekday (``weekday``
+    0 = Monday) or per week (``weekday`` NULL). Setting a resource replaces all its rows."""
+
+    __tablename__ = "site_resources"
+    __table_args__ = (
+        UniqueConstraint("site_code", "resource", "weekday"),
+        CheckConstraint("capacity >= 0", name="capacity"),
+        CheckConstraint("weekday IS NULL OR (weekday >= 0 AND weekday <= 6)", name="weekday"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), index=True)
+    resource: Mapped[str] = mapped_column(String(32))
+    weekday: Mapped[int | None] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime]
+
+
 class Patient(Base):
     """A pseudonymous patient: no name is ever required or stored.
 
@@ -280,6 +299,7 @@ AUDITED: dict[str, type[Base]] = {
         ProtocolVersion,
         Site,
         SiteClosure,
+        SiteResource,
         Patient,
         Screening,
         Enrollment,

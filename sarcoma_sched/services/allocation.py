@@ -35,6 +35,7 @@ from sarcoma_sched.protocol.allocation import (
     MinimizationAllocation,
 )
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.enrollment import enroll_in, latest_screening
 from sarcoma_sched.services.patients import find_patient
 from sarcoma_sched.services.protocols import protocol_version
@@ -165,7 +166,13 @@ def allocate_patient(
             )
         )
         plan = plan_arm(
-            protocol, decision.arm, allocation_date, site_calendar(session, patient.site_code)
+            protocol,
+            decision.arm,
+            allocation_date,
+            site_calendar(session, patient.site_code),
+            capacity=site_capacity(
+                session, patient.site_code, exclude_patient=patient.id, since=allocation_date
+            ),
         )
         store_plan(session, patient, plan)
         session.flush()
@@ -189,7 +196,11 @@ def allocate_patient(
                 }
                 for e in plan.events
             ],
-            warnings=list(plan.warnings),
+            # Events the planner could not place cleanly (a constraint, capacity) need a look.
+            warnings=[
+                *plan.warnings,
+                *(f"{e.id}: {f.message}" for e in plan.events for f in e.flags),
+            ],
         )
 
 

@@ -24,6 +24,7 @@ from sarcoma_sched.db.models import (
 )
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.patients import find_patient
 from sarcoma_sched.services.protocols import protocol_version
 from sarcoma_sched.services.schedules import actuals_of, apply_plan, site_calendar
@@ -125,6 +126,12 @@ def plan_patient(
         site_calendar(session, patient.site_code),
         actuals={**actuals_of(rows), **(actuals or {})},
         pins={**_pins(rows), **(pins or {})},
+        capacity=site_capacity(
+            session,
+            patient.site_code,
+            exclude_patient=patient.id,
+            since=allocation.allocation_date,
+        ),
     )
 
 

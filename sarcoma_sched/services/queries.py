@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, cast, func, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import (
@@ -186,11 +186,15 @@ def visits(
     arm: str | None = None,
     kind: str | None = None,
     statuses: Sequence[str] = ("planned", "done"),
+    over_capacity: bool = False,
 ) -> list[dict[str, Any]]:
     """Events with at least one day in [from, to], in date order."""
     query = _events_query().where(
         E.first_day <= date_to, E.last_day >= date_from, E.status.in_(statuses)
     )
+    if over_capacity:
+        # The flag list is JSON; its text form is the same on both backends.
+        query = query.where(cast(E.flags, String).like('%"over_capacity"%'))
     query = _filtered(session, query, site, protocol, arm, kind).order_by(
         E.first_day, Patient.study_id, E.event_id
     )

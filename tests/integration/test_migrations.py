@@ -115,6 +115,8 @@ def _copy_rows(source: Database, target: Database) -> None:
     with source.engine.connect() as src, target.engine.begin() as dst:
         dst.execute(text("DELETE FROM audit_head"))
         for table in Base.metadata.sorted_tables:
+            if table.name not in old.tables:
+                continue  # a table a later revision adds
             columns = [c.name for c in old.tables[table.name].columns]
             rows = [dict(r._mapping) for r in src.execute(select(*(table.c[c] for c in columns)))]
             if rows:
