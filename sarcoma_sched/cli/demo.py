@@ -33,11 +33,12 @@ DEFAULT_DIR = Path("sarcoma-demo")
 def demo(db_path: Path | None, out_dir: Path, as_of, replace: bool) -> None:
     """Run the demonstration: both trials, ~30 synthetic patients, calendars to import.
 
-    Creates a fresh SQLite database with the bundled protocols and the NATARS sites; screens
-    30 synthetic patients (some fail), allocates the eligible ones in TNT-STS (fixed arm),
-    NATARS (arm by MDT decision) and NATARS-R (minimization); records what happened up to
-    today, including delays that move later events, a missed visit, a skipped cycle, a
-    withdrawal and a ward closure; writes one .ics per patient and two site calendars.
+    Creates a fresh SQLite database with the bundled protocols, the NATARS sites and their
+    theatre, infusion and RT capacities; screens 32 synthetic patients (some fail), allocates
+    the eligible ones in TNT-STS (fixed arm), NATARS (arm by MDT decision) and NATARS-R
+    (minimization); records what happened up to today, including delays that move later
+    events, a missed visit, a skipped cycle, a withdrawal, a ward closure and a surgery moved
+    to the next free theatre session; writes one .ics per patient and two site calendars.
 
     \b
     Example:
@@ -86,6 +87,8 @@ def _summary(result, db_path: Path, out_dir: Path) -> None:  # type: ignore[no-u
     click.echo(f"recorded   {result.recorded} events up to two days ago; what moved:")
     for line in [*result.delays, *result.closure]:
         click.echo(f"             {line}")
+    for line in result.capacity:
+        click.echo(f"capacity   {line}")
     patients = [p for p in result.calendars if not p.name.startswith("site-")]
     sites = [p.name for p in result.calendars if p.name.startswith("site-")]
     click.echo(f"calendars  {len(patients)} patient calendars and {', '.join(sites)} in {out_dir}/")
@@ -97,6 +100,7 @@ def _summary(result, db_path: Path, out_dir: Path) -> None:  # type: ignore[no-u
         f"{db} deviations",
         f"{db} schedule {result.allocated[0][0]}",
         f"{db} report enrollment --by protocol,site",
+        f"{db} capacity --site PKUIH",
         f"{db} audit verify",
     ):
         click.echo(f"  {line}")

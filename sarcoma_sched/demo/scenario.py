@@ -63,6 +63,7 @@ class DemoResult:
     recorded: int = 0
     delays: list[str] = field(default_factory=list)
     closure: list[str] = field(default_factory=list)
+    capacity: list[str] = field(default_factory=list)
     calendars: list[Path] = field(default_factory=list)
 
 
@@ -149,6 +150,7 @@ def run_demo(
 
     upgrade(db.engine)
     load_protocols(db, ACTOR, list_protocols())
+    _capacities(db)
     result = DemoResult(as_of)
     patients = _cohort(random.Random(2026))
     progress(f"screening and allocating {len(patients)} synthetic patients")
@@ -160,9 +162,53 @@ def run_demo(
         if patient.study_id:
             _live(db, patient, as_of, result)
     _close_a_site(db, as_of, result)
+    _theatre_week(db, as_of, result)
     progress("writing calendars")
     _export(db, out_dir, result)
     return result
+
+
+# What the demo sites can do: PKUIH has two sarcoma theatre sessions a week and a 6-bed
+# infusion ward; FJMUUH starts at most 4 new RT courses a week and operates Wednesday and Friday.
+CAPACITIES = (
+    ("PKUIH", "theatre", {"tue": 1, "thu": 1}, None),
+    (
+        "PKUIH",
+        "infusion",
+        dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), 6),
+        None,
+    ),
+    ("FJMUUH", "theatre", {"wed": 1, "fri": 1}, None),
+    ("FJMUUH", "rt_course", None, 4),
+)
+
+
+def _capacities(db: Database) -> None:
+    from sarcoma_sched.services.capacity import set_capacity
+
+    for site, resource, per_weekday, per_week in CAPACITIES:
+        set_capacity(db, ACTOR, site, resource, per_weekday=per_weekday, per_week=per_week)
+
+
+def _theatre_week(db: Database, as_of: dt.date, result: DemoResult) -> None:
+    """Two PKUIH patients whom the MDT sends straight to surgery on the same day: the same
+    target, one theatre session that day, so the second surgery moves to the next session
+    inside its window."""
+    rng = random.Random(11)
+    pair = [
+        DemoPatient("NATARS", "PKUIH", _natars_values(rng), 1, arm="SURGERY_ONLY") for _ in range(2)
+    ]
+    for patient in pair:
+        _enrol(db, patient, as_of, result)
+    first, second = (_row(db, p.study_id, "surgery") for p in pair)
+    if first is None or second is None:
+        return
+    result.capacity.append(
+        f"PKUIH theatre (tue 1, thu 1): {pair[0].study_id} surgery {first.first_day} "
+        f"(target {first.target}); {pair[1].study_id}, same target, moved to "
+        f"{second.first_day}, the next free session in its window "
+        f"({second.earliest} … {second.latest})"
+    )
 
 
 def _enrol(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> None:

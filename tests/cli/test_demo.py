@@ -6,6 +6,7 @@ it left behind: the database, the calendars, and what the other commands say abo
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -33,15 +34,15 @@ def test_the_demo_screens_allocates_and_summarises(demo):
     screened = query(
         db, "SELECT count(*), sum(CASE WHEN eligible THEN 1 ELSE 0 END) FROM screenings"
     )
-    assert screened == [(30, 25)]
-    assert "screened   30 synthetic patients; 5 not eligible:" in out
+    assert screened == [(32, 27)]
+    assert "screened   32 synthetic patients; 5 not eligible:" in out
     arms = dict(
         ((p, a), n)
         for p, a, n in query(
             db, "SELECT protocol_id, arm, count(*) FROM allocations GROUP BY protocol_id, arm"
         )
     )
-    assert sum(arms.values()) == 25
+    assert sum(arms.values()) == 27
     assert set(arms) >= {("TNT-STS", "TNT"), ("NATARS", "NEOADJUVANT"), ("NATARS-R", "NEOADJUVANT")}
     for (protocol, arm), n in arms.items():
         assert re.search(rf"{protocol}\s+{arm}\s+{n}\b", out), (protocol, arm, n)
@@ -90,7 +91,7 @@ def test_every_calendar_parses_with_icalendar_and_ical_js(demo):
     db = cwd / "sarcoma-demo" / "demo.db"
     files = sorted((cwd / "sarcoma-demo").glob("*.ics"))
     patients = [f for f in files if not f.name.startswith("site-")]
-    assert len(patients) == 25
+    assert len(patients) == 27
     assert {f.name for f in files} - {f.name for f in patients} == {
         "site-PKUIH.ics",
         "site-FJMUUH.ics",
@@ -152,3 +153,36 @@ def test_a_second_demo_refuses_to_overwrite_then_replaces(demo, run, tmp_path):
         "ORDER BY p.study_id",
     )
     assert same == original
+
+
+def test_theatre_capacity_moves_the_second_surgery_to_the_next_session(demo):
+    cwd, out = demo
+    db = cwd / "sarcoma-demo" / "demo.db"
+    line = next(line for line in out.splitlines() if line.startswith("capacity "))
+    first, second = re.findall(r"PKUIH-NATARS-\d{4}", line)
+    rows = {
+        sid: (dt.date.fromisoformat(day), target, earliest, latest, flags)
+        for sid, day, target, earliest, latest, flags in query(
+            db,
+            "SELECT p.study_id, e.first_day, e.target, e.earliest, e.latest, e.flags "
+            "FROM scheduled_events e JOIN patients p ON p.id = e.patient_id "
+            "WHERE e.event_id = 'surgery' AND p.study_id IN (:a, :b)",
+            a=first,
+            b=second,
+        )
+    }
+    (day_a, target_a, *_), (day_b, target_b, earliest, latest, flags) = rows[first], rows[second]
+    assert target_a == target_b  # same day allocated, same protocol target
+    assert day_b > day_a and earliest <= day_b.isoformat() <= latest
+    assert day_a.weekday() in (1, 3) and day_b.weekday() in (1, 3)  # PKUIH sessions: Tue, Thu
+    assert json.loads(flags) == []
+    assert f"moved to {day_b}" in line
+    # No PKUIH theatre session holds two surgeries that are not flagged over capacity.
+    busy = query(
+        db,
+        "SELECT e.first_day, count(*) FROM scheduled_events e "
+        "JOIN patients p ON p.id = e.patient_id WHERE p.site_code = 'PKUIH' "
+        "AND e.kind = 'surgery' AND e.status = 'planned' "
+        "AND e.flags NOT LIKE '%over_capacity%' GROUP BY e.first_day",
+    )
+    assert busy and all(n == 1 for _, n in busy)
