@@ -114,3 +114,30 @@ def _configure_sqlite(engine: Engine) -> None:
         # sequence and then both try to write it (which would fail late with SQLITE_BUSY).
         mode = "IMMEDIATE" if conn.get_execution_options().get("sarcoma_write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Re-run SQLite's ANALYZE when the schedule has grown by half since the last one.
+
+    Without statistics SQLite scans every planned event by status for "visits at site X this
+    week" instead of walking the site's patients (hundreds of ms vs ~20 ms at 10,000 patients).
+    A full ANALYZE costs ~0.1 s per 200,000 events, so it runs only on growth (amortised like
+    a doubling array); PostgreSQL's autovacuum does the same on its own.
+    """
+    with engine.connect() as conn:
+        events = conn.exec_driver_sql("SELECT max(rowid) FROM scheduled_events").scalar() or 0
+        if events < 5000:
+            return  # small databases are fast with any plan
+        has_stats = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+        ).scalar()
+        analysed = 0
+        if has_stats:
+            stat = conn.exec_driver_sql(
+                "SELECT stat FROM sqlite_stat1 WHERE tbl = 'scheduled_events' LIMIT 1"
+            ).scalar()
+            analysed = int(str(stat).split()[0]) if stat else 0
+        if events <= analysed * 1.5:
+            return
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()

@@ -15,7 +15,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sarcoma_sched.audit import ACTION_KEY, ACTOR_KEY, record_flush
-from sarcoma_sched.db.engine import BUSY_TIMEOUT_MS, make_engine, resolve_url
+from sarcoma_sched.db.engine import (
+    BUSY_TIMEOUT_MS,
+    make_engine,
+    refresh_statistics,
+    resolve_url,
+)
 from sarcoma_sched.db.migrate import SchemaMismatch, check_schema
 from sarcoma_sched.db.models import AuditHead
 from sarcoma_sched.errors import SarcomaSchedError
@@ -48,6 +53,7 @@ class Database:
         self._read = sessionmaker(self.engine, class_=AuditedSession, expire_on_commit=False)
         self._write = sessionmaker(self._writer, class_=AuditedSession, expire_on_commit=False)
         self._schema_checked = not check_schema
+        self._wrote = False
 
     @property
     def backend(self) -> str:
@@ -84,6 +90,7 @@ class Database:
             session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
             yield session
             session.commit()
+            self._wrote = True
         except OperationalError as exc:
             session.rollback()
             if _is_busy(exc):
@@ -99,6 +106,8 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
+        if self._wrote and self.backend == "sqlite":
+            refresh_statistics(self.engine)
         self.engine.dispose()
 
 

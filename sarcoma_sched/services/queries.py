@@ -22,7 +22,9 @@ from sarcoma_sched.db.models import (
     Patient,
     ScheduledEvent,
     Screening,
+    Site,
 )
+from sarcoma_sched.errors import NotFound
 from sarcoma_sched.services.patients import find_patient
 
 __all__ = [
@@ -148,9 +150,10 @@ def _filtered(
 ) -> Select[Any]:
     if site:
         # A mistyped site is a mistake to name, not an empty list.
-        from sarcoma_sched.services.sites import get_site
-
-        query = query.where(Patient.site_code == get_site(session, site).code)
+        if session.get(Site, site.upper()) is None:
+            known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
+            raise NotFound(f"no site {site!r} (sites: {known or 'none'})")
+        query = query.where(Patient.site_code == site.upper())
     if protocol:
         query = query.where(Patient.protocol_id == protocol.upper())
     if arm:
