@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 
 __all__ = ["record", "reschedule", "schedule"]
 
@@ -55,23 +54,18 @@ def _change_rows(outcome: Any) -> list[dict[str, Any]]:
 def _report(outcome: Any, headline: str, fmt: str) -> None:
     rows = _change_rows(outcome)
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "study_id": outcome.study_id,
-                    "event": outcome.event_id,
-                    "status": outcome.status,
-                    "days": [d.isoformat() for d in outcome.days],
-                    "target": outcome.target.isoformat(),
-                    "window": [outcome.earliest.isoformat(), outcome.latest.isoformat()],
-                    "moved": rows,
-                    "deviations": outcome.deviations,
-                    "flags": outcome.flags,
-                },
-                indent=2,
-                default=str,
-                ensure_ascii=False,
-            )
+        emit_json(
+            {
+                "study_id": outcome.study_id,
+                "event": outcome.event_id,
+                "status": outcome.status,
+                "days": [d.isoformat() for d in outcome.days],
+                "target": outcome.target.isoformat(),
+                "window": [outcome.earliest.isoformat(), outcome.latest.isoformat()],
+                "moved": rows,
+                "deviations": outcome.deviations,
+                "flags": outcome.flags,
+            },
         )
         return
     if fmt == "table":

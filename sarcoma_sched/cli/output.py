@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["emit_rows", "format_option"]
+__all__ = ["emit_json", "emit_rows", "format_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,16 +28,14 @@ def format_option(func: F) -> F:
     )(func)
 
 
+def emit_json(data: Any) -> None:
+    """One JSON document for scripts: dates as ISO text, non-ASCII kept as typed."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
 def emit_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                [{c: r.get(c) for c in columns} for r in rows],
-                indent=2,
-                ensure_ascii=False,
-                default=str,
-            )
-        )
+        emit_json([{c: r.get(c) for c in columns} for r in rows])
         return
     if fmt == "csv":
         buf = io.StringIO()

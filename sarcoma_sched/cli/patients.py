@@ -12,7 +12,7 @@ import click
 from sarcoma_sched.cli.allocation import read_secret, secret_option
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.errors import InputFileError, Problem
 
 __all__ = ["allocate", "enroll", "exclude", "screen", "withdraw"]
@@ -122,7 +122,7 @@ def screen(
             "eligible": outcome.result.eligible,
             "criteria": rows,
         }
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        emit_json(summary)
         return
     emit_rows(rows, ["criterion", "kind", "outcome", "reason"], fmt)
     if fmt == "table":
@@ -223,7 +223,7 @@ def allocate(
             "allocation_date": outcome.allocation_date.isoformat(),
             "events": [{c: e[c] for c in columns} for e in outcome.events],
         }
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+        emit_json(summary)
         return
     if fmt == "table":
         click.echo(

@@ -11,23 +11,11 @@ import click
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.kinds import EVENT_KINDS
 
 __all__ = ["capacity", "deviations", "overdue", "visits"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-KINDS = (
-    "baseline",
-    "radiotherapy",
-    "labs",
-    "infusion",
-    "oral",
-    "imaging",
-    "surgery",
-    "postop",
-    "follow_up",
-    "visit",
-)
 
 
 def _filters(func: F) -> F:
@@ -51,7 +39,7 @@ def _this_week() -> tuple[dt.date, dt.date]:
 @click.option("--from", "date_from", type=DATE, help="First day [default: this Monday].")
 @click.option("--to", "date_to", type=DATE, help="Last day [default: this Sunday].")
 @_filters
-@click.option("--kind", type=click.Choice(KINDS), help="Only this kind of event.")
+@click.option("--kind", type=click.Choice(EVENT_KINDS), help="Only this kind of event.")
 @click.option(
     "--status",
     "statuses",
@@ -113,7 +101,7 @@ def visits(
 
 @click.command()
 @_filters
-@click.option("--kind", type=click.Choice(KINDS), help="Only this kind of event.")
+@click.option("--kind", type=click.Choice(EVENT_KINDS), help="Only this kind of event.")
 @format_option
 @click.pass_context
 def overdue(ctx: click.Context, site, protocol, arm, kind, fmt: str) -> None:

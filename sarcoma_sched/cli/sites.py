@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 
 __all__ = ["site"]
 
@@ -117,19 +115,14 @@ def site_close(ctx: click.Context, code: str, first_day, last_day, reason: str, 
         for c in changes
     ]
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "site": outcome.site_code,
-                    "first_day": outcome.first_day.isoformat(),
-                    "last_day": outcome.last_day.isoformat(),
-                    "moved": rows,
-                    "flags": outcome.flags,
-                },
-                indent=2,
-                default=str,
-                ensure_ascii=False,
-            )
+        emit_json(
+            {
+                "site": outcome.site_code,
+                "first_day": outcome.first_day.isoformat(),
+                "last_day": outcome.last_day.isoformat(),
+                "moved": rows,
+                "flags": outcome.flags,
+            },
         )
         return
     if fmt == "table":

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
+from sarcoma_sched.kinds import EVENT_KINDS
 from sarcoma_sched.protocol.base import ArmId, Key, Model
 
 __all__ = [
@@ -36,18 +37,7 @@ __all__ = [
 # The one anchor that is not an event: the day the patient was allocated (day 0 of the study).
 ALLOCATION = "allocation"
 
-EventKind = Literal[
-    "baseline",
-    "radiotherapy",
-    "labs",
-    "infusion",
-    "oral",
-    "imaging",
-    "surgery",
-    "postop",
-    "follow_up",
-    "visit",
-]
+EventKind = Literal[EVENT_KINDS]  # type: ignore[valid-type]
 DayRule = Literal["working_day", "any_day"]
 # "nearest" prefers the earlier day on a tie: for a clinic visit, earlier is the safer miss.
 Shift = Literal["forward", "backward", "nearest"]

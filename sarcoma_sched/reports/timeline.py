@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.db.models import Allocation, ParticipationEnd, ScheduledEvent
+from sarcoma_sched.db.models import Allocation, ParticipationEnd
 from sarcoma_sched.reports.style import DEVIATION, KIND_COLOURS, KIND_LABELS
 
 if TYPE_CHECKING:
@@ -81,16 +81,13 @@ class PatientTimeline:
 
 def patient_timeline(session: Session, ref: str) -> PatientTimeline:
     """Everything the chart needs about one patient (by study id or screening number)."""
+    from sarcoma_sched.services.events import patient_events
     from sarcoma_sched.services.patients import find_patient
 
     patient = find_patient(session, ref)
     allocation = session.scalar(select(Allocation).where(Allocation.patient_id == patient.id))
     end = session.scalar(select(ParticipationEnd).where(ParticipationEnd.patient_id == patient.id))
-    rows = session.scalars(
-        select(ScheduledEvent)
-        .where(ScheduledEvent.patient_id == patient.id)
-        .order_by(ScheduledEvent.first_day, ScheduledEvent.id)
-    )
+    rows = patient_events(session, patient)
     events = [
         TimelineEvent(
             event_id=r.event_id,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Patient, ScheduledEvent, Site
 from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.kinds import EVENT_KINDS
 from sarcoma_sched.reports.style import KIND_COLOURS, KIND_LABELS
 
 if TYPE_CHECKING:
@@ -35,17 +36,7 @@ __all__ = [
 ]
 
 # Every event kind but oral home medication, in the order of a patient's pathway.
-WORKLOAD_KINDS = (
-    "baseline",
-    "radiotherapy",
-    "labs",
-    "infusion",
-    "imaging",
-    "surgery",
-    "postop",
-    "follow_up",
-    "visit",
-)
+WORKLOAD_KINDS = tuple(kind for kind in EVENT_KINDS if kind != "oral")
 COUNTED_STATUSES = ("planned", "done")
 PERIODS = ("day", "week")
 
