@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -136,6 +137,10 @@ class Patient(Base):
         UniqueConstraint("protocol_id", "screening_number"),
         UniqueConstraint("protocol_id", "study_id"),
         CheckConstraint("sex IN ('female', 'male', 'other', 'unknown')", name="sex"),
+        # Coordinators name a patient by either number without the trial (``find_patient``);
+        # the unique indexes above start with protocol_id and cannot serve that lookup.
+        Index(None, "study_id"),
+        Index(None, "screening_number"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -199,6 +204,11 @@ class Allocation(Base):
     allocated_by: Mapped[str] = mapped_column(String(64))
 
 
+def _span_days(context: Any) -> int:
+    row = context.get_current_parameters()
+    return (row["last_day"] - row["first_day"]).days
+
+
 class ScheduledEvent(Base):
     """One planned occurrence (``ai.2``, ``follow_up.m12``) of a patient's calendar."""
 
@@ -210,10 +220,39 @@ class ScheduledEvent(Base):
         ),
         # The target may leave the window (a recorded deviation); the window itself may not invert.
         CheckConstraint("earliest <= latest", name="window"),
+        # ``visits`` relies on span_days to bound its search (see ``span_days`` below): the
+        # database itself refuses a row whose span disagrees with its days. SQLite keeps a
+        # Date as 'YYYY-MM-DD' text, hence julianday().
+        CheckConstraint(
+            "span_days = julianday(last_day) - julianday(first_day)", name="span"
+        ).ddl_if(dialect="sqlite"),
+        CheckConstraint("span_days = last_day - first_day", name="span").ddl_if(
+            dialect="postgresql"
+        ),
         Index(None, "target"),
-        Index(None, "status", "latest"),
         Index(None, "first_day"),
         Index(None, "last_day"),
+        Index(None, "span_days"),
+        # Overdue across the network: planned and started before today, one short range.
+        Index(None, "status", "first_day"),
+        # A site's queries walk its patients and read each one's events of a status in a date
+        # range: a few index entries per patient instead of the whole network's range.
+        Index(None, "patient_id", "status", "first_day"),
+        # Deviations are a few percent of the rows: small partial indexes for the network's
+        # list by date and for a site's patients.
+        Index(
+            "ix_scheduled_events_deviation_first_day",
+            "first_day",
+            sqlite_where=text("deviation IS NOT NULL"),
+            postgresql_where=text("deviation IS NOT NULL"),
+        ),
+        Index(
+            "ix_scheduled_events_deviation_patient_id_first_day",
+            "patient_id",
+            "first_day",
+            sqlite_where=text("deviation IS NOT NULL"),
+            postgresql_where=text("deviation IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -232,6 +271,11 @@ class ScheduledEvent(Base):
     # The first and last of ``days``, as columns so "what touches these dates" uses an index.
     first_day: Mapped[dt.date] = mapped_column(Date)
     last_day: Mapped[dt.date] = mapped_column(Date)
+    # ``last_day - first_day`` in days (0 for a one-day event). Its maximum, one index lookup,
+    # bounds "events touching [from, to]" from below: ``first_day >= from - max(span_days)``,
+    # so the date index reads weeks instead of all history. Set by ``services.schedules.
+    # event_fields``; the default covers a row written without it.
+    span_days: Mapped[int] = mapped_column(Integer, default=_span_days)
     local_time: Mapped[str | None] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(16), default="planned")
     actual_date: Mapped[dt.date | None] = mapped_column(Date)

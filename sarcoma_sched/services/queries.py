@@ -1,18 +1,30 @@
 """The coordinator's daily questions, read-only: a patient's schedule, visits in a date range,
 what is overdue, the deviations, and enrolment counts.
 
-Each is one SQL statement over indexed columns (``first_day``, ``last_day``, ``status``), returns
-plain dict rows, and loads no ORM objects: a listing over a large network stays fast.
+Each returns plain dict rows and loads no ORM objects. At network scale (100,000 patients,
+millions of event rows) each statement must read about as many index entries as it returns,
+on SQLite and PostgreSQL alike (indexes: migration 0005):
+
+* "events touching [from, to]" says ``first_day <= to AND first_day >= from - longest span``
+  as well as ``last_day >= from``: a two-sided range on ``first_day`` (weeks) instead of every
+  event that started before ``to`` (all history). The longest span is ``max(span_days)``, one
+  index lookup, and exact (a check constraint keeps ``span_days`` equal to the days), so the
+  bound never drops a row;
+* a site's question walks the site's patients and reads each one's events by ``(patient_id,
+  status, first_day)``; the whole network's by ``(status, first_day)`` or ``first_day``;
+  deviations by small partial indexes ``WHERE deviation IS NOT NULL``. Both planners choose
+  between them from their statistics (``benchmarks.queries`` prints the plans).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from functools import cache
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, select
+from sqlalchemy import Select, String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import (
@@ -115,52 +127,106 @@ def patient_schedule(session: Session, ref: str) -> tuple[Patient, list[dict[str
     return patient, out
 
 
-def _events_query() -> Select[Any]:
-    return (
-        select(
-            E.first_day,
-            E.days,
-            E.local_time,
-            E.event_id,
-            E.label,
-            E.kind,
-            E.earliest,
-            E.latest,
-            E.target,
-            E.status,
-            E.deviation,
-            E.reason,
-            Patient.study_id,
-            Patient.site_code,
-            Patient.protocol_id,
-            Allocation.arm,
-        )
-        .join(Patient, Patient.id == E.patient_id)
-        .join(Allocation, Allocation.patient_id == Patient.id)
+_EVENTS = ScheduledEvent.__table__
+_PATIENTS = Patient.__table__
+_ALLOCATIONS = Allocation.__table__
+OVERDUE_COLUMNS = [*EVENT_COLUMNS, "days_overdue", "state"]
+DEVIATION_COLUMNS = [*EVENT_COLUMNS, "deviation"]
+
+
+@cache
+def _listing(question: str, shape: frozenset[str]) -> Select[Any]:
+    """The statement for ``question`` with the conditions named in ``shape`` (the names of its
+    parameters): built and compiled once per shape, Core only, so a call costs the database's
+    work and little more (``benchmarks.queries`` compares it with the bare driver)."""
+    e, p, a = _EVENTS.c, _PATIENTS.c, _ALLOCATIONS.c
+    query = select(
+        e.first_day,
+        e.days,
+        e.local_time,
+        e.event_id,
+        e.label,
+        e.kind,
+        e.earliest,
+        e.latest,
+        e.status,
+        e.deviation,
+        p.study_id,
+        p.site_code,
+        p.protocol_id,
+        a.arm,
+    ).select_from(
+        _EVENTS.join(_PATIENTS, p.id == e.patient_id).join(_ALLOCATIONS, a.patient_id == p.id)
     )
+    if question == "visits":
+        query = query.where(e.status.in_(bindparam("statuses", expanding=True)))
+    elif question == "overdue":
+        query = query.where(e.status == "planned", e.first_day < bindparam("today"))
+    else:
+        query = query.where(e.deviation.is_not(None))
+    if "date_to" in shape:
+        query = query.where(e.first_day <= bindparam("date_to"))
+    if "date_from" in shape:
+        # An event touching [from, ...] started at most the longest span before ``from``: the
+        # second bound makes the date range two-sided (see the module docstring).
+        query = query.where(
+            e.last_day >= bindparam("date_from"), e.first_day >= bindparam("earliest_start")
+        )
+    if "site" in shape:
+        query = query.where(p.site_code == bindparam("site"))
+    if "protocol" in shape:
+        query = query.where(p.protocol_id == bindparam("protocol"))
+    if "arm" in shape:
+        query = query.where(a.arm == bindparam("arm"))
+    if "kind" in shape:
+        query = query.where(e.kind == bindparam("kind"))
+    if "over_capacity" in shape:
+        # The flag list is JSON; its text form is the same on both backends.
+        query = query.where(cast(e.flags, String).like('%"over_capacity"%'))
+    return query.order_by(e.first_day, p.study_id, e.event_id)
 
 
-def _filtered(
+_LONGEST_SPAN = select(func.max(_EVENTS.c.span_days))
+
+
+def _events(
     session: Session,
-    query: Select[Any],
+    question: str,
+    *,
     site: str | None,
     protocol: str | None,
     arm: str | None = None,
     kind: str | None = None,
-) -> Select[Any]:
+    over_capacity: bool = False,
+    **values: Any,
+) -> Sequence[Any]:
+    params = {name: value for name, value in values.items() if value is not None}
     if site:
-        # A mistyped site is a mistake to name, not an empty list.
-        if session.get(Site, site.upper()) is None:
-            known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
-            raise NotFound(f"no site {site!r} (sites: {known or 'none'})")
-        query = query.where(Patient.site_code == site.upper())
+        params["site"] = site.upper()
     if protocol:
-        query = query.where(Patient.protocol_id == protocol.upper())
+        params["protocol"] = protocol.upper()
     if arm:
-        query = query.where(Allocation.arm == arm.upper())
+        params["arm"] = arm.upper()
     if kind:
-        query = query.where(E.kind == kind)
-    return query
+        params["kind"] = kind
+    if "date_from" in params:
+        # max(span_days) is one index lookup, and exact: a check constraint keeps each row's
+        # span equal to its days, so the bound never drops a row that touches the range.
+        span = session.execute(_LONGEST_SPAN).scalar() or 0
+        params["earliest_start"] = params["date_from"] - dt.timedelta(days=span)
+    shape = frozenset(params) | ({"over_capacity"} if over_capacity else set())
+    rows = session.execute(_listing(question, shape), params).all()
+    if site and not rows:
+        _check_site(session, site)
+    return rows
+
+
+def _check_site(session: Session, site: str) -> None:
+    # A mistyped site is a mistake to name, not an empty list. Asked only when nothing was
+    # found: a site with rows exists (patients reference their site).
+    if session.scalar(select(Site.code).where(Site.code == site.upper())) is None:
+        known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
+        raise NotFound(f"no site {site!r} (sites: {known or 'none'})")
 
 
 def _event_row(r: Any) -> dict[str, Any]:
@@ -192,16 +258,19 @@ def visits(
     over_capacity: bool = False,
 ) -> list[dict[str, Any]]:
     """Events with at least one day in [from, to], in date order."""
-    query = _events_query().where(
-        E.first_day <= date_to, E.last_day >= date_from, E.status.in_(statuses)
+    rows = _events(
+        session,
+        "visits",
+        site=site,
+        protocol=protocol,
+        arm=arm,
+        kind=kind,
+        over_capacity=over_capacity,
+        statuses=list(statuses),
+        date_from=date_from,
+        date_to=date_to,
     )
-    if over_capacity:
-        # The flag list is JSON; its text form is the same on both backends.
-        query = query.where(cast(E.flags, String).like('%"over_capacity"%'))
-    query = _filtered(session, query, site, protocol, arm, kind).order_by(
-        E.first_day, Patient.study_id, E.event_id
-    )
-    return [_event_row(r) for r in session.execute(query)]
+    return [_event_row(r) for r in rows]
 
 
 def overdue(
@@ -218,21 +287,15 @@ def overdue(
     ``window closed`` means the protocol window has passed too: a deviation is now certain and
     the coordinator records it as done late, missed or skipped; ``record due`` is still in time.
     """
-    query = _events_query().where(E.status == "planned", E.first_day < today)
-    query = _filtered(session, query, site, protocol, arm, kind).order_by(
-        E.first_day, Patient.study_id, E.event_id
-    )
-    rows = []
-    for r in session.execute(query):
+    out = []
+    for r in _events(
+        session, "overdue", site=site, protocol=protocol, arm=arm, kind=kind, today=today
+    ):
         row = _event_row(r)
         row["days_overdue"] = (today - r.first_day).days
         row["state"] = "window closed" if r.latest < today else "record due"
-        rows.append(row)
-    return rows
-
-
-OVERDUE_COLUMNS = [*EVENT_COLUMNS, "days_overdue", "state"]
-DEVIATION_COLUMNS = [*EVENT_COLUMNS, "deviation"]
+        out.append(row)
+    return out
 
 
 def deviations(
@@ -246,20 +309,20 @@ def deviations(
 ) -> list[dict[str, Any]]:
     """Every recorded deviation (late, early, missed, skipped, rescheduled outside the window,
     a broken constraint), optionally for events touching [from, to]."""
-    query = _events_query().where(E.deviation.is_not(None))
-    if date_to is not None:
-        query = query.where(E.first_day <= date_to)
-    if date_from is not None:
-        query = query.where(E.last_day >= date_from)
-    query = _filtered(session, query, site, protocol, arm).order_by(
-        E.first_day, Patient.study_id, E.event_id
-    )
-    rows = []
-    for r in session.execute(query):
+    out = []
+    for r in _events(
+        session,
+        "deviations",
+        site=site,
+        protocol=protocol,
+        arm=arm,
+        date_from=date_from,
+        date_to=date_to,
+    ):
         row = _event_row(r)
         row["deviation"] = r.deviation
-        rows.append(row)
-    return rows
+        out.append(row)
+    return out
 
 
 def enrollment_report(

@@ -22,6 +22,7 @@ __all__ = [
     "actuals_of",
     "apply_plan",
     "cancel_future",
+    "event_fields",
     "event_uid",
     "site_calendar",
     "store_plan",
@@ -59,7 +60,14 @@ def _deviations(plan: Plan) -> dict[str, str]:
     return {event: "; ".join(messages) for event, messages in found.items()}
 
 
-def _fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
+def event_fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
+    """A planned event as the columns of its ``scheduled_events`` row (all but the patient's,
+    the uid, the revision and the time of writing).
+
+    The one place that turns the planner's output into row values: ``store_plan``, ``apply_plan``
+    and bulk writers use it, so derived columns (``first_day``, ``last_day``, ``span_days``) can
+    never disagree with ``days``.
+    """
     return {
         "event_key": event.key,
         "kind": event.kind,
@@ -71,6 +79,7 @@ def _fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
         "days": [d.isoformat() for d in event.days],
         "first_day": event.start,
         "last_day": event.end,
+        "span_days": (event.end - event.start).days,
         "pinned": event.start if event.pinned else None,
         "local_time": event.time.strftime("%H:%M") if event.time else None,
         "status": event.status,
@@ -91,7 +100,7 @@ def store_plan(session: Session, patient: Patient, plan: Plan) -> list[Scheduled
             event_id=event.id,
             revision=0,
             updated_at=now,
-            **_fields(event, deviations.get(event.id)),
+            **event_fields(event, deviations.get(event.id)),
         )
         for event in plan.events
     ]
@@ -108,7 +117,7 @@ def apply_plan(
     changed = []
     now = utc_now()
     for event in plan.events:
-        fields = _fields(event, deviations.get(event.id))
+        fields = event_fields(event, deviations.get(event.id))
         row = by_id.pop(event.id, None)
         if row is None:
             new = ScheduledEvent(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from contextlib import ExitStack
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, inspect, select, text
+from sqlalchemy import MetaData, func, inspect, select, text
 
 from sarcoma_sched.audit import verify
 from sarcoma_sched.db.migrate import (
@@ -20,7 +21,7 @@ from sarcoma_sched.db.migrate import (
     history,
     upgrade,
 )
-from sarcoma_sched.db.models import AuditEntry, Base
+from sarcoma_sched.db.models import AuditEntry, Base, ScheduledEvent
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.protocol import list_protocols
 from sarcoma_sched.services.allocation import allocate_patient
@@ -144,13 +145,19 @@ def test_data_written_at_the_first_revision_survives_every_upgrade(db_url, tmp_p
         assert sum(len(rows) for rows in expected.values()) > 40
         for name in expected.keys() - {"audit_log", "audit_head"}:
             assert got[name] == expected[name], name
-        # The log keeps every entry and gains one per back-filled row, written by the migration.
+        # Multi-day events (chemotherapy cycles) make the back-filled span_days worth comparing.
+        with current.read() as session:
+            assert session.scalar(select(func.max(ScheduledEvent.span_days))) > 0
+        # The log keeps every entry and gains one per event row for each back-fill (0003: the
+        # first and last day, 0005: the span), written by the migration.
         assert got["audit_log"][: len(expected["audit_log"])] == expected["audit_log"]
         added = got["audit_log"][len(expected["audit_log"]) :]
-        assert len(added) == len(expected["scheduled_events"])
+        events = len(expected["scheduled_events"])
         with old.read() as session:
-            assert {e.actor for e in session.scalars(select(AuditEntry)).all()[-len(added) :]} == {
-                "migration"
+            entries = session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+            assert Counter((e.actor, e.action) for e in entries[-len(added) :]) == {
+                ("migration", "migrate 0003"): events,
+                ("migration", "migrate 0005"): events,
             }
             assert verify(session).ok, verify(session).problems
             log = session.execute(
