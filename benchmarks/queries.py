@@ -1,218 +1,254 @@
-"""The daily queries in process: time, query plans, and which indexes would help.
+"""The coordinators' daily queries in process: the engine against the raw driver, with plans.
 
-    python -m benchmarks.queries --db PATH_OR_URL [--site CODE] [--runs 15] [--no-try]
-                                 [--plans first|all|none]
+    python -m benchmarks.queries --db PATH_OR_URL [--runs 30] [--site CODE] [--as-of DATE]
+                                 [--extra] [--plans]
 
-Times ``services.queries`` (``visits``, ``overdue``, ``deviations``) on a network database
-(``benchmarks.network``) with a warm connection: the query alone, no process start-up. The
-baseline is ``SELECT 1`` on the same session, so the ratio reads as "round trips' worth".
-Prints each query's plan (``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN (ANALYZE, BUFFERS)`` on
-PostgreSQL) as the database runs it today.
+On a network database (``benchmarks.network``), for each query:
 
-Then, unless ``--no-try``, the same queries under candidate changes, each adding to the one
-before, inside a transaction that is rolled back (both backends have transactional DDL): the
-database is left as it was. Every configuration must return the same rows (checked).
+* measured: the service function (``services.queries.visits``, ``overdue``, ``deviations``)
+  on an open read session, exactly what a command runs after opening the database: every
+  statement it issues (the site check, ``max(span_days)``, the query) plus building its rows;
+* baseline: the same statements, as the engine compiled them and with the same parameters
+  (captured from the engine's cursor), run through the bare driver (``sqlite3`` /
+  ``psycopg``) on a connection of its own, fetching every row and nothing more.
 
-* ``analyze``: planner statistics only (SQLite never has them unless someone runs ANALYZE);
-* ``+status_first_day``: an index on ``scheduled_events (status, first_day)``: "planned and
-  started before today" becomes one short range instead of every planned event;
-* ``+deviation_partial``: ``(first_day) WHERE deviation IS NOT NULL`` for the deviation list;
-* ``+visits_lower_bound``: ``visits`` also saying ``first_day >= from - longest span`` (a
-  query change, not an index), so the index on ``first_day`` reads a few weeks instead of all
-  history; the longest span here is read from the data, a service would take it from the
-  protocols.
+Ratio = engine p50 / driver p50: what SQLAlchemy, the service's Python and its row building
+add to the database's own work (target <= 1.5; p95 target <= 50 ms). Runs alternate between
+the two so both see the same machine. Then the indexes each plan uses (name and columns, from
+the database's catalogue) and the plan itself (``EXPLAIN QUERY PLAN``; on PostgreSQL
+``EXPLAIN (ANALYZE, BUFFERS)``).
+
+The three targets, at the busiest site (most allocated patients) and the network's as-of date
+(``benchmarks.network --as-of``, default today: the network's latest allocation date, which is
+its as-of date whenever a patient was allocated that day, as is near-certain from a few
+thousand patients on):
+
+* ``visits SITE next 7 days``: ``visits(as_of, as_of + 6 days, site=SITE)``;
+* ``overdue SITE``: ``overdue(as_of, site=SITE)``;
+* ``deviations this month``: ``deviations(1st .. last of as_of's month)``, every site.
+
+``--extra`` adds the same questions the other way round (deviations at the site, visits and
+overdue at every site), which the coordinators ask too but which are not targets.
 """
 
 from __future__ import annotations
 
 import argparse
+import calendar
 import datetime as dt
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, event, func, select, text
-from sqlalchemy.orm import Session, with_loader_criteria
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session
 
-from sarcoma_sched.db.models import Allocation, Patient, ScheduledEvent
+from benchmarks._table import header, row
+from sarcoma_sched.db.models import Allocation, ScheduledEvent
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.services import queries as q
 
-__all__ = ["CONFIGS", "main"]
+__all__ = ["Measured", "main", "measure", "targets"]
 
-E = ScheduledEvent
+Query = Callable[[Session], list[dict[str, Any]]]
+Statement = tuple[str, Any]
 
 
 @dataclass(frozen=True)
-class Config:
+class Target:
     name: str
-    ddl: tuple[str, ...] = ()
-    bounded_visits: bool = False
+    run: Query
+    target: bool = True  # one of the three the issue sets targets for
 
 
-STATUS_FIRST_DAY = (
-    "CREATE INDEX bench_ix_events_status_first_day ON scheduled_events (status, first_day)"
-)
-DEVIATION_PARTIAL = (
-    "CREATE INDEX bench_ix_events_deviation ON scheduled_events (first_day) "
-    "WHERE deviation IS NOT NULL"
-)
+def targets(site: str, as_of: dt.date, *, extra: bool = False) -> list[Target]:
+    week_end = as_of + dt.timedelta(days=6)
+    month_first = as_of.replace(day=1)
+    month_last = as_of.replace(day=calendar.monthrange(as_of.year, as_of.month)[1])
+    found = [
+        Target(
+            f"visits {site} next 7 days",
+            lambda s: q.visits(s, as_of, week_end, site=site),
+        ),
+        Target(f"overdue {site}", lambda s: q.overdue(s, as_of, site=site)),
+        Target(
+            "deviations this month",
+            lambda s: q.deviations(s, date_from=month_first, date_to=month_last),
+        ),
+    ]
+    if extra:
+        found += [
+            Target(
+                f"deviations {site} this month",
+                lambda s: q.deviations(s, date_from=month_first, date_to=month_last, site=site),
+                target=False,
+            ),
+            Target("visits next 7 days", lambda s: q.visits(s, as_of, week_end), target=False),
+            Target("overdue", lambda s: q.overdue(s, as_of), target=False),
+        ]
+    return found
 
-CONFIGS = (
-    Config("as is"),
-    Config("analyze", ("ANALYZE",)),
-    Config("+status_first_day", (STATUS_FIRST_DAY, "ANALYZE")),
-    Config("+deviation_partial", (STATUS_FIRST_DAY, DEVIATION_PARTIAL, "ANALYZE")),
-    Config(
-        "+visits_lower_bound",
-        (STATUS_FIRST_DAY, DEVIATION_PARTIAL, "ANALYZE"),
-        bounded_visits=True,
-    ),
-)
+
+@dataclass
+class Measured:
+    name: str
+    rows: int
+    statements: list[Statement]
+    engine_ms: list[float] = field(default_factory=list)
+    raw_ms: list[float] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    indexes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.engine_ms) / statistics.median(self.raw_ms)
 
 
-def _bounded(span: int, date_from: dt.date) -> Callable[[Any], None]:
-    """A hook adding ``first_day >= from - span`` to the service's own ``visits`` statement.
+def _p(times: list[float], pct: float) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
-    Through ``with_loader_criteria`` so the statement stays whatever ``services.queries`` builds;
-    an event ends at most ``span`` days after it starts, so the rows are the same.
-    """
-    bound = date_from - dt.timedelta(days=span)
 
-    def add(state: Any) -> None:
-        if state.is_select:
-            state.statement = state.statement.options(
-                with_loader_criteria(E, E.first_day >= bound, include_aliases=True)
+def _capture(engine: Engine, run: Callable[[], object]) -> list[Statement]:
+    captured: list[Statement] = []
+
+    def listen(_conn, _cursor, statement, params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        captured.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    return captured
+
+
+class RawDriver:
+    """A bare DBAPI connection to the same database, inside one read transaction (as the
+    engine's session is), running captured statements."""
+
+    def __init__(self, db: Database) -> None:
+        self.backend = db.backend
+        url = db.engine.url
+        if self.backend == "sqlite":
+            import sqlite3
+
+            self.conn: Any = sqlite3.connect(url.database or "", isolation_level=None)
+            self.conn.execute("BEGIN")
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(
+                url.set(drivername="postgresql").render_as_string(hide_password=False)
             )
 
-    return add
+    def run(self, statements: Sequence[Statement]) -> list[int]:
+        """Rows fetched by each statement."""
+        rows = []
+        cursor = self.conn.cursor()
+        for statement, params in statements:
+            cursor.execute(statement, params)
+            rows.append(len(cursor.fetchall()))
+        cursor.close()
+        return rows
+
+    def query(self, statement: str, params: Any = ()) -> list[tuple]:
+        cursor = self.conn.cursor()
+        cursor.execute(statement, params)
+        found = cursor.fetchall()
+        cursor.close()
+        return found
+
+    def close(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
 
 
-Query = Callable[[Session, Config], list[dict[str, Any]]]
+def measure(db: Database, raw: RawDriver, target: Target, runs: int, warmup: int = 3) -> Measured:
+    with db.read() as session:
+        session.connection()  # BEGIN now, so that only the query's own statements are captured
+        statements = _capture(db.engine, lambda: target.run(session))
+        result = Measured(target.name, len(target.run(session)), statements)
+        # The query itself is the longest statement; the others are look-ups (longest span,
+        # the site when nothing was found).
+        main = max(range(len(statements)), key=lambda i: len(statements[i][0]))
+        if raw.run(statements)[main] != result.rows:
+            raise SystemExit(f"{target.name}: the driver returns another number of rows")
+        for i in range(warmup + runs):
+            t0 = time.perf_counter()
+            target.run(session)
+            t1 = time.perf_counter()
+            raw.run(statements)
+            t2 = time.perf_counter()
+            if i >= warmup:
+                result.engine_ms.append((t1 - t0) * 1e3)
+                result.raw_ms.append((t2 - t1) * 1e3)
+    statement, params = statements[main]
+    result.plan = _plan(raw, statement, params)
+    result.indexes = _indexes_used(raw, result.plan)
+    return result
 
 
-def _queries(site: str, today: dt.date, span: int) -> list[tuple[str, Query]]:
-    monday = today - dt.timedelta(days=today.weekday())
-    sunday = monday + dt.timedelta(days=6)
-    week = today + dt.timedelta(days=7)
-    month_ago = today - dt.timedelta(days=30)
-
-    def visits(a: dt.date, b: dt.date, where: str | None) -> Query:
-        def run(session: Session, config: Config) -> list[dict[str, Any]]:
-            if not config.bounded_visits:
-                return q.visits(session, a, b, site=where)
-            hook = _bounded(span, a)
-            event.listen(session, "do_orm_execute", hook)
-            try:
-                return q.visits(session, a, b, site=where)
-            finally:
-                event.remove(session, "do_orm_execute", hook)
-
-        return run
-
-    return [
-        (f"visits --site {site} (this week)", visits(monday, sunday, site)),
-        (f"visits --site {site} today..+7d", visits(today, week, site)),
-        (f"overdue --site {site}", lambda s, _c: q.overdue(s, today, site=site)),
-        (
-            f"deviations --site {site} -30d..",
-            lambda s, _c: q.deviations(s, date_from=month_ago, site=site),
-        ),
-        ("visits (all sites, this week)", visits(monday, sunday, None)),
-        ("overdue (all sites)", lambda s, _c: q.overdue(s, today)),
-    ]
-
-
-def _median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm: statement cache, pages
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
-def _plan(conn: Connection, statement: str, params: Any) -> list[str]:
-    if conn.dialect.name == "sqlite":
-        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
+def _plan(raw: RawDriver, statement: str, params: Any) -> list[str]:
+    if raw.backend == "sqlite":
+        rows = raw.query("EXPLAIN QUERY PLAN " + statement, params)
         depth = {0: -1}
         lines = []
         for node, parent, _unused, detail in rows:
             depth[node] = depth.get(parent, -1) + 1
             lines.append("  " * depth[node] + detail)
         return lines
-    rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, params).all()
-    return [r[0] for r in rows]
+    return [r[0] for r in raw.query("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)]
 
 
-@dataclass
-class Result:
-    config: str
-    query: str
-    rows: int
-    ms: float
-    plan: list[str]
-    digest: int  # of the rows: every configuration must return the same ones
+PLAN_INDEX = re.compile(
+    r"(?:USING (?:COVERING )?INDEX|Index (?:Only )?Scan using|Index Scan on) (\w+)"
+)
 
 
-def run_config(
-    db: Database, config: Config, queries: list[tuple[str, Query]], runs: int
-) -> tuple[list[Result], float]:
-    """Every query under ``config``, inside one transaction that is rolled back."""
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn, _cursor, statement, params, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        captured.append((statement, params))
-
-    results = []
-    with db.engine.connect() as conn:
-        outer = conn.begin()
-        try:
-            for ddl in config.ddl:
-                conn.exec_driver_sql(ddl)
-            session = Session(bind=conn)  # joins the outer transaction, never commits it
-            baseline = _median_ms(lambda: session.execute(text("SELECT 1")).scalar(), runs)
-            for name, query in queries:
-                rows = query(session, config)
-                event.listen(db.engine, "before_cursor_execute", capture)
-                try:
-                    query(session, config)
-                finally:
-                    event.remove(db.engine, "before_cursor_execute", capture)
-                statement, params = captured[-1]
-                ms = _median_ms(lambda query=query: query(session, config), runs)
-                plan = _plan(conn, statement, params)
-                digest = hash(repr(rows))
-                results.append(Result(config.name, name, len(rows), ms, plan, digest))
-            session.close()
-        finally:
-            outer.rollback()
-    return results, baseline
-
-
-def _longest_span(db: Database) -> int:
-    with db.read() as session:
-        if db.backend == "sqlite":
-            days = func.julianday(E.last_day) - func.julianday(E.first_day)
+def _indexes_used(raw: RawDriver, plan: list[str]) -> list[str]:
+    """Each index the plan names, with its columns (and WHERE of a partial index)."""
+    names = list(dict.fromkeys(m.group(1) for line in plan for m in PLAN_INDEX.finditer(line)))
+    found = []
+    for name in names:
+        if raw.backend == "sqlite":
+            columns = [r[2] for r in raw.query(f"PRAGMA index_info({name})")]
+            table, sql = raw.query(
+                "SELECT tbl_name, sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                (name,),
+            )[0]
+            where = sql.split(" WHERE ", 1)[1] if sql and " WHERE " in sql else None
+            text = f"{name} ON {table} ({', '.join(columns)})"
+            found.append(text + (f" WHERE {where}" if where else ""))
         else:
-            days = E.last_day - E.first_day
-        return int(session.scalar(select(func.max(days))) or 0)
-
-
-def _busiest_site(db: Database) -> str:
-    with db.read() as session:
-        return str(
-            session.scalar(
-                select(Patient.site_code)
-                .join(Allocation, Allocation.patient_id == Patient.id)
-                .group_by(Patient.site_code)
-                .order_by(func.count().desc())
-                .limit(1)
+            definition = raw.query(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = %s "
+                "AND schemaname = ANY (current_schemas(false))",
+                (name,),
             )
+            found.append(re.sub(r"^CREATE (UNIQUE )?INDEX ", "", definition[0][0]))
+    return found
+
+
+def _busiest_site(session: Session) -> str:
+    from sarcoma_sched.db.models import Patient
+
+    return str(
+        session.scalar(
+            select(Patient.site_code)
+            .join(Allocation, Allocation.patient_id == Patient.id)
+            .group_by(Patient.site_code)
+            .order_by(func.count().desc(), Patient.site_code)
+            .limit(1)
         )
+    )
+
+
+def _ms(times: list[float]) -> str:
+    return f"{statistics.median(times):.2f}/{_p(times, 95):.2f} ms"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -220,63 +256,48 @@ def main(argv: Sequence[str] | None = None) -> None:
         prog="python -m benchmarks.queries", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--db", required=True, help="a network database (benchmarks.network)")
-    parser.add_argument("--site", help="site for the queries [the busiest]")
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--no-try", action="store_true", help="only the database as it is")
-    parser.add_argument("--plans", choices=("first", "all", "none"), default="first")
+    parser.add_argument("--runs", type=int, default=30, help="timed runs of each [30]")
+    parser.add_argument("--site", help="site for the site's queries [the busiest]")
+    parser.add_argument(
+        "--as-of", type=dt.date.fromisoformat, help="the network's today [latest allocation]"
+    )
+    parser.add_argument("--extra", action="store_true", help="also the non-target variants")
+    parser.add_argument("--no-plans", action="store_true", help="only the table")
     args = parser.parse_args(argv)
 
     db = Database(args.db)
+    raw = RawDriver(db)
     try:
-        site = args.site or _busiest_site(db)
-        span = _longest_span(db)
         with db.read() as session:
-            events = session.scalar(select(func.count()).select_from(E))
+            site = args.site or _busiest_site(session)
+            as_of = args.as_of or session.scalar(select(func.max(Allocation.allocation_date)))
+            events = session.scalar(select(func.count()).select_from(ScheduledEvent))
             patients = session.scalar(select(func.count()).select_from(Allocation))
-        today = dt.date.today()
-        queries = _queries(site, today, span)
+        if as_of is None:
+            raise SystemExit("error: the database has no allocated patient")
         print(
             f"queries on {db.backend}: {patients} patients, {events} events, site {site}, "
-            f"today {today}, longest event span {span} days; median of {args.runs} runs"
+            f"as of {as_of}; p50/p95 of {args.runs} runs each, engine and driver alternating"
         )
-        configs = CONFIGS[:1] if args.no_try else CONFIGS
-        table: dict[str, dict[str, Result]] = {}
-        baselines = {}
-        for config in configs:
-            start = time.perf_counter()
-            results, baselines[config.name] = run_config(db, config, queries, args.runs)
-            print(f"  {config.name}: {time.perf_counter() - start:.1f} s", flush=True)
-            for r in results:
-                table.setdefault(r.query, {})[config.name] = r
+        results = [measure(db, raw, t, args.runs) for t in targets(site, as_of, extra=args.extra)]
     finally:
+        raw.close()
         db.dispose()
 
-    base = baselines[configs[0].name]
-    print(f"baseline SELECT 1: {base:.2f} ms")
-    header = "".join(f"{c.name:>20}" for c in configs)
-    print(f"{'query':<40}{'rows':>6}{header}")
-    for name, by_config in table.items():
-        first = by_config[configs[0].name]
-        cells = "".join(
-            f"{by_config[c.name].ms:.1f} ms x{by_config[c.name].ms / base:.0f}".rjust(20)
-            for c in configs
+    print("measured = engine p50/p95, baseline = driver p50/p95, ratio = engine/driver p50")
+    header()
+    for r in results:
+        row(r.name, _ms(r.engine_ms), _ms(r.raw_ms), r.ratio)
+    for r in results:
+        print(
+            f"\n{r.name}: {r.rows} rows, {len(r.statements)} statements "
+            f"(engine p95 {_p(r.engine_ms, 95):.1f} ms)"
         )
-        print(f"{name:<40}{first.rows:>6}{cells}")
-        differ = [c.name for c in configs if by_config[c.name].digest != first.digest]
-        if differ:
-            print(f"  !! rows differ from '{configs[0].name}' under: {', '.join(differ)}")
-    if args.plans == "none":
-        return
-    shown = configs[:1] if args.plans == "first" else configs
-    if args.plans == "first" and len(configs) > 1:
-        shown = (configs[0], configs[-1])
-    for config in shown:
-        print(f"\nquery plans ({config.name}):")
-        for name, by_config in table.items():
-            r = by_config[config.name]
-            print(f"  {name}  [{r.rows} rows, {r.ms:.1f} ms]")
+        for index in r.indexes:
+            print(f"  index {index}")
+        if not args.no_plans:
             for line in r.plan:
-                print(f"      {line}")
+                print(f"    {line}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,250 @@
+"""The daily queries list exactly what a brute-force filter over every event row lists.
+
+``visits``, ``overdue`` and ``deviations`` are written for the indexes of migration 0005: a lower
+bound ``first_day >= from - max(span_days)`` the rows do not need but the index does, one
+statement per shape of filters. Here they are compared, on a small random network (the
+benchmark builder's, through the services' ORM path), with Python filters over every event that
+read only the JSON ``days`` list, never the derived columns: a wrong span, bound or filter
+shows as a missing or extra row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from benchmarks.network import build_network
+from sarcoma_sched.db.models import EVENT_STATUSES, Allocation, Patient, ScheduledEvent
+from sarcoma_sched.db.session import Database
+from sarcoma_sched.errors import NotFound
+from sarcoma_sched.services import queries as q
+from tests.databases import pg_schema_url
+
+AS_OF = dt.date(2026, 11, 21)
+DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Event:
+    first: dt.date  # from ``days``, not the first_day column
+    last: dt.date
+    status: str
+    deviation: str | None
+    kind: str
+    over_capacity: bool
+    latest: dt.date
+    study_id: str
+    site: str
+    protocol: str
+    arm: str
+    event: str
+
+
+@dataclass(frozen=True)
+class Network:
+    db: Database
+    events: list[Event]
+    sites: list[str]
+
+    def days(self) -> list[dt.date]:
+        return sorted({d for e in self.events for d in (e.first, e.last)})
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def network(request, tmp_path_factory) -> Iterator[Network]:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = str(tmp_path_factory.mktemp("queries") / "network.db")
+        else:
+            url = stack.enter_context(pg_schema_url())
+        build_network(
+            url, 60, sites=10, as_of=AS_OF, batch=30, writer="orm", progress=lambda _: None
+        )
+        db = Database(url)
+        stack.callback(db.dispose)
+        with db.read() as session:
+            rows = session.execute(
+                select(ScheduledEvent, Patient, Allocation.arm)
+                .join(Patient, Patient.id == ScheduledEvent.patient_id)
+                .join(Allocation, Allocation.patient_id == Patient.id)
+            ).all()
+        events = [
+            Event(
+                dt.date.fromisoformat(e.days[0]),
+                dt.date.fromisoformat(e.days[-1]),
+                e.status,
+                e.deviation,
+                e.kind,
+                any(f["code"] == "over_capacity" for f in e.flags),
+                e.latest,
+                p.study_id,
+                p.site_code,
+                p.protocol_id,
+                arm,
+                e.event_id,
+            )
+            for e, p, arm in rows
+        ]
+        # The sample must hold what the bounds and filters are about.
+        assert max((e.last - e.first).days for e in events) > 0
+        assert any(e.deviation for e in events)
+        assert {e.status for e in events} >= {"planned", "done", "cancelled"}
+        yield Network(db, events, sorted({e.site for e in events}))
+
+
+def _listed(rows: list[dict], *extra: str) -> list[tuple]:
+    # Dates in order (ORDER BY first_day); ties are ordered by study id in the database's
+    # collation, which need not be Python's, so rows are compared as sorted lists.
+    assert [r["date"] for r in rows] == sorted(r["date"] for r in rows)
+    return sorted(
+        (
+            *(r[c] for c in ("date", "study_id", "site", "protocol", "arm", "event", "kind")),
+            *(r[x] for x in extra),
+        )
+        for r in rows
+    )
+
+
+def _expected(events: list[Event], *extra: tuple) -> list[tuple]:
+    return sorted(
+        (e.first, e.study_id, e.site, e.protocol, e.arm, e.event, e.kind, *x)
+        for e, x in zip(events, extra or [()] * len(events), strict=True)
+    )
+
+
+@st.composite
+def filters(draw, network: Network, *, kind: bool = True) -> dict:
+    events = network.events
+    chosen = {
+        "site": draw(st.none() | st.sampled_from(network.sites)),
+        "protocol": draw(st.none() | st.sampled_from(sorted({e.protocol for e in events}))),
+        "arm": draw(st.none() | st.sampled_from(sorted({e.arm for e in events}))),
+    }
+    if kind:
+        chosen["kind"] = draw(st.none() | st.sampled_from(sorted({e.kind for e in events})))
+    # Lower case too: the services upper-case site, protocol and arm.
+    if chosen["site"] and draw(st.booleans()):
+        chosen["site"] = chosen["site"].lower()
+    return chosen
+
+
+def _matches(e: Event, f: dict) -> bool:
+    return (
+        (f["site"] is None or e.site == f["site"].upper())
+        and (f["protocol"] is None or e.protocol == f["protocol"].upper())
+        and (f["arm"] is None or e.arm == f["arm"].upper())
+        and (f.get("kind") is None or e.kind == f["kind"])
+    )
+
+
+def _near_a_boundary(network: Network) -> st.SearchStrategy[dt.date]:
+    # Ranges starting or ending next to events' first and last days are where a bound that is
+    # a day off, or a span too short, would lose a row.
+    return st.builds(
+        lambda day, shift: day + shift * DAY,
+        st.sampled_from(network.days()),
+        st.integers(-3, 3),
+    )
+
+
+@given(data=st.data())
+def test_visits_lists_every_event_touching_the_range_and_nothing_else(network, data):
+    date_from = data.draw(_near_a_boundary(network))
+    date_to = date_from + data.draw(st.integers(0, 45)) * DAY
+    statuses = data.draw(st.sets(st.sampled_from(EVENT_STATUSES), min_size=1))
+    over_capacity = data.draw(st.booleans())
+    f = data.draw(filters(network))
+    with network.db.read() as session:
+        rows = q.visits(
+            session,
+            date_from,
+            date_to,
+            statuses=sorted(statuses),
+            over_capacity=over_capacity,
+            **f,
+        )
+    expected = [
+        e
+        for e in network.events
+        if e.first <= date_to
+        and e.last >= date_from
+        and e.status in statuses
+        and (e.over_capacity or not over_capacity)
+        and _matches(e, f)
+    ]
+    assert _listed(rows, "status") == _expected(expected, *[(e.status,) for e in expected])
+
+
+@given(data=st.data())
+def test_overdue_lists_every_planned_event_started_before_today_and_nothing_else(network, data):
+    today = data.draw(_near_a_boundary(network))
+    f = data.draw(filters(network))
+    with network.db.read() as session:
+        rows = q.overdue(session, today, **f)
+    expected = [
+        e for e in network.events if e.status == "planned" and e.first < today and _matches(e, f)
+    ]
+    extra = [
+        ((today - e.first).days, "window closed" if e.latest < today else "record due")
+        for e in expected
+    ]
+    assert _listed(rows, "days_overdue", "state") == _expected(expected, *extra)
+
+
+@given(data=st.data())
+def test_deviations_lists_every_deviation_touching_the_range_and_nothing_else(network, data):
+    date_from = data.draw(st.none() | _near_a_boundary(network))
+    date_to = data.draw(st.none() | _near_a_boundary(network))
+    f = data.draw(filters(network, kind=False))
+    with network.db.read() as session:
+        rows = q.deviations(session, date_from=date_from, date_to=date_to, **f)
+    expected = [
+        e
+        for e in network.events
+        if e.deviation is not None
+        and (date_to is None or e.first <= date_to)
+        and (date_from is None or e.last >= date_from)
+        and _matches(e, f)
+    ]
+    assert _listed(rows, "deviation") == _expected(expected, *[(e.deviation,) for e in expected])
+
+
+def test_a_mistyped_site_is_named_by_every_query_not_answered_with_an_empty_list(network):
+    with network.db.read() as session:
+        for ask in (
+            lambda: q.visits(session, AS_OF, AS_OF + 6 * DAY, site="NOPE"),
+            lambda: q.overdue(session, AS_OF, site="NOPE"),
+            lambda: q.deviations(session, site="NOPE"),
+        ):
+            with pytest.raises(NotFound, match=r"no site 'NOPE' \(sites: .*PKUIH"):
+                ask()
+
+
+def test_the_database_refuses_an_event_whose_span_disagrees_with_its_days(network):
+    """``visits`` trusts max(span_days) as a bound: a row with too short a span would drop out
+    of the listings silently, so the database itself refuses one."""
+    with network.db.engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT id, span_days FROM scheduled_events WHERE span_days > 0 LIMIT 1")
+        ).one()
+        with pytest.raises(IntegrityError, match=r"(?i)check"):
+            conn.execute(
+                text("UPDATE scheduled_events SET span_days = 0 WHERE id = :id"), {"id": row.id}
+            )
+        conn.rollback()
+        with pytest.raises(IntegrityError, match=r"(?i)check"):
+            conn.execute(
+                text("UPDATE scheduled_events SET last_day = first_day WHERE id = :id"),
+                {"id": row.id},
+            )
+        conn.rollback()
