@@ -80,15 +80,29 @@ def check_events(
         if problem is not None:
             involved = tuple(sorted({_occurrence_id(r, grouped) for r in (c.from_, c.to)} - {""}))
             found.append(Violation(c.id, involved, problem))
+    is_working_day = calendar.is_working_day
     for e in events:
         if e.status in ("missed", "skipped"):
             continue
+        # Nearly every event is inside its window on an allowed day: say so without walking
+        # the rules one by one (the planner checks every event of every plan).
+        start = e.days[0]
+        if (
+            e.earliest <= start <= e.latest
+            and not e.consecutive_working_days
+            and (not e.working_days_only or is_working_day(start))
+        ):
+            continue
         found.extend(_event_violations(e, calendar))
     for occurrences in grouped.values():
+        if len(occurrences) < 2:
+            continue
         for before, after in pairwise(occurrences):
-            if before.status in ("missed", "skipped") or after.status in ("missed", "skipped"):
-                continue
-            if after.start <= before.end:
+            if (
+                after.days[0] <= before.days[-1]
+                and before.status not in ("missed", "skipped")
+                and after.status not in ("missed", "skipped")
+            ):
                 found.append(
                     Violation(
                         "order",

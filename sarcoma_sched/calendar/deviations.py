@@ -20,14 +20,19 @@ def find_deviations(
     reason_after = {e.key: e.repeat.reason_required_after for e in arm.events if e.repeat}
     found: list[Deviation] = []
     for e in events:
+        # An event still planned where the planner put it has nothing to report.
+        if e.status == "planned" and not e.pinned:
+            continue
         found.extend(_event_deviations(e, reason_after.get(e.key), calendar))
-    status = {e.id: e.status for e in events}
+    status: dict[str, str] | None = None
     for v in violations:
+        if v.rule in ("window", "working_day", "span", "order"):
+            continue
+        if status is None:
+            status = {e.id: e.status for e in events}
         # A broken hard constraint is a deviation once a recorded date causes it; while every
         # event involved is still planned it is the planner's unsatisfiable flag instead.
-        if v.rule not in ("window", "working_day", "span", "order") and any(
-            status.get(i) == "done" for i in v.events
-        ):
+        if any(status.get(i) == "done" for i in v.events):
             found.append(
                 Deviation(
                     v.events[-1],

@@ -112,6 +112,24 @@ class PlannedEvent:
         )
 
 
+def _planned_event(values: dict[str, object]) -> PlannedEvent:
+    """A PlannedEvent from every field's value, given in field order, without ``__init__``.
+
+    The planner makes one per occurrence, and a frozen dataclass's ``__init__`` sets its 19
+    fields one ``object.__setattr__`` call at a time: that was a third of a plan's cost. The
+    event takes ``values`` as its ``__dict__`` (the caller hands it over): the same object
+    ``PlannedEvent(**values)`` builds, as an unpickle rebuilds one (tests/unit/
+    test_planner_fast_paths.py holds the two equal, field order included).
+    """
+    event = _new(PlannedEvent)
+    _set(event, "__dict__", values)
+    return event
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
 @dataclass(frozen=True)
 class Violation:
     """A broken rule: a declared gap, a window, a day rule, a span or the treatment order."""

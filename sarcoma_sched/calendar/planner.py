@@ -9,18 +9,35 @@ For each occurrence the planner walks the days of its window in the order its sh
 day rule, lays out the event's span, and satisfies every hard constraint whose other end is
 already placed. When none does, the event keeps its shifted target and is flagged unsatisfiable
 with the reason: a plan never silently breaks a constraint.
+
+Everything about an arm that does not depend on dates (the order occurrences are placed in, their
+ids and labels, which occurrence each is timed from, which constraints can be checked when it is
+placed) is worked out once per arm object into a list of steps; a plan then only does the date
+work. Which occurrences exist and in what order never depends on dates or history, so an
+occurrence's place in that order identifies it for good.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from calendar import monthrange
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 from sarcoma_sched.calendar.capacity import Capacity
-from sarcoma_sched.calendar.checker import check_events, gap_problem, point
+from sarcoma_sched.calendar.checker import check_events, gap_problem
 from sarcoma_sched.calendar.deviations import find_deviations
-from sarcoma_sched.calendar.plan import Actual, Change, Flag, Pin, Plan, PlannedEvent
+from sarcoma_sched.calendar.plan import (
+    Actual,
+    Change,
+    Flag,
+    Pin,
+    Plan,
+    PlannedEvent,
+    _planned_event,
+)
 from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.schedule import (
@@ -30,13 +47,12 @@ from sarcoma_sched.protocol.schedule import (
     Constraint,
     Event,
     EventRef,
-    Span,
-    Window,
 )
 
 __all__ = ["diff_plans", "plan_arm"]
 
 ONE_DAY = dt.timedelta(days=1)
+_NO_DATE = ("missed", "skipped")
 
 
 def plan_arm(
@@ -52,13 +68,16 @@ def plan_arm(
     a limited resource take the first day, in its shift rule's order of preference, where the
     resource has room on every day it needs; it is updated with this patient's bookings."""
     arm = protocol.arm(arm_id)
-    planner = _Planner(arm, allocation_date, calendar, actuals or {}, pins or {}, capacity)
+    actuals = actuals or {}
+    pins = pins or {}
+    planner = _Planner(_steps_of(arm), allocation_date, calendar, actuals, pins, capacity)
     events = planner.run()
-    unknown = sorted((set(planner.actuals) | set(planner.pins)) - {e.id for e in events})
-    if unknown:
-        from sarcoma_sched.errors import NotFound
+    if actuals or pins:
+        unknown = sorted((set(actuals) | set(pins)) - {e.id for e in events})
+        if unknown:
+            from sarcoma_sched.errors import NotFound
 
-        raise NotFound(f"arm {arm_id} has no event {unknown[0]!r} to record")
+            raise NotFound(f"arm {arm_id} has no event {unknown[0]!r} to record")
     violations = check_events(arm, events, allocation_date, calendar)
     warnings = _holiday_warnings(events, calendar)
     return Plan(
@@ -86,10 +105,24 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
 def _holiday_warnings(events: list[PlannedEvent], calendar: SiteCalendar) -> list[str]:
     relying: list[PlannedEvent] = []
     years: set[int] = set()
+    official = calendar.is_official
     for e in events:
         if e.status != "planned" or not e.working_days_only:
             continue
-        estimated = calendar.estimated_years((e.earliest, e.latest, *e.days))
+        # A planned event's days run forward from its first (the planner lays them out so),
+        # so its dates lie between these two; the years it touches are those two unless it
+        # spans a whole year (a working-day span across a year-long closure).
+        days = e.days
+        first = min(e.earliest, e.latest, days[0]).year
+        last = max(e.earliest, e.latest, days[-1]).year
+        if first == last:
+            if official(first):
+                continue
+            estimated = [first]
+        elif last == first + 1:
+            estimated = [y for y in (first, last) if not official(y)]
+        else:
+            estimated = calendar.estimated_years((e.earliest, e.latest, *days))
         if estimated:
             relying.append(e)
             years.update(estimated)
@@ -97,253 +130,364 @@ def _holiday_warnings(events: list[PlannedEvent], calendar: SiteCalendar) -> lis
         return []
     first_year, last_year = min(years), max(years)
     span = str(first_year) if first_year == last_year else f"{first_year}–{last_year}"
-    first = relying[0]
+    first_event = relying[0]
     return [
-        f"{len(relying)} working-day event(s) from {first.id} ({first.start}) on rely on "
-        f"estimated {calendar.country} holidays for {span} (no announced make-up working "
+        f"{len(relying)} working-day event(s) from {first_event.id} ({first_event.start}) on rely "
+        f"on estimated {calendar.country} holidays for {span} (no announced make-up working "
         f"days); re-plan with the official table when a year is announced"
     ]
+
+
+# -- the arm, worked out once -------------------------------------------------------------------
+
+# Where a constraint's end is read from when an occurrence is placed: the occurrence itself (its
+# candidate days), allocation, or an occurrence placed before it (by its place in the order).
+_SELF = -1
+_AT_ALLOCATION = -2
+_End = tuple[int, bool]  # (where, start rather than end day)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One occurrence to place and everything about it that does not depend on dates."""
+
+    occurrence_id: str
+    kind: str
+    # The occurrence it is timed from (its place in the order), or None for allocation; and
+    # whether from that occurrence's first day (else its last).
+    anchor: int | None
+    anchor_start: bool
+    # Target, earliest, latest from the anchor; None for a follow-up visit, whose target is
+    # ``month`` calendar months on with a window of ``window`` either side.
+    offsets: tuple[dt.timedelta, dt.timedelta, dt.timedelta] | None
+    month: int
+    window: dt.timedelta
+    working: bool
+    shift: str
+    one_day: bool
+    span_working: bool
+    span_offsets: tuple[dt.timedelta, ...]  # from the first day to each day of the span
+    # The hard constraints naming this occurrence whose other end is known by the time it is
+    # placed, each with where to read both ends.
+    checks: tuple[tuple[Constraint, _End, _End], ...]
+    # Every field of its PlannedEvent in order, those known before dates are chosen filled in
+    # as for a plain planned occurrence: each plan copies it and sets the rest.
+    fields: dict[str, object]
+
+
+_STEPS: dict[int, tuple[Arm, tuple[_Step, ...]]] = {}
+_STEPS_LIMIT = 64
+_STEPS_LOCK = threading.Lock()
+
+
+def _steps_of(arm: Arm) -> tuple[_Step, ...]:
+    """The arm's steps, worked out once per arm object.
+
+    Keyed by the object's id but only ever returned for that very object: the entry holds the
+    arm, so no other object can take over its id while the entry exists. A protocol is frozen,
+    so an arm's steps cannot go stale; a protocol read again is a new object, worked out again.
+    """
+    entry = _STEPS.get(id(arm))
+    if entry is not None and entry[0] is arm:
+        return entry[1]
+    steps = _compile(arm)
+    with _STEPS_LOCK:
+        if len(_STEPS) >= _STEPS_LIMIT:
+            _STEPS.pop(next(iter(_STEPS)))
+        _STEPS[id(arm)] = (arm, steps)
+    return steps
+
+
+def _compile(arm: Arm) -> tuple[_Step, ...]:
+    counts = _occurrence_counts(arm)
+    constraints_of: dict[str, list[Constraint]] = {}
+    for c in arm.constraints:
+        for key in {c.from_.event, c.to.event} - {ALLOCATION}:
+            constraints_of.setdefault(key, []).append(c)
+    steps: list[_Step] = []
+    placed: dict[str, list[int]] = {}  # key → places of its occurrences so far
+
+    def anchor_of(ref: EventRef) -> tuple[int | None, bool]:
+        if ref.event == ALLOCATION:
+            return None, True
+        places = placed[ref.event]
+        return (places[0] if ref.occurrence == "first" else places[-1]), ref.point == "start"
+
+    def end(ref: EventRef, key: str, n: int, count: int) -> _End | None:
+        if ref.event == key:
+            return (_SELF, ref.point == "start") if _is_occurrence(ref, n, count) else None
+        if ref.event == ALLOCATION:
+            return _AT_ALLOCATION, True
+        places = placed.get(ref.event, [])
+        if len(places) != counts.get(ref.event, 1):
+            return None  # the other end is not placed yet: checked when it is
+        return (places[0] if ref.occurrence == "first" else places[-1]), ref.point == "start"
+
+    def checks(key: str, n: int) -> tuple[tuple[Constraint, _End, _End], ...]:
+        count = counts.get(key, 1)
+        found = []
+        for c in constraints_of.get(key, []):
+            if not any(r.event == key and _is_occurrence(r, n, count) for r in (c.from_, c.to)):
+                continue
+            start, finish = end(c.from_, key, n, count), end(c.to, key, n, count)
+            if start is not None and finish is not None:
+                found.append((c, start, finish))
+        return tuple(found)
+
+    def add(
+        item: Event | Component,
+        occurrence_id: str,
+        label: str,
+        cycle: int | None,
+        anchor: tuple[int | None, bool],
+        offsets: tuple[int, int, int] | None,
+        rule: tuple[str, str, dt.time | None],
+        month: int = 0,
+        window: int = 0,
+    ) -> None:
+        span = item.span
+        steps.append(
+            _Step(
+                occurrence_id=occurrence_id,
+                kind=item.kind,
+                anchor=anchor[0],
+                anchor_start=anchor[1],
+                offsets=None if offsets is None else _deltas(offsets),
+                month=month,
+                window=dt.timedelta(days=window),
+                working=rule[0] == "working_day",
+                shift=rule[1],
+                one_day=span.days == 1,
+                span_working=span.day_counting == "working_days",
+                span_offsets=tuple(dt.timedelta(days=i) for i in range(span.days)),
+                checks=checks(item.key, cycle or 1),
+                fields={
+                    "id": occurrence_id,
+                    "key": item.key,
+                    "kind": item.kind,
+                    "label": label,
+                    "cycle": cycle,
+                    "anchor": None,
+                    "anchor_date": None,
+                    "target": None,
+                    "earliest": None,
+                    "latest": None,
+                    "days": None,
+                    "show_as": span.show_as,
+                    "working_days_only": rule[0] == "working_day",
+                    "consecutive_working_days": span.day_counting == "working_days",
+                    "time": rule[2],
+                    "status": "planned",
+                    "reason": "",
+                    "flags": (),
+                    "pinned": False,
+                },
+            )
+        )
+        placed.setdefault(item.key, []).append(len(steps) - 1)
+
+    for event in _anchor_order(arm):
+        series = event.series
+        if series is not None:
+            anchor = anchor_of(series.anchor)
+            landmarks = set(series.landmarks_months)
+            month = 0
+            for phase in series.phases:
+                while month + phase.every_months <= phase.until_months:
+                    month += phase.every_months
+                    landmark = " (landmark)" if month in landmarks else ""
+                    add(
+                        event,
+                        f"{event.key}.m{month}",
+                        f"{event.label}, month {month}{landmark}",
+                        None,
+                        anchor,
+                        None,
+                        (series.day_rule, series.shift, None),
+                        month=month,
+                        window=phase.window_days,
+                    )
+            continue
+        timing = event.timing
+        assert timing is not None
+        rule = (timing.day_rule, timing.shift, timing.time)
+        repeat = event.repeat
+        for n in range(1, (repeat.count if repeat else 1) + 1):
+            if n == 1:
+                anchor = anchor_of(timing.anchor)
+                offsets = (timing.offset, timing.earliest, timing.latest)
+            else:
+                assert repeat is not None
+                # Cycle n+1 is timed from cycle n's D1 as it turns out (so delays chain).
+                anchor = (placed[event.key][-1], True)
+                offsets = (repeat.every, repeat.earliest, repeat.latest)
+            cycle = n if repeat else None
+            suffix = f".{n}" if repeat else ""
+            label = f"{event.label} (cycle {n})" if repeat else event.label
+            add(event, event.key + suffix, label, cycle, anchor, offsets, rule)
+            cycle_start = (placed[event.key][-1], True)
+            for component in event.components:
+                w = component.timing
+                add(
+                    component,
+                    component.key + suffix,
+                    f"{component.label} (cycle {n})" if repeat else component.label,
+                    cycle,
+                    cycle_start,
+                    (w.offset, w.earliest, w.latest),
+                    (w.day_rule, w.shift, w.time),
+                )
+    return tuple(steps)
+
+
+def _deltas(offsets: tuple[int, int, int]) -> tuple[dt.timedelta, dt.timedelta, dt.timedelta]:
+    offset, earliest, latest = offsets
+    return dt.timedelta(days=offset), dt.timedelta(days=earliest), dt.timedelta(days=latest)
+
+
+# -- one plan -----------------------------------------------------------------------------------
 
 
 class _Planner:
     def __init__(
         self,
-        arm: Arm,
+        steps: tuple[_Step, ...],
         allocation: dt.date,
         calendar: SiteCalendar,
         actuals: Mapping[str, Actual],
         pins: Mapping[str, Pin],
         capacity: Capacity | None = None,
     ) -> None:
-        self.arm = arm
+        self.steps = steps
         self.allocation = allocation
         self.calendar = calendar
         self.actuals = actuals
         self.pins = pins
         self.capacity = capacity
         self.placed: list[PlannedEvent] = []
-        self.grouped: dict[str, list[PlannedEvent]] = {}
-        self.counts = _occurrence_counts(arm)
-        self.constraints_of: dict[str, list[Constraint]] = {}
-        for c in arm.constraints:
-            for key in {c.from_.event, c.to.event} - {ALLOCATION}:
-                self.constraints_of.setdefault(key, []).append(c)
 
     def run(self) -> list[PlannedEvent]:
-        for event in _anchor_order(self.arm):
-            if event.series is not None:
-                self._place_series(event)
-                continue
-            assert event.timing is not None
-            count = event.repeat.count if event.repeat else 1
-            for n in range(1, count + 1):
-                self._place_occurrence(event, n)
-        return self.placed
-
-    # -- anchors -------------------------------------------------------------------------------
-
-    def _anchor(self, ref: EventRef) -> tuple[str, dt.date]:
-        if ref.event == ALLOCATION:
-            return ALLOCATION, self.allocation
-        occurrences = self.grouped[ref.event]
-        e = occurrences[0] if ref.occurrence == "first" else occurrences[-1]
-        # A missed or skipped anchor still has its planned days: the clock goes on from them.
-        return e.id, e.start if ref.point == "start" else e.end
-
-    # -- placing -------------------------------------------------------------------------------
-
-    def _place_occurrence(self, event: Event, n: int) -> None:
-        assert event.timing is not None
-        repeated = event.repeat is not None
-        occurrence_id = f"{event.key}.{n}" if repeated else event.key
-        if n == 1:
-            anchor_id, anchor_date = self._anchor(event.timing.anchor)
-            window = event.timing
-            offsets = (window.offset, window.earliest, window.latest)
-        else:
-            assert event.repeat is not None
-            previous = self.grouped[event.key][-1]
-            anchor_id, anchor_date = previous.id, previous.start
-            r = event.repeat
-            offsets = (r.every, r.earliest, r.latest)
-        self._place(
-            event,
-            occurrence_id,
-            n if repeated else None,
-            anchor_id,
-            anchor_date,
-            offsets,
-            event.timing,
-            event.span,
-        )
-        cycle_start = self.grouped[event.key][-1]
-        for component in event.components:
-            c_id = f"{component.key}.{n}" if repeated else component.key
-            w = component.timing
-            self._place(
-                component,
-                c_id,
-                n if repeated else None,
-                cycle_start.id,
-                cycle_start.start,
-                (w.offset, w.earliest, w.latest),
-                w,
-                component.span,
-            )
-
-    def _place_series(self, event: Event) -> None:
-        series = event.series
-        assert series is not None
-        anchor_id, anchor_date = self._anchor(series.anchor)
-        month = 0
-        landmarks = set(series.landmarks_months)
-        for phase in series.phases:
-            while month + phase.every_months <= phase.until_months:
-                month += phase.every_months
-                target = _add_months(anchor_date, month)
-                offset = (target - anchor_date).days
-                w = phase.window_days
-                label = f"{event.label}, month {month}" + (
-                    " (landmark)" if month in landmarks else ""
+        # One loop with everything in locals: this is the planner's inner loop, run for every
+        # occurrence of every plan; the uncommon cases (history, pins, capacity, constraints,
+        # a target on a closed day) go through the methods below.
+        placed = self.placed
+        allocation = self.allocation
+        actuals, pins, capacity = self.actuals, self.pins, self.capacity
+        is_working_day = self.calendar.is_working_day
+        for step in self.steps:
+            if step.anchor is None:
+                anchor_id, anchor_date = ALLOCATION, allocation
+            else:
+                # A missed or skipped anchor still has its planned days: the clock goes on
+                # from them.
+                a = placed[step.anchor]
+                anchor_id, anchor_date = a.id, a.days[0] if step.anchor_start else a.days[-1]
+            offsets = step.offsets
+            if offsets is None:
+                target = _add_months(anchor_date, step.month)
+                earliest, latest = target - step.window, target + step.window
+            else:
+                target = anchor_date + offsets[0]
+                earliest = anchor_date + offsets[1]
+                latest = anchor_date + offsets[2]
+            actual = actuals.get(step.occurrence_id) if actuals else None
+            pin = pins.get(step.occurrence_id) if actual is None and pins else None
+            values = step.fields.copy()
+            if (
+                actual is None
+                and pin is None
+                and capacity is None
+                and not step.checks
+                # A target inside the window is the first candidate of every shift rule.
+                and earliest <= target <= latest
+                and (not step.working or is_working_day(target))
+            ):
+                values["days"] = (target,) if step.one_day else self._span_days(target, step)
+            else:
+                values["days"], values["flags"] = self._choose(
+                    step, target, earliest, latest, actual, pin
                 )
-                rule = Window(
-                    offset=offset,
-                    earliest=offset - w,
-                    latest=offset + w,
-                    day_rule=series.day_rule,
-                    shift=series.shift,
-                )
-                self._place(
-                    event,
-                    f"{event.key}.m{month}",
-                    None,
-                    anchor_id,
-                    anchor_date,
-                    (offset, offset - w, offset + w),
-                    rule,
-                    event.span,
-                    label=label,
-                )
+                if actual is not None:
+                    values["status"], values["reason"] = actual.status, actual.reason
+                elif pin is not None:
+                    values["reason"], values["pinned"] = pin.reason, True
+            values["anchor"] = anchor_id
+            values["anchor_date"] = anchor_date
+            values["target"] = target
+            values["earliest"] = earliest
+            values["latest"] = latest
+            placed.append(_planned_event(values))
+        return placed
 
-    def _place(
+    def _choose(
         self,
-        item: Event | Component,
-        occurrence_id: str,
-        cycle: int | None,
-        anchor_id: str,
-        anchor_date: dt.date,
-        offsets: tuple[int, int, int],
-        rule: Window,
-        span: Span,
-        label: str | None = None,
-    ) -> None:
-        offset, earliest_off, latest_off = offsets
-        target = anchor_date + dt.timedelta(days=offset)
-        earliest = anchor_date + dt.timedelta(days=earliest_off)
-        latest = anchor_date + dt.timedelta(days=latest_off)
-        working = rule.day_rule == "working_day"
-        actual = self.actuals.get(occurrence_id)
-        pin = self.pins.get(occurrence_id) if actual is None else None
+        step: _Step,
+        target: dt.date,
+        earliest: dt.date,
+        latest: dt.date,
+        actual: Actual | None,
+        pin: Pin | None,
+    ) -> tuple[tuple[dt.date, ...], tuple[Flag, ...]]:
+        """The days of an occurrence with history, a pin, limited capacity or constraints to
+        meet, booked in the site's capacity."""
         flags: tuple[Flag, ...] = ()
         if actual is not None and actual.status == "done":
             assert actual.date is not None
-            days = actual.days or self._span_days(actual.date, span)
+            days = actual.days or self._span_days(actual.date, step)
         elif pin is not None:
-            days = self._span_days(pin.date, span)
-            flags = self._pin_flags(occurrence_id, item.key, cycle, days, working)
-            flags += self._capacity_flags(occurrence_id, item.kind, days, span, working)
+            days = self._span_days(pin.date, step)
+            flags = self._pin_flags(step, days)
+            flags += self._capacity_flags(step, days)
         else:
-            days, flags = self._search(
-                occurrence_id,
-                item.key,
-                item.kind,
-                cycle,
-                (target, earliest, latest),
-                working,
-                rule.shift,
-                span,
-            )
+            days, flags = self._search(step, target, earliest, latest)
         status = actual.status if actual is not None else "planned"
         if self.capacity is not None and status in ("planned", "done"):
-            self.capacity.book(item.kind, days)
-        chosen = PlannedEvent(
-            id=occurrence_id,
-            key=item.key,
-            kind=item.kind,
-            label=label or (f"{item.label} (cycle {cycle})" if cycle else item.label),
-            cycle=cycle,
-            anchor=anchor_id,
-            anchor_date=anchor_date,
-            target=target,
-            earliest=earliest,
-            latest=latest,
-            days=days,
-            show_as=span.show_as,
-            working_days_only=working,
-            consecutive_working_days=span.day_counting == "working_days",
-            time=rule.time,
-            status=status,
-            reason=actual.reason if actual is not None else (pin.reason if pin else ""),
-            flags=flags,
-            pinned=pin is not None,
-        )
-        self.placed.append(chosen)
-        self.grouped.setdefault(item.key, []).append(chosen)
+            self.capacity.book(step.kind, days)
+        return days, flags
 
-    def _span_days(self, start: dt.date, span: Span) -> tuple[dt.date, ...]:
-        if span.days == 1:
+    def _span_days(self, start: dt.date, step: _Step) -> tuple[dt.date, ...]:
+        if step.one_day:
             return (start,)
-        if span.day_counting == "working_days":
-            return self.calendar.working_days_from(start, span.days)
-        return tuple(start + dt.timedelta(days=i) for i in range(span.days))
+        if step.span_working:
+            return self.calendar.working_days_from(start, len(step.span_offsets))
+        return tuple([start + d for d in step.span_offsets])
 
     def _search(
-        self,
-        occurrence_id: str,
-        key: str,
-        kind: str,
-        cycle: int | None,
-        dates: tuple[dt.date, dt.date, dt.date],
-        working: bool,
-        shift: str,
-        span: Span,
+        self, step: _Step, target: dt.date, earliest: dt.date, latest: dt.date
     ) -> tuple[tuple[dt.date, ...], tuple[Flag, ...]]:
-        target, earliest, latest = dates
-        n = cycle or 1
-        relevant = self._relevant_constraints(key, n)
+        working = step.working
+        is_working_day = self.calendar.is_working_day
         first_allowed: tuple[dt.date, ...] | None = None
         # The first day that meets every hard constraint but not capacity: hard constraints
         # come first, so this is what the event keeps when no day in the window has room.
         first_sound: tuple[dt.date, ...] | None = None
         failures: dict[str, str] = {}
-        for day in _candidates(target, earliest, latest, shift):
-            if working and not self.calendar.is_working_day(day):
+        for day in _candidates(target, earliest, latest, step.shift):
+            if working and not is_working_day(day):
                 continue
-            days = self._span_days(day, span)
+            days = self._span_days(day, step)
             if first_allowed is None:
                 first_allowed = days
-            problems = self._constraint_problems(key, n, days, relevant)
+            problems = self._constraint_problems(step, days)
             if problems:
                 for cid, text in problems:
                     failures.setdefault(cid, text)
                 continue
-            if self.capacity is None or self.capacity.fits(kind, days):
+            if self.capacity is None or self.capacity.fits(step.kind, days):
                 return days, ()
             if first_sound is None:
                 first_sound = days
         if first_sound is not None:
-            return first_sound, self._capacity_flags(
-                occurrence_id, kind, first_sound, span, working, window=(earliest, latest)
-            )
+            return first_sound, self._capacity_flags(step, first_sound, window=(earliest, latest))
         if first_allowed is None:
             # No working day at all in the window (a long closure): keep the target moved to a
             # working day outside the window, and say so.
-            day = self._shifted(target, shift) if working else target
-            days = self._span_days(day, span)
+            day = self._shifted(target, step.shift) if working else target
+            days = self._span_days(day, step)
             messages = [
-                f"no working day between {earliest} and {latest} (window of {occurrence_id}); "
-                f"placed on {day}",
-                *(t for _, t in self._constraint_problems(key, n, days, relevant)),
+                f"no working day between {earliest} and {latest} (window of "
+                f"{step.occurrence_id}); placed on {day}",
+                *(t for _, t in self._constraint_problems(step, days)),
             ]
             return days, (Flag("unsatisfiable", "; ".join(messages)),)
         message = (
@@ -354,23 +498,21 @@ class _Planner:
 
     def _capacity_flags(
         self,
-        occurrence_id: str,
-        kind: str,
+        step: _Step,
         days: tuple[dt.date, ...],
-        span: Span,
-        working: bool,
         window: tuple[dt.date, dt.date] | None = None,
     ) -> tuple[Flag, ...]:
         """``over_capacity`` with the day the event would first fit, for the coordinator."""
+        kind = step.kind
         if self.capacity is None or self.capacity.fits(kind, days):
             return ()
         full = ", ".join(f"{r} {slot}" for r, slot in self.capacity.full(kind, days))
-        fits = self._first_fit(kind, days[0] + ONE_DAY, span, working)
+        fits = self._first_fit(step, days[0] + ONE_DAY)
         where = f"no day in the window {window[0]} … {window[1]} has room" if window else ""
         message = "; ".join(
             part
             for part in (
-                f"{occurrence_id} on {days[0]} is over capacity ({full} fully booked)",
+                f"{step.occurrence_id} on {days[0]} is over capacity ({full} fully booked)",
                 where,
                 f"first day with room: {fits}" if fits else "no room in the next 180 days",
             )
@@ -378,38 +520,29 @@ class _Planner:
         )
         return (Flag("over_capacity", message),)
 
-    def _first_fit(self, kind: str, start: dt.date, span: Span, working: bool) -> dt.date | None:
+    def _first_fit(self, step: _Step, start: dt.date) -> dt.date | None:
         assert self.capacity is not None
         for i in range(180):
             day = start + ONE_DAY * i
-            if working and not self.calendar.is_working_day(day):
+            if step.working and not self.calendar.is_working_day(day):
                 continue
-            if self.capacity.fits(kind, self._span_days(day, span)):
+            if self.capacity.fits(step.kind, self._span_days(day, step)):
                 return day
         return None
 
-    def _pin_flags(
-        self,
-        occurrence_id: str,
-        key: str,
-        cycle: int | None,
-        days: tuple[dt.date, ...],
-        working: bool,
-    ) -> tuple[Flag, ...]:
+    def _pin_flags(self, step: _Step, days: tuple[dt.date, ...]) -> tuple[Flag, ...]:
         # The coordinator's date stands, but what it breaks (a hard constraint after a later
         # delay upstream, a closure recorded since) is said out loud, never silently kept.
-        n = cycle or 1
-        relevant = self._relevant_constraints(key, n)
-        problems = [text for _, text in self._constraint_problems(key, n, days, relevant)]
+        problems = [text for _, text in self._constraint_problems(step, days)]
         # Only the first day can fall on a closed day: a working-day span is laid out from it
         # over working days.
-        if working and not self.calendar.is_working_day(days[0]):
+        if step.working and not self.calendar.is_working_day(days[0]):
             why = self.calendar.why_not_working(days[0])
             problems.append(f"{days[0]} is not a working day at the site ({why})")
         if not problems:
             return ()
         message = (
-            f"{occurrence_id} was rescheduled to {days[0]}, which breaks: "
+            f"{step.occurrence_id} was rescheduled to {days[0]}, which breaks: "
             + "; ".join(problems)
             + "; reschedule it again"
         )
@@ -424,52 +557,38 @@ class _Planner:
             return before if (day - before) <= (after - day) else after
         return self.calendar.next_working_day(day)
 
-    def _relevant_constraints(self, key: str, n: int) -> list[Constraint]:
-        """Constraints that name this very occurrence (first or last of its key)."""
-        count = self.counts.get(key, 1)
-        return [
-            c
-            for c in self.constraints_of.get(key, [])
-            if any(r.event == key and _is_occurrence(r, n, count) for r in (c.from_, c.to))
-        ]
-
-    def _constraint_problems(
-        self, key: str, n: int, days: tuple[dt.date, ...], constraints: list[Constraint]
-    ) -> list[tuple[str, str]]:
+    def _constraint_problems(self, step: _Step, days: tuple[dt.date, ...]) -> list[tuple[str, str]]:
         problems = []
-        count = self.counts.get(key, 1)
-        for c in constraints:
-            start = self._point_with(c.from_, key, n, count, days)
-            end = self._point_with(c.to, key, n, count, days)
+        for c, from_, to in step.checks:
+            start, end = self._point(from_, days), self._point(to, days)
             if start is None or end is None:
-                continue  # the other end is not placed yet: checked when it is
+                continue  # a missed or skipped occurrence has no date to measure from
             problem = gap_problem(c, start, end)
             if problem is not None:
                 problems.append((c.id, problem))
         return problems
 
-    def _point_with(
-        self, ref: EventRef, key: str, n: int, count: int, days: tuple[dt.date, ...]
-    ) -> dt.date | None:
-        if ref.event == key:
-            if not _is_occurrence(ref, n, count):
-                return None
-            return days[0] if ref.point == "start" else days[-1]
-        if ref.event == ALLOCATION or self._complete(ref.event):
-            return point(ref, self.grouped, self.allocation)
-        return None
-
-    def _complete(self, key: str) -> bool:
-        return len(self.grouped.get(key, ())) == self.counts.get(key, 1)
+    def _point(self, where: _End, days: tuple[dt.date, ...]) -> dt.date | None:
+        place, start = where
+        if place == _SELF:
+            return days[0] if start else days[-1]
+        if place == _AT_ALLOCATION:
+            return self.allocation
+        e = self.placed[place]
+        if e.status in _NO_DATE:
+            return None
+        return e.days[0] if start else e.days[-1]
 
 
 @lru_cache(maxsize=65536)
 def _add_months(day: dt.date, months: int) -> dt.date:
     """Calendar months later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
-    import pendulum
-
-    later = pendulum.Date(day.year, day.month, day.day).add(months=months)
-    return dt.date(later.year, later.month, later.day)
+    year, month = divmod(day.month - 1 + months, 12)
+    year += day.year
+    month += 1
+    if day.day <= 28:
+        return day.replace(year=year, month=month)
+    return dt.date(year, month, min(day.day, monthrange(year, month)[1]))
 
 
 def _is_occurrence(ref: EventRef, n: int, count: int) -> bool:

@@ -8,6 +8,7 @@ for the years the State Council has announced).
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,26 @@ def official_through(country: str) -> int | None:
         return 2026
 
 
+# The ``holidays`` package's answers per (country, subdivision), shared by every calendar: a
+# service builds a calendar per request (the site's closures change), and the package works out
+# a whole year of holidays the first time it is asked about a day in it, milliseconds a year.
+# Its answers never change, so they are worked out once per process. The package fills its
+# years lazily and is not safe to fill from two threads at once, hence the lock.
+_PACKAGES: dict[tuple[str, str | None], tuple[Any, dict[dt.date, bool]]] = {}
+_PACKAGE_LOCK = threading.RLock()
+
+
+def _package_calendar(country: str, subdivision: str | None) -> tuple[Any, dict[dt.date, bool]]:
+    with _PACKAGE_LOCK:
+        shared = _PACKAGES.get((country, subdivision))
+        if shared is None:
+            import holidays
+
+            package = holidays.country_holidays(country, subdiv=subdivision)
+            shared = _PACKAGES[country, subdivision] = (package, {})
+        return shared
+
+
 class SiteCalendar:
     """Answers "is this local date a working day at this site?" and walks working days."""
 
@@ -56,8 +77,6 @@ class SiteCalendar:
         extra_working_days: Iterable[dt.date] = (),
         tables: Iterable[HolidayTable] = (),
     ) -> None:
-        import holidays
-
         self.country = country
         self.subdivision = subdivision
         self.time_zone = time_zone
@@ -77,8 +96,9 @@ class SiteCalendar:
         for table in self._tables.values():
             self._off.update(table.days_off())
             self._on.update(table.make_up_days())
-        self._package = holidays.country_holidays(country, subdiv=subdivision)
+        self._package, self._package_days = _package_calendar(country, subdivision)
         self._cache: dict[dt.date, bool] = {}
+        self._official: dict[int, bool] = {}
 
     @classmethod
     def for_protocol_site(
@@ -111,7 +131,11 @@ class SiteCalendar:
             if day in self._on:
                 return True
             return day.weekday() < 5 and day not in self._off
-        return bool(self._package.is_working_day(day))
+        working = self._package_days.get(day)
+        if working is None:
+            with _PACKAGE_LOCK:
+                working = self._package_days[day] = bool(self._package.is_working_day(day))
+        return working
 
     def why_not_working(self, day: dt.date) -> str | None:
         """A coordinator's explanation of a non-working day, or None for a working day."""
@@ -121,17 +145,24 @@ class SiteCalendar:
             return "site closure"
         if day in self._off:
             return self._off[day]
-        name = self._package.get(day) if day.year not in self._tables else None
+        if day.year in self._tables:
+            name = None
+        else:
+            with _PACKAGE_LOCK:
+                name = self._package.get(day)
         if name:
             return str(name)
         return "weekend"
 
     def is_official(self, year: int) -> bool:
         """Whether this year's holidays come from an announced arrangement, not an estimate."""
-        if year in self._tables:
-            return True
-        horizon = official_through(self.country)
-        return horizon is None or year <= horizon
+        official = self._official.get(year)
+        if official is None:
+            horizon = official_through(self.country)
+            official = self._official[year] = (
+                year in self._tables or horizon is None or year <= horizon
+            )
+        return official
 
     def estimated_years(self, days: Iterable[dt.date]) -> list[int]:
         return sorted({d.year for d in days if not self.is_official(d.year)})
