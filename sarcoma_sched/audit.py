@@ -16,11 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, inspect, select, update
+from sqlalchemy import Engine, Row, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead, Base
@@ -173,17 +174,118 @@ class AuditReport:
         return not self.problems
 
 
-def _entries(session: Session) -> Iterator[AuditEntry]:
-    yield from session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).yield_per(5000)
+# Entries and rows are fetched this many at a time (a server-side cursor on PostgreSQL).
+_BATCH = 5000
+# A row whose digest differs is compared field by field after re-reading its last entry; this
+# many wait at once, so even a table that differs everywhere is checked in bounded memory.
+_RECHECK_BATCH = 500
+_DIGEST_SIZE = 16
+
+
+def _digest(text: str) -> bytes:
+    # 128 bits: a different row with the same digest would take a second-preimage attack.
+    return hashlib.blake2b(text.encode(), digest_size=_DIGEST_SIZE).digest()
+
+
+def _dense_index(entity_id: str) -> int | None:
+    # Only the canonical spelling of a positive integer may share a slot with a row's integer
+    # key: an entry for "007" names no row 7, exactly as comparing the texts would say.
+    if entity_id.isascii() and entity_id.isdigit() and entity_id[0] != "0":
+        return int(entity_id)
+    return None
+
+
+class _LastEntries:
+    """For each row id of one audited table, its last entry: the sequence number (negated when
+    that entry deleted the row) and a digest of the state it recorded.
+
+    Integer ids, dense in practice, index flat arrays: 24 bytes a row whatever the row holds,
+    so memory grows with the number of rows, never with their content. Other ids (site codes,
+    ids far beyond the rest, as a forged entry might name) go to a dict.
+    """
+
+    __slots__ = ("columns", "digests", "other", "seqs")
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self.seqs = array("q")  # 0: no entry
+        self.digests = bytearray()
+        self.other: dict[str, tuple[int, bytes]] = {}
+
+    def put(self, entity_id: str, seq: int, after: dict[str, Any] | None) -> None:
+        if after is None:
+            seq, digest = -seq, bytes(_DIGEST_SIZE)
+        else:
+            digest = _digest(canonical(self._restricted(after)))
+        index = _dense_index(entity_id)
+        if index is not None and index >= len(self.seqs):
+            size = len(self.seqs)
+            if index >= 2 * size + 65536:
+                index = None
+            else:
+                grow = max(index + 1, 2 * size) - size
+                self.seqs.frombytes(bytes(8 * grow))
+                self.digests.extend(bytes(_DIGEST_SIZE * grow))
+        if index is None:
+            self.other[entity_id] = (seq, digest)
+        else:
+            self.seqs[index] = seq
+            self.digests[index * _DIGEST_SIZE : (index + 1) * _DIGEST_SIZE] = digest
+
+    def _restricted(self, after: dict[str, Any]) -> dict[str, Any]:
+        # Rows are compared over their columns: a column a later migration dropped is no
+        # tampering (see _differing).
+        if len(after) == len(self.columns) and all(c in after for c in self.columns):
+            return after
+        return {k: v for k, v in after.items() if k in self.columns}
+
+    def pop(self, entity_id: str, index: int | None) -> tuple[int, bytes] | None:
+        """The row's last entry, forgotten here so that what remains are rows that went."""
+        if index is not None and index < len(self.seqs):
+            seq = self.seqs[index]
+            if seq == 0:
+                return None
+            self.seqs[index] = 0
+            return seq, bytes(self.digests[index * _DIGEST_SIZE : (index + 1) * _DIGEST_SIZE])
+        return self.other.pop(entity_id, None)
+
+    def remaining(self) -> list[str]:
+        """Ids whose last entry left the row in place and that no row claimed, in id order."""
+        ids = [str(i) for i, seq in enumerate(self.seqs) if seq > 0]
+        ids.extend(k for k, (seq, _digest) in self.other.items() if seq > 0)
+        return sorted(ids, key=_sort_id)
+
+
+def _entries(session: Session) -> Iterator[Row]:
+    table = AuditEntry.__table__
+    yield from session.execute(
+        select(table).order_by(table.c.seq).execution_options(yield_per=_BATCH)
+    )
+
+
+def _snapshot(session: Session) -> None:
+    # verify reads the log and then every table: under PostgreSQL's READ COMMITTED a write
+    # committed in between would show as a row without its entry (or a head past the last
+    # entry read). One snapshot for the whole check; SQLite's read transaction already is one.
+    # A session bound to a connection runs in its caller's transaction, isolated as they chose.
+    bind = session.get_bind()
+    postgresql = isinstance(bind, Engine) and bind.dialect.name == "postgresql"
+    if postgresql and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def verify(session: Session) -> AuditReport:
     """Check the chain link by link, the head, and every audited row against its last entry.
 
-    Problems are listed in log order, so the first one names the first broken entry.
+    Problems are listed in log order, so the first one names the first broken entry. Memory is
+    bounded by the number of audited rows (a digest each), not by what they hold.
     """
+    _snapshot(session)
     report = AuditReport()
-    last_state: dict[tuple[str, str], dict | None] = {}
+    last = {
+        entity: _LastEntries([c.name for c in model.__table__.columns])
+        for entity, model in AUDITED.items()
+    }
     expected_seq, prev = 1, GENESIS_HASH
     chain_broken = False
     for entry in _entries(session):
@@ -195,24 +297,36 @@ def verify(session: Session) -> AuditReport:
                 chain_broken = True  # later links all fail too; the first break is the news
         expected_seq, prev = entry.seq + 1, entry.hash
         try:
-            change = json.loads(entry.change)
-            last_state[(entry.entity, entry.entity_id)] = change["after"]
+            after = json.loads(entry.change)["after"]
+            if after is not None and not isinstance(after, dict):
+                raise TypeError("a row's state is an object")
         except (ValueError, KeyError, TypeError):
             report.problems.append(f"audit entry {entry.seq}: change is not valid JSON")
+            continue
+        recorded = last.get(entry.entity)
+        if recorded is not None:
+            recorded.put(entry.entity_id, entry.seq, after)
     report.head_hash = prev
     head = session.execute(select(AuditHead.seq, AuditHead.hash)).one_or_none()
     if head is None:
         report.problems.append("audit head row is missing")
-    elif (head.seq, head.hash) != (expected_seq - 1, prev):
+    elif head.seq != expected_seq - 1:
         report.problems.append(
             f"audit log ends at entry {expected_seq - 1} but its head records entry {head.seq}: "
             "entries were removed from or added to the end of the log"
         )
-    report.problems.extend(_check_rows(session, last_state))
+    elif head.hash != prev:
+        # Same length, other hash: the last entry was replaced (perhaps by one whose own hash
+        # is consistent) or its hash edited; only the head, written with it, can tell.
+        report.problems.append(
+            f"audit entry {head.seq}: its hash is not the one the head records "
+            "(the last entry was replaced or its hash edited)"
+        )
+    report.problems.extend(_check_rows(session, last))
     return report
 
 
-def _check_link(entry: AuditEntry, expected_seq: int, prev: str) -> str | None:
+def _check_link(entry: Row, expected_seq: int, prev: str) -> str | None:
     if entry.seq != expected_seq:
         if entry.seq > expected_seq:
             return (
@@ -246,28 +360,63 @@ def _differing(current: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
     return sorted(k for k in current if k not in recorded or current[k] != recorded[k])
 
 
-def _check_rows(session: Session, last_state: dict[tuple[str, str], dict | None]) -> list[str]:
-    problems = []
-    seen: set[tuple[str, str]] = set()
+# (slot in the problem list, entity, id, seq of its last entry, the row as read)
+_Recheck = tuple[int, str, str, int, dict[str, Any]]
+
+
+def _check_rows(session: Session, last: dict[str, _LastEntries]) -> list[str]:
+    problems: list[str | None] = []
     for entity, model in AUDITED.items():
+        recorded = last[entity]
         table = model.__table__
         (pk,) = table.primary_key.columns
-        for row in session.execute(select(table).order_by(pk)).mappings():
-            key = (entity, str(row[pk.name]))
-            seen.add(key)
-            current = _normalise(dict(row))
-            if key not in last_state:
+        pending: list[_Recheck] = []
+        rows = session.execute(
+            select(table).order_by(pk).execution_options(yield_per=_BATCH)
+        ).mappings()
+        for row in rows:
+            value = row[pk.name]
+            entity_id = str(value)
+            index = value if type(value) is int and value > 0 else _dense_index(entity_id)
+            found = recorded.pop(entity_id, index)
+            if found is None:
                 problems.append(
-                    f"{entity} {key[1]}: has no audit entry (written behind the engine)"
+                    f"{entity} {entity_id}: has no audit entry (written behind the engine)"
                 )
-            elif last_state[key] is None:
-                problems.append(f"{entity} {key[1]}: audit log says deleted, but the row exists")
-            elif fields := _differing(current, last_state[key]):
-                problems.append(
-                    f"{entity} {key[1]}: differs from its last audit entry in "
-                    f"{', '.join(fields)} (changed behind the engine)"
-                )
-    for key, state in last_state.items():
-        if key[0] in AUDITED and state is not None and key not in seen:
-            problems.append(f"{key[0]} {key[1]}: deleted without an audit entry")
-    return problems
+            elif found[0] < 0:
+                problems.append(f"{entity} {entity_id}: audit log says deleted, but the row exists")
+            elif _digest(canonical(dict(row))) != found[1]:
+                # Equal digests mean equal canonical text; different ones may still be equal
+                # values (1 and 1.0): only the field-by-field comparison decides, and names them.
+                pending.append((len(problems), entity, entity_id, found[0], dict(row)))
+                problems.append(None)
+                if len(pending) >= _RECHECK_BATCH:
+                    _recheck(session, pending, problems)
+        _recheck(session, pending, problems)
+    for entity, recorded in last.items():
+        problems.extend(
+            f"{entity} {entity_id}: deleted without an audit entry"
+            for entity_id in recorded.remaining()
+        )
+    return [p for p in problems if p is not None]
+
+
+def _recheck(session: Session, pending: list[_Recheck], problems: list[str | None]) -> None:
+    if not pending:
+        return
+    seqs = [p[3] for p in pending]
+    changes = {
+        seq: change
+        for seq, change in session.execute(
+            select(AuditEntry.seq, AuditEntry.change).where(AuditEntry.seq.in_(seqs))
+        )
+    }
+    for slot, entity, entity_id, seq, row in pending:
+        # The entry parsed when the log was read, within the same snapshot.
+        recorded = json.loads(changes[seq])["after"]
+        if fields := _differing(_normalise(row), recorded):
+            problems[slot] = (
+                f"{entity} {entity_id}: differs from its last audit entry in "
+                f"{', '.join(fields)} (changed behind the engine)"
+            )
+    pending.clear()

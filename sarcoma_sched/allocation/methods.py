@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from sarcoma_sched.allocation.blocks import forced_from, locate
+from sarcoma_sched.allocation.blocks import block_arms, forced_from, locate
 from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
 from sarcoma_sched.allocation.records import (
     AllocationError,
@@ -71,7 +71,7 @@ def allocate(
     it must be the same at allocation and at replay); ``history`` every earlier allocation of the
     trial in position order; ``stream`` the trial's stream (``DrawStream(trial_key(...))``).
     """
-    return _allocate(method, arm_ids, history, factors, position, stream, assigned_arm, None)
+    return _allocate(method, arm_ids, history, factors, position, stream, assigned_arm)
 
 
 def _allocate(
@@ -82,7 +82,6 @@ def _allocate(
     position: int,
     stream: DrawStream,
     assigned_arm: str | None,
-    cache: dict[tuple[str, int], list[str]] | None,
 ) -> Decision:
     arms = _check_arms(arm_ids)
     _check_history(history, arms, position)
@@ -111,7 +110,7 @@ def _allocate(
         )
     _check_ratio(method.ratio, arms)
     if isinstance(method, BlockAllocation):
-        return _blocks(method, arms, history, factors, stream, cache)
+        return _blocks(method, arms, history, factors, stream)
     return _minimization(method, arms, history, factors, position, stream)
 
 
@@ -144,21 +143,91 @@ def replay_decisions(
     """The decision the allocator makes at each recorded position, concealed parts included.
 
     For an authorized reveal (secret required): block, size and slot of every allocation.
-    Blocks are derived once per trial rather than once per position.
+    Each decision equals ``allocate`` over the recorded history before it, but the counts it
+    reads (patients per stratum, per factor level and arm) are kept running and each stratum's
+    current block is remembered, so a whole trial replays in linear time rather than
+    re-counting its history at every position.
     """
     arms = _check_arms(arm_ids)
+    if not history:
+        return []
     # A record out of order or naming an unknown arm is a broken database, not a mismatch.
-    if history:
-        _check_history(history, arms, history[-1].position + 1)
-    decisions = []
-    cache: dict[tuple[str, int], list[str]] = {}
-    for i, prior in enumerate(history):
-        assigned = prior.arm if isinstance(method, AssignedAllocation) else None
-        decisions.append(
+    _check_history(history, arms, history[-1].position + 1)
+    if isinstance(method, FixedAllocation | AssignedAllocation):
+        # Neither reads the history; it has just been checked in full.
+        return [
             _allocate(
-                method, arms, history[:i], prior.factors, prior.position, stream, assigned, cache
+                method,
+                arms,
+                (),
+                p.factors,
+                p.position,
+                stream,
+                p.arm if isinstance(method, AssignedAllocation) else None,
             )
+            for p in history
+        ]
+    _check_ratio(method.ratio, arms)
+    if isinstance(method, BlockAllocation):
+        return _replay_blocks(method, arms, history, stream)
+    return _replay_minimization(method, arms, history, stream)
+
+
+def _replay_blocks(
+    method: BlockAllocation,
+    arms: list[str],
+    history: Sequence[PriorAllocation],
+    stream: DrawStream,
+) -> list[Decision]:
+    # Per stratum: patients so far, and the current block (index, first count, arms).
+    seen: dict[str, int] = {}
+    current: dict[str, tuple[int, int, list[str]]] = {}
+    decisions = []
+    for p in history:
+        values = _values(method.strata, p.factors, "the patient")
+        stratum = stratum_key(method.strata, values)
+        n_before = seen.get(stratum, 0)
+        seen[stratum] = n_before + 1
+        index, start, block = current.get(stratum) or (
+            0,
+            0,
+            block_arms(stream, stratum, 0, arms, method.ratio, method.block_sizes),
         )
+        while n_before >= start + len(block):
+            index, start = index + 1, start + len(block)
+            block = block_arms(stream, stratum, index, arms, method.ratio, method.block_sizes)
+        current[stratum] = (index, start, block)
+        decisions.append(_block_decision(stratum, values, index, block, n_before - start))
+    return decisions
+
+
+def _replay_minimization(
+    method: MinimizationAllocation,
+    arms: list[str],
+    history: Sequence[PriorAllocation],
+    stream: DrawStream,
+) -> list[Decision]:
+    fields = [f.field for f in method.factors]
+    arm_index = {a: i for i, a in enumerate(arms)}
+    rule = _rule(method, arms)
+    none = (0,) * len(arms)
+    # counts[f][level][a]: patients recorded in arm a with that level of factor f.
+    counts: list[dict[str, list[int]]] = [{} for _ in fields]
+    decisions = []
+    for p in history:
+        values = _values(fields, p.factors, "the patient")
+        level_counts = [counts[f].get(values[name], none) for f, name in enumerate(fields)]
+        decisions.append(
+            _minimization_decision(method, arms, rule, values, level_counts, p.position, stream)
+        )
+        # The recorded arm, not the replayed one: the next position is recomputed from the
+        # history as recorded, exactly as the allocator saw it.
+        a = arm_index[p.arm]
+        for f, name in enumerate(fields):
+            level = counts[f].get(values[name])
+            if level is None:
+                level = counts[f][values[name]] = [0] * len(arms)
+            level[a] += 1
     return decisions
 
 
@@ -184,7 +253,6 @@ def _blocks(
     history: Sequence[PriorAllocation],
     factors: Mapping[str, str],
     stream: DrawStream,
-    cache: dict[tuple[str, int], list[str]] | None,
 ) -> Decision:
     fields = method.strata
     values = _values(fields, factors, "the patient")
@@ -194,9 +262,13 @@ def _blocks(
         for p in history
         if stratum_key(fields, _values(fields, p.factors, f"position {p.position}")) == stratum
     )
-    index, block, slot = locate(
-        stream, stratum, n_before, arms, method.ratio, method.block_sizes, cache
-    )
+    index, block, slot = locate(stream, stratum, n_before, arms, method.ratio, method.block_sizes)
+    return _block_decision(stratum, values, index, block, slot)
+
+
+def _block_decision(
+    stratum: str, values: dict[str, str], index: int, block: list[str], slot: int
+) -> Decision:
     return Decision(
         arm=block[slot],
         stratum=stratum,
@@ -225,18 +297,35 @@ def _minimization(
         for f, name in enumerate(fields):
             if prior[name] == values[name]:
                 level_counts[f][a] += 1
-    rule = MinimizationRule(
+    rule = _rule(method, arms)
+    return _minimization_decision(method, arms, rule, values, level_counts, position, stream)
+
+
+def _rule(method: MinimizationAllocation, arms: list[str]) -> MinimizationRule:
+    return MinimizationRule(
         arms,
         method.ratio,
         [f.weight for f in method.factors],
         method.probability,
         method.imbalance,
     )
+
+
+def _minimization_decision(
+    method: MinimizationAllocation,
+    arms: list[str],
+    rule: MinimizationRule,
+    values: dict[str, str],
+    level_counts: Sequence[Sequence[int]],
+    position: int,
+    stream: DrawStream,
+) -> Decision:
+    """``level_counts[f][a]``: patients in arm ``a`` sharing this patient's level of factor f."""
     totals = rule.totals(level_counts)
     chosen, preferred, u = rule.choose(totals, stream.derive("minimization", position))
     return Decision(
         arm=arms[chosen],
-        stratum=stratum_key(fields, values),
+        stratum=stratum_key([f.field for f in method.factors], values),
         factors=values,
         deterministic=rule.deterministic(preferred),
         # All of this follows from the recorded history except the draw, which is this

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sarcoma_sched.allocation import allocate, replay
+from sarcoma_sched.allocation import replay, replay_decisions
 from sarcoma_sched.audit import note
 from sarcoma_sched.db.models import Allocation, Patient
 from sarcoma_sched.db.session import Database
@@ -68,20 +68,13 @@ def reveal_sequence(
         ).all()
         if not rows:
             raise NotFound(f"{protocol.id} has no allocations yet")
-        stream = trial_stream(protocol, secret)
-        arms = [a.id for a in protocol.arms]
         past = history(session, protocol.id)
+        # One linear replay, not an ``allocate`` over each prefix of the history (quadratic).
+        decisions = replay_decisions(
+            protocol.allocation, [a.id for a in protocol.arms], past, trial_stream(protocol, secret)
+        )
         out = []
-        for i, (allocation, study_id, site) in enumerate(rows):
-            decision = allocate(
-                protocol.allocation,
-                arms,
-                past[:i],
-                past[i].factors,
-                past[i].position,
-                stream,
-                assigned_arm=allocation.arm if protocol.allocation.method == "assigned" else None,
-            )
+        for (allocation, study_id, site), decision in zip(rows, decisions, strict=True):
             out.append(
                 {
                     "position": allocation.position,

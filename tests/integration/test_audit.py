@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
@@ -261,3 +262,214 @@ def test_any_single_edit_of_any_audit_field_is_reported_at_or_before_that_entry(
         assert int(first.split()[2].rstrip(":")) in (seq, seq + 1)
     else:
         assert seq == total and "head records" in first
+
+
+# --- the verifier at scale: digests instead of states, same reports ----------------------------
+
+
+def test_replacing_the_last_entry_with_a_consistent_forgery_is_caught_by_the_head(database):
+    _allocated_patient(database)
+    last = _count(database)
+    with database.engine.connect() as conn:
+        prev = conn.execute(
+            text("SELECT prev_hash FROM audit_log WHERE seq = :seq"), {"seq": last}
+        ).scalar_one()
+    change = '{"after":null,"before":null,"op":"note"}'
+    fields = (last, "2026-01-01T00:00:00+00:00", "mallory", "forge", "notes", "1", change, prev)
+    _sql(
+        database,
+        "UPDATE audit_log SET at = :at, actor = 'mallory', action = 'forge', entity = 'notes', "
+        "entity_id = '1', change = :change, hash = :hash WHERE seq = :seq",
+        at=fields[1],
+        change=change,
+        hash=entry_hash(*fields),
+        seq=last,
+    )
+    assert _problems(database)[0] == (
+        f"audit entry {last}: its hash is not the one the head records "
+        "(the last entry was replaced or its hash edited)"
+    )
+
+
+def test_many_rows_changed_behind_the_engine_are_each_named_in_key_order(database, monkeypatch):
+    import sarcoma_sched.audit as audit
+
+    # Rows whose digest differs are re-read in batches; small batches exercise the flushes.
+    monkeypatch.setattr(audit, "_RECHECK_BATCH", 3)
+    _sql(database, "UPDATE sites SET name = name || ' (renamed)'")
+    with database.read() as session:
+        codes = list(session.scalars(text("SELECT code FROM sites ORDER BY code")))
+    assert len(codes) > 3
+    assert _problems(database) == [
+        f"sites {code}: differs from its last audit entry in name (changed behind the engine)"
+        for code in codes
+    ]
+
+
+def test_the_same_json_value_spelt_differently_is_not_a_change(database):
+    _allocated_patient(database)
+    with database.write("dm", "annotate") as session:
+        session.scalars(select(Allocation)).one().detail = {"scores": {"A": 1, "B": 0.5}}
+    # Another spelling of the same values: the digest differs, the comparison does not.
+    _sql(database, """UPDATE allocations SET detail = '{"scores": {"B": 0.50, "A": 1.0}}'""")
+    assert _problems(database) == []
+
+
+def test_entries_for_far_out_or_oddly_spelt_ids_name_rows_that_do_not_exist(database):
+    _allocated_patient(database)
+    last = _count(database)
+    with database.engine.connect() as conn:
+        prev = conn.execute(
+            text("SELECT hash FROM audit_log WHERE seq = :seq"), {"seq": last}
+        ).scalar_one()
+    after = '{"after":{"id":1},"before":null,"op":"insert"}'
+    for entity_id in ("1000000000000", "01"):
+        last += 1
+        fields = (last, "2026-01-01T00:00:00+00:00", "m", "forge", "allocations", entity_id)
+        digest = entry_hash(*fields, after, prev)
+        _sql(
+            database,
+            "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, change, "
+            "prev_hash, hash) VALUES (:seq, :at, 'm', 'forge', 'allocations', :id, :change, "
+            ":prev, :hash)",
+            seq=last,
+            at=fields[1],
+            id=entity_id,
+            change=after,
+            prev=prev,
+            hash=digest,
+        )
+        prev = digest
+    _sql(database, "UPDATE audit_head SET seq = :seq, hash = :hash", seq=last, hash=prev)
+    # "01" is not row 1: the row keeps its own entry, and neither forged id has a row.
+    assert _problems(database) == [
+        "allocations 01: deleted without an audit entry",
+        "allocations 1000000000000: deleted without an audit entry",
+    ]
+
+
+def _reference_row_problems(session) -> list[str]:
+    """The row check as first written: every row's whole last state held in memory."""
+    from sarcoma_sched.audit import _differing, _normalise
+    from sarcoma_sched.db.models import AUDITED
+
+    last: dict[tuple[str, str], dict | None] = {}
+    for entry in session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            last[(entry.entity, entry.entity_id)] = json.loads(entry.change)["after"]
+    problems, seen = [], set()
+    for entity, model in AUDITED.items():
+        (pk,) = model.__table__.primary_key.columns
+        for row in session.execute(select(model.__table__).order_by(pk)).mappings():
+            key = (entity, str(row[pk.name]))
+            seen.add(key)
+            if key not in last:
+                problems.append(
+                    f"{entity} {key[1]}: has no audit entry (written behind the engine)"
+                )
+            elif last[key] is None:
+                problems.append(f"{entity} {key[1]}: audit log says deleted, but the row exists")
+            elif fields := _differing(_normalise(dict(row)), last[key]):
+                problems.append(
+                    f"{entity} {key[1]}: differs from its last audit entry in "
+                    f"{', '.join(fields)} (changed behind the engine)"
+                )
+    problems += [
+        f"{e} {i}: deleted without an audit entry"
+        for (e, i), state in last.items()
+        if e in AUDITED and state is not None and (e, i) not in seen
+    ]
+    return problems
+
+
+class _Drawn:
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def choice(self, seq):
+        return self.data.draw(st.sampled_from(list(seq)))
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_digests_report_exactly_what_comparing_whole_states_reports(chain_db, tmp_path, data):
+    from benchmarks.reliability.tamper import SqliteTrials
+
+    trials = SqliteTrials(chain_db, tmp_path / "trial.db")
+    try:
+        done, problems = trials(_Drawn(data))
+        with trials.db.read() as session:
+            expected = _reference_row_problems(session)
+    finally:
+        trials.close()
+    rows = [p for p in problems if not p.startswith("audit ")]
+    assert sorted(rows) == sorted(expected), done
+
+
+# --- allocation verify replays in linear time, deciding exactly as allocate does ----------------
+
+
+def _designs():
+    from sarcoma_sched.protocol.allocation import (
+        BlockAllocation,
+        Factor,
+        MinimizationAllocation,
+    )
+
+    ratio = st.sampled_from([{"A": 1, "B": 1}, {"A": 2, "B": 1}, {"A": 1, "B": 1, "C": 1}])
+    blocks = st.builds(
+        lambda r, strata, sizes: BlockAllocation(
+            method="stratified_blocks",
+            ratio=r,
+            strata=strata,
+            block_sizes=[k * sum(r.values()) for k in sizes],
+        ),
+        ratio,
+        st.sampled_from([[], ["site"], ["site", "histology"]]),
+        st.lists(st.integers(1, 3), min_size=1, max_size=2),
+    )
+    minimization = st.builds(
+        lambda r, p, measure: MinimizationAllocation(
+            method="minimization",
+            ratio=r,
+            factors=[Factor(field="histology"), Factor(field="site", weight=0.5)],
+            probability=p,
+            imbalance=measure,
+        ),
+        ratio,
+        st.sampled_from([0.8, 1.0]),
+        st.sampled_from(["range", "variance"]),
+    )
+    return blocks | minimization
+
+
+@settings(max_examples=40, deadline=None)
+@given(design=_designs(), data=st.data())
+def test_replaying_a_tampered_history_decides_each_position_as_allocate_would(design, data):
+    from sarcoma_sched.allocation import (
+        DrawStream,
+        PriorAllocation,
+        allocate,
+        replay_decisions,
+        trial_key,
+    )
+
+    arms = list(design.ratio)
+    patient = st.fixed_dictionaries(
+        {"site": st.sampled_from(["X", "Y"]), "histology": st.sampled_from(["LMS", "UPS"])}
+    )
+    patients = data.draw(st.lists(patient, min_size=1, max_size=40))
+    stream = DrawStream(trial_key(b"k" * 32, "T"))
+    history: list[PriorAllocation] = []
+    for position, factors in enumerate(patients, 1):
+        d = allocate(design, arms, history, factors, position, stream)
+        # Some records changed behind the engine: later positions see the recorded arms.
+        arm = data.draw(st.sampled_from([d.arm, d.arm, *arms]))
+        history.append(PriorAllocation(position, arm, d.factors, d.stratum))
+    expected = [
+        allocate(design, arms, history[:i], p.factors, p.position, stream)
+        for i, p in enumerate(history)
+    ]
+    assert replay_decisions(design, arms, history, stream) == expected
