@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: user mistakes become one line each and exit 1; usage errors exit 2."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or bool(os.environ.get(DEBUG_ENV))
+    undecodable = _undecodable(args)
+    if undecodable is not None:
+        click.echo(f"error: {undecodable}", err=True)
+        sys.exit(2)
     try:
         code = cli.main(args=args, prog_name="sarcoma-sched", standalone_mode=False)
     except click.ClickException as exc:
@@ -127,12 +131,29 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"error: {line}", err=True)
         sys.exit(1)
     except Exception as exc:
-        # An unreachable or refusing database server (wrong host, port, user, database) is
-        # the user's environment, not a bug: one line. sqlalchemy is only imported if used.
-        operational = getattr(sys.modules.get("sqlalchemy.exc"), "OperationalError", None)
-        if debug or operational is None or not isinstance(exc, operational):
+        # An unreachable or refusing database server (wrong host, port, user, database), or a
+        # --db file that is not a database ("file is not a database", a damaged file), is the
+        # user's environment, not a bug: one line. Only those two classes: an integrity or
+        # programming error stays a traceback. sqlalchemy is only imported if used.
+        errors = sys.modules.get("sqlalchemy.exc")
+        environment = errors is not None and (
+            isinstance(exc, errors.OperationalError) or type(exc) is errors.DatabaseError
+        )
+        if debug or not environment:
             raise
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         click.echo(f"error: database: {reason}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _undecodable(args: list[str]) -> str | None:
+    """Bytes that are not UTF-8 on the command line (or in the settings read from the
+    environment) arrive as lone surrogates; no database or terminal can store or show them."""
+    settings = [os.environ.get(n, "") for n in ("SARCOMA_SCHED_DB", "SARCOMA_SCHED_USER")]
+    for text in [*args, *settings]:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{text!a} is not UTF-8 text: check the terminal's encoding (LANG)"
+    return None

@@ -17,9 +17,14 @@ def open_db(ctx: click.Context, *, check_schema: bool = True) -> Database:
     from sarcoma_sched.db.session import Database
 
     root = ctx.find_root().obj
-    database = Database(root.get("db_url"), check_schema=check_schema)
+    database = Database(root.get("db_url"), check_schema=check_schema, on_busy=_busy_notice)
     ctx.call_on_close(database.dispose)
     return database
+
+
+def _busy_notice(line: str) -> None:
+    # stderr, so a listing piped to a file stays clean; the command goes on and exits 0.
+    click.echo(f"notice: {line}", err=True)
 
 
 def acting_user(ctx: click.Context) -> str:

@@ -6,7 +6,7 @@ import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.output import emit_rows, format_option
-from sarcoma_sched.errors import SarcomaSchedError
+from sarcoma_sched.errors import Conflict, SarcomaSchedError
 
 __all__ = ["audit", "db", "init"]
 
@@ -60,9 +60,23 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
     Example:
       sarcoma-sched --db postgresql://postgres@127.0.0.1/trials db upgrade
     """
-    from sarcoma_sched.db.migrate import upgrade
+    from sarcoma_sched.db.migrate import current_revision, history, upgrade
 
     database = open_db(ctx, check_schema=False)
+    # Newest first. Only a revision by name: alembic's relative and branch syntax (+1, heads,
+    # base) would fail inside alembic, and an older revision would silently do nothing.
+    known = [r.id for r in history()]
+    if revision != "head" and revision not in known:
+        raise click.BadParameter(
+            f"{revision!r} is not a revision (head, or one of {', '.join(known)})",
+            param_hint="--revision",
+        )
+    current = current_revision(database.engine)
+    if revision != "head" and current in known and known.index(revision) > known.index(current):
+        raise Conflict(
+            f"database {_where(database)} is at {current}, after {revision}: "
+            "an upgrade never goes back"
+        )
     before, after = upgrade(database.engine, revision)
     if before == after:
         click.echo(f"database {_where(database)} already at {after}")

@@ -101,6 +101,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
     The temporary file sits beside the target so the final rename stays on one file system.
     """
+    if path.exists() and not path.is_file():
+        _write_into(path, data)
+        return
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -115,6 +118,19 @@ def _write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _write_into(path: Path, data: bytes) -> None:
+    """A device or named pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written into, as a
+    shell redirection would: renaming over it would replace the device with a plain file."""
+    # Non-blocking open: a FIFO nobody reads fails (ENXIO) instead of hanging the command.
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb", closefd=False) as handle:
+            handle.write(data)
+    finally:
+        os.close(fd)
 
 
 def _mode_for(path: Path) -> int:

@@ -31,6 +31,15 @@ def _closures(values: tuple[str, ...]) -> list[dt.date]:
     return days
 
 
+def _holiday_table(load, path: Path):  # type: ignore[no-untyped-def]
+    from sarcoma_sched.errors import InputFileError, Problem
+
+    try:
+        return load(path)
+    except UnicodeDecodeError as exc:  # the loader names every other unreadable file itself
+        raise InputFileError([Problem(str(path), "", f"not UTF-8 text: {exc.reason}")]) from None
+
+
 def _actuals(done: tuple[str, ...], missed: tuple[str, ...], skipped: tuple[str, ...]):  # type: ignore[no-untyped-def]
     from sarcoma_sched.calendar import Actual
 
@@ -104,7 +113,7 @@ def plan(
         protocol,
         code,
         closures=_closures(closure),
-        tables=[load_holiday_table(t) for t in tables],
+        tables=[_holiday_table(load_holiday_table, t) for t in tables],
     )
     allocation = _date(anchor, "--anchor")
     actuals = _actuals(done, missed, skipped)

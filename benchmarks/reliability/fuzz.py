@@ -1,0 +1,802 @@
+"""Fuzzed command-line input: every command, random arguments, malformed input files.
+
+    python -m benchmarks.reliability.fuzz [--examples 5000] [--seed 1] [--command "site close"]
+                                          [--expensive]
+
+Hypothesis draws an invocation of one command of the click tree (enumerated, so a new command
+is fuzzed without touching this file): each argument and option from a strategy chosen by its
+click type and name (dates valid, impossible like 2027-02-30, far past and future; known and
+unknown patient, event, site and protocol ids; numbers; random and undecodable text) and input
+files that are garbage, truncated, or a real protocol / screening / holiday / key file with a
+field deleted, retyped or added. Each invocation runs in process through
+``sarcoma_sched.cli.main`` against a copy of a small real history (``build_history``).
+
+What must hold (``problems``): no exception escapes ``main`` and no output says "Traceback";
+the exit status is 0, 1 or 2; a refused command (status 1 or 2) leaves the database dump
+byte-identical; and a named pipe given as an output file is still a pipe afterwards (it stands
+for ``/dev/null``, which a command run as root must never replace with a plain file).
+Output paths are kept inside each run's own directory, whatever the strategy drew.
+
+``tests/reliability/test_fuzz_cli.py`` runs the same strategies with few examples per command;
+this script runs many and prints the counts by command and exit status, and each distinct
+failure with its smallest invocation. Commands that would run for seconds on valid input (the
+whole demo, a 1000-trial simulation) get cheap variants unless ``--expensive``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from hypothesis import strategies as st
+
+from benchmarks.reliability._common import SECRET, create_schema, run_cli
+
+__all__ = [
+    "COMMANDS",
+    "FileArg",
+    "History",
+    "Invocation",
+    "OutArg",
+    "Outcome",
+    "build_history",
+    "invocations",
+    "problems",
+    "run_invocation",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = dt.date.today()
+
+
+# --- the command tree ---------------------------------------------------------------------------
+
+
+def _leaf_commands() -> dict[tuple[str, ...], click.Command]:
+    from sarcoma_sched.cli import cli
+
+    found: dict[tuple[str, ...], click.Command] = {}
+
+    def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            if isinstance(command, click.Group):
+                walk(command, (*prefix, name))
+            elif command is not None:
+                found[(*prefix, name)] = command
+
+    walk(cli, ())
+    return found
+
+
+COMMANDS = _leaf_commands()
+
+
+# --- the history every invocation runs against ---------------------------------------------------
+
+# What build_history creates (checked when it runs), so strategies can name real things.
+PATIENTS = (
+    "PKUIH-NATARS-0001",  # allocated 40 days ago, cycle 1 recorded done
+    "PKUIH-NATARS-S0001",
+    "PKUIH-NATARS-S0002",  # a screen failure (age 80)
+    "BJFH-NATARS-0001",  # allocated 10 days ago, withdrawn today
+    "PKUIH-NATARS-R-0001",  # minimization, allocated today
+    "FJMUUH-TNT-STS-0001",  # allocated 20 days ago
+    "FJMUUH-TNT-STS-S0002",  # screened, not enrolled
+)
+EVENTS = (
+    "ai.1",
+    "ai.2",
+    "ai.9",
+    "anlotinib.1",
+    "rt",
+    "surgery",
+    "follow_up.m3",
+    "follow_up.m12",
+    "follow_up.m60",
+    "ai",
+    "",
+)
+SITES = ("PKUIH", "BJFH", "FJMUUH", "pkuih", "XJTU1", "WCH", "PKUXX")
+PROTOCOLS = ("NATARS", "NATARS-R", "TNT-STS", "natars", "natars.toml", "NOPE")
+ARMS = ("NEOADJUVANT", "SURGERY_ONLY", "TNT", "neoadjuvant", "ARM-X")
+
+
+@dataclass(frozen=True)
+class History:
+    path: Path
+    dump: str  # tests.dumps.dump of it
+    content: bytes  # the file itself, for a quick comparison first
+
+
+def build_history(path: Path) -> History:
+    """A small real trial network, through the services: what a week of use leaves behind."""
+    from sarcoma_sched.db.session import Database
+    from sarcoma_sched.demo.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
+    from sarcoma_sched.services.allocation import allocate_patient
+    from sarcoma_sched.services.capacity import set_capacity
+    from sarcoma_sched.services.events import record_event
+    from sarcoma_sched.services.participation import end_participation
+    from sarcoma_sched.services.screening import screen
+    from sarcoma_sched.services.sites import close_site
+    from tests.dumps import dump
+
+    day = dt.timedelta(days=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.touch()
+    create_schema(str(path))
+    db = Database(str(path))
+    mdt = {"arm": "NEOADJUVANT", "basis": "mdt_decision", "reason": "MDT: borderline"}
+    try:
+
+        def allocate(number: str, on: dt.date, **kwargs: Any) -> str:
+            done = allocate_patient(
+                db, "setup", number, today=TODAY, allocation_date=on, consent_date=on, **kwargs
+            )
+            return done.study_id
+
+        early = TODAY - 40 * day
+        screen(db, "setup", "NATARS", "PKUIH", ELIGIBLE_NATARS, screened_on=early)
+        first = allocate("PKUIH-NATARS-S0001", early, **mdt)
+        screen(
+            db,
+            "setup",
+            "NATARS",
+            "PKUIH",
+            {**ELIGIBLE_NATARS, "age_years": "80"},
+            screened_on=TODAY,
+        )
+        screen(db, "setup", "NATARS", "BJFH", ELIGIBLE_NATARS, screened_on=TODAY - 10 * day)
+        withdrawn = allocate("BJFH-NATARS-S0001", TODAY - 10 * day, **mdt)
+        end_participation(
+            db, "setup", withdrawn, "withdrawn", "moved away", effective_date=TODAY, today=TODAY
+        )
+        screen(db, "setup", "NATARS-R", "PKUIH", ELIGIBLE_NATARS, screened_on=TODAY)
+        allocate("PKUIH-NATARS-R-S0001", TODAY, secret=SECRET)
+        screen(db, "setup", "TNT-STS", "FJMUUH", ELIGIBLE_TNT, screened_on=TODAY - 20 * day)
+        allocate("FJMUUH-TNT-STS-S0001", TODAY - 20 * day)
+        screen(db, "setup", "TNT-STS", "FJMUUH", ELIGIBLE_TNT, screened_on=TODAY)
+        with db.read() as session:
+            from sqlalchemy import select
+
+            from sarcoma_sched.db.models import Patient, ScheduledEvent
+
+            patient_id = session.scalar(select(Patient.id).where(Patient.study_id == first))
+            ai1 = session.scalar(
+                select(ScheduledEvent.first_day).where(
+                    ScheduledEvent.patient_id == patient_id, ScheduledEvent.event_id == "ai.1"
+                )
+            )
+            refs = set()
+            for p in session.scalars(select(Patient)):
+                refs |= {p.screening_number, p.study_id}
+        record_event(db, "setup", first, "ai.1", "done", date=ai1, reason=None, today=TODAY)
+        close_site(db, "setup", "PKUIH", TODAY + 30 * day, TODAY + 32 * day, "ward move")
+        set_capacity(db, "setup", "PKUIH", "theatre", per_weekday={"tue": 2, "thu": 1})
+    finally:
+        db.dispose()
+    missing = set(PATIENTS) - refs
+    assert not missing, f"build_history no longer makes {missing}"
+    return History(path, dump(path), path.read_bytes())
+
+
+# --- what an argument can be --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileArg:
+    """An input file, written into the invocation's directory just before it runs."""
+
+    suffix: str
+    content: bytes
+    mode: int = 0o644
+
+    def __repr__(self) -> str:
+        return f"FileArg({self.suffix!r}, {self.content[:60]!r}, mode={oct(self.mode)})"
+
+
+@dataclass(frozen=True)
+class OutArg:
+    """An output path, always inside the invocation's directory (see ``_materialise``)."""
+
+    path: str
+
+
+Arg = str | FileArg | OutArg
+
+
+@dataclass(frozen=True)
+class Invocation:
+    command: tuple[str, ...]
+    args: tuple[Arg, ...]
+    # The global --db: the history's copy, or a database that cannot be used.
+    db: str = "history"
+    user: str | None = None
+    secret: str | None = None  # $SARCOMA_SCHED_SECRET, hex
+
+    def __str__(self) -> str:
+        shown = " ".join(repr(a) if not isinstance(a, str) else _quote(a) for a in self.args)
+        extra = f" [db={self.db}, user={self.user!r}, secret={self.secret is not None}]"
+        return f"sarcoma-sched {' '.join(self.command)} {shown}{extra}"
+
+
+def _quote(text: str) -> str:
+    return text if text and all(c.isalnum() or c in "-_.=:+/" for c in text) else repr(text)
+
+
+# Text a shell can pass: no NUL; sometimes bytes that are not UTF-8 (decoded as Python does).
+_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+
+
+def _mostly(
+    valid: st.SearchStrategy[str], invalid: st.SearchStrategy[str], ratio: int = 5
+) -> st.SearchStrategy[str]:
+    """``valid`` ``ratio`` times as often as ``invalid``: an invocation has several arguments,
+    and if each were often invalid, nearly every run would stop at the first usage error."""
+    return st.one_of(*[valid] * ratio, invalid)
+
+
+TEXT = st.one_of(
+    st.text(_CHARS, max_size=24),
+    st.text(_CHARS, max_size=24),
+    st.sampled_from(["", " ", "-", "--", "-x", "'", '"', "%s", "\\", "é", "患者", "\n", "../x"]),
+    st.binary(max_size=12).filter(lambda b: b"\x00" not in b).map(os.fsdecode),
+)
+
+_FAR = st.sampled_from(["0001-01-01", "0001-01-03", "1900-01-01", "2099-12-31", "9999-12-31"])
+_NEAR = st.integers(-800, 800).map(lambda n: (TODAY + dt.timedelta(days=n)).isoformat())
+DATES = _mostly(
+    st.one_of(
+        _NEAR,
+        _NEAR,
+        st.dates().map(dt.date.isoformat),
+        _FAR,
+        st.builds(lambda s, n: f"{s}{n}d", st.sampled_from("+-"), st.integers(0, 9999)),
+        st.sampled_from(["today", "TODAY", " 2026-11-02 ", "-0d"]),
+    ),
+    st.one_of(
+        st.sampled_from(
+            [
+                "2027-02-30",
+                "2026-13-01",
+                "2026-00-10",
+                "0000-01-01",
+                "2026-2-3",
+                "20261102",
+                "2026-11-02T10:00",
+                "+10000d",
+                "+d",
+                "yesterday",
+                "1e9",
+                "",
+            ]
+        ),
+        TEXT,
+    ),
+)
+INTS = _mostly(
+    st.one_of(st.integers(-5, 50), st.integers(0, 10)).map(str),
+    st.one_of(
+        st.integers(-(10**30), 10**30).map(str),
+        st.sampled_from(["", "1.5", "0x10", "1e3", "NaN", "-0", "٣"]),
+        TEXT,
+    ),
+)
+
+
+def _pick(known: Sequence[str]) -> st.SearchStrategy[str]:
+    """Mostly a value the history knows (else nearly every run stops at "not found")."""
+    return _mostly(st.sampled_from(known), TEXT, ratio=4)
+
+
+def _protocol_source(name: str) -> str:
+    return (ROOT / "protocols" / name).read_text(encoding="utf-8")
+
+
+def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path of a TOML document, tables and list items included."""
+    out: list[tuple[Any, ...]] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        out.append((*prefix, key))
+        if isinstance(value, dict | list):
+            out.extend(_paths(value, (*prefix, key)))
+    return out
+
+
+_TOML_VALUES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.text(_CHARS, max_size=12),
+    st.dates(),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.lists(st.text(_CHARS, max_size=4), max_size=3),
+    st.dictionaries(st.text("abcxyz_", min_size=1, max_size=5), st.integers(-3, 3), max_size=2),
+    st.just([]),
+    st.just({}),
+)
+
+
+@st.composite
+def _mutated_toml(draw: st.DrawFn, source: str) -> bytes:
+    """A real document with one key deleted, one value replaced, or one key added."""
+    import tomli_w
+
+    data = tomllib.loads(source)
+    paths = _paths(data)
+    where = draw(st.sampled_from(paths))
+    parent: Any = data
+    for key in where[:-1]:
+        parent = parent[key]
+    last = where[-1]
+    how = draw(st.sampled_from(["delete", "replace", "add"]))
+    if how == "delete":
+        del parent[last]
+    elif how == "replace":
+        parent[last] = draw(_TOML_VALUES)
+    elif isinstance(parent, dict):
+        parent[draw(st.text("abcdefgh_", min_size=1, max_size=8))] = draw(_TOML_VALUES)
+    else:
+        parent.append(draw(_TOML_VALUES))
+    try:
+        return tomli_w.dumps(data).encode()
+    except (TypeError, ValueError):  # a value tomli_w cannot write (e.g. a mixed array)
+        return source.encode()
+
+
+def _broken_files(source: str) -> st.SearchStrategy[bytes]:
+    """Garbage, a truncation, undecodable bytes, or a one-field mutation of ``source``."""
+    raw = source.encode()
+    return st.one_of(
+        _mutated_toml(source),
+        _mutated_toml(source),
+        st.integers(0, len(raw)).map(lambda n: raw[:n]),
+        st.binary(max_size=64),
+        st.text(_CHARS, max_size=64).map(str.encode),
+        st.just(raw.replace(b"=", b"", 1)),
+        st.just(b"\xff\xfe" + raw[:200]),
+        st.just(raw),
+    )
+
+
+def _protocol_files() -> st.SearchStrategy[FileArg]:
+    sources = [
+        _protocol_source(n) for n in ("natars.toml", "natars-randomized.toml", "tnt-sts.toml")
+    ]
+    return st.builds(
+        FileArg,
+        st.sampled_from([".toml", ".toml", ".txt", ""]),
+        st.one_of(*(_broken_files(s) for s in sources)),
+    )
+
+
+def _screening_values() -> st.SearchStrategy[FileArg]:
+    import tomli_w
+
+    from sarcoma_sched.demo.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
+
+    tomls = [tomli_w.dumps(ELIGIBLE_NATARS), tomli_w.dumps(ELIGIBLE_TNT)]
+
+    @st.composite
+    def as_json(draw: st.DrawFn) -> bytes:
+        values: dict[str, Any] = dict(draw(st.sampled_from([ELIGIBLE_NATARS, ELIGIBLE_TNT])))
+        if values and draw(st.booleans()):
+            key = draw(st.sampled_from(sorted(values)))
+            values[key] = draw(
+                st.one_of(
+                    st.none(),
+                    st.integers(),
+                    st.floats(),
+                    st.booleans(),
+                    st.lists(st.integers(), max_size=2),
+                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                    st.text(max_size=8),
+                )
+            )
+        whole = draw(st.sampled_from(["table", "list", "scalar"]))
+        doc: Any = values if whole == "table" else [values] if whole == "list" else 42
+        return json.dumps(doc).encode()
+
+    return st.one_of(
+        st.builds(FileArg, st.just(".toml"), st.one_of(*(_broken_files(t) for t in tomls))),
+        st.builds(FileArg, st.just(".json"), st.one_of(as_json(), st.binary(max_size=40))),
+    )
+
+
+def _holiday_tables() -> st.SearchStrategy[FileArg]:
+    source = (ROOT / "tests" / "calendars" / "cn-2027-illustrative.toml").read_text()
+    return st.builds(FileArg, st.just(".toml"), _broken_files(source))
+
+
+def _secret_files() -> st.SearchStrategy[FileArg]:
+    good = SECRET.hex().encode() + b"\n"
+    return st.builds(
+        FileArg,
+        st.just(".key"),
+        st.one_of(
+            st.just(good),
+            st.just(good[:20]),
+            st.just(b"zz" + good[2:]),
+            st.just(b""),
+            st.binary(max_size=40),
+        ),
+        st.sampled_from([0o600, 0o600, 0o644, 0o000]),
+    )
+
+
+OUT_NAMES = st.one_of(
+    st.builds(
+        lambda stem, ext: f"{stem}{ext}",
+        st.sampled_from(["out", "a/b/out", "x y", "über", ".hidden", "existing-file/x"]),
+        st.sampled_from([".svg", ".png", ".ics", ".html", ".pdf", "", ".SVG", ".csv"]),
+    ),
+    st.sampled_from(["existing-file", "existing-dir", "existing-fifo", ".", ""]),
+)
+# Never a raw string for a path a command writes: random text can be "/" or "../..", and these
+# commands run as whoever runs the fuzzer. _materialise keeps every OutArg inside the run's
+# directory, where a FIFO stands in for the special files (/dev/null) a user might name.
+OUTS = st.one_of(OUT_NAMES, TEXT).map(OutArg)
+
+
+def _fields() -> st.SearchStrategy[str]:
+    from sarcoma_sched.demo.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
+
+    names = sorted({*ELIGIBLE_NATARS, *ELIGIBLE_TNT, "sft_risk_score"})
+    return st.one_of(
+        st.builds(lambda n, v: f"{n}={v}", st.sampled_from(names), st.one_of(INTS, TEXT)),
+        st.builds(lambda n, v: f"{n}={v}", TEXT, TEXT),
+        TEXT,
+    )
+
+
+# Strategies by parameter name, where a name says more than its click type.
+def _by_name() -> dict[str, st.SearchStrategy[Arg]]:
+    weekday = st.sampled_from(["mon", "tue", "sun", "MON", "monday", "xyz", ""])
+    return {
+        "patient": _pick(PATIENTS),
+        "patient_ref": _pick(PATIENTS),
+        "event": _pick(EVENTS),
+        "code": _pick(SITES),
+        "site": _pick(SITES),
+        "site_code": _pick(SITES),
+        "protocol": _pick(PROTOCOLS),
+        "protocol_id": _pick(PROTOCOLS),
+        "protocols": _pick(PROTOCOLS),
+        "protocol_name": st.one_of(_pick(PROTOCOLS), _protocol_files()),
+        "name": st.one_of(_pick(PROTOCOLS), _protocol_files()),
+        "arm": _pick(ARMS),
+        "basis": _pick(("mdt_decision", "patient_preference", "other", "coin")),
+        "criterion": _pick(("EXC-02", "INC-13", "EXC-99")),
+        "fields": _fields(),
+        "from_file": _screening_values(),
+        "files": _protocol_files(),
+        "tables": _holiday_tables(),
+        "secret_file": st.one_of(_secret_files(), OUTS),
+        "time_zone": _pick(("Asia/Shanghai", "UTC", "Mars/Olympus", "../../etc/passwd", "")),
+        "holiday_country": _pick(("CN", "US", "XX", "cn", "CHN", "")),
+        "holiday_subdivision": _pick(("BJ", "GD", "XX", "")),
+        "days": st.one_of(st.builds(lambda d, n: f"{d}={n}", weekday, INTS), TEXT),
+        "by": st.one_of(
+            st.lists(
+                st.sampled_from(["protocol", "site", "arm", "stratum", "nope", ""]), max_size=4
+            ).map(",".join),
+            TEXT,
+        ),
+        "closure": st.one_of(st.builds(lambda a, b: f"{a}..{b}", DATES, DATES), DATES),
+        "done": st.one_of(st.builds(lambda e, d: f"{e}={d}", _pick(EVENTS), DATES), TEXT),
+        "missed": _pick(EVENTS),
+        "skipped": _pick(EVENTS),
+        "anchor": DATES,
+        "revision": _pick(("head", "0001", "0004", "base", "heads", "-1", "+1", "0099")),
+        "reason": TEXT,
+        "out": OUTS,
+        "out_dir": OUTS,
+        "db_path": st.one_of(OUTS, st.just(FileArg(".db", b"not a database"))),
+    }
+
+
+_NAMED: dict[str, st.SearchStrategy[Arg]] = {}
+
+
+def _value(param: click.Parameter) -> st.SearchStrategy[Arg]:
+    from sarcoma_sched.cli.dates import DateParam
+
+    if not _NAMED:
+        _NAMED.update(_by_name())
+    kind = param.type
+    if isinstance(kind, DateParam):
+        return DATES
+    if isinstance(kind, click.Choice):
+        return _mostly(st.sampled_from([str(c) for c in kind.choices]), TEXT)
+    if isinstance(kind, click.IntRange) or kind is click.INT:
+        return INTS
+    if param.name in _NAMED:
+        return _NAMED[param.name]
+    return TEXT
+
+
+# Cheap variants: valid input to these runs for seconds (the whole demo; a simulation of
+# 1000 trials by default), which a fuzz example per command cannot afford every time.
+def _cheap(command: tuple[str, ...], args: list[list[Arg]]) -> list[list[Arg]]:
+    if command == ("demo",):
+        # An existing --db without --replace is refused before anything runs.
+        kept = [a for a in args if a[0] not in ("--db", "--replace")]
+        return [["--db", FileArg(".db", b"an earlier demo")], *kept]
+    if command == ("allocation", "simulate"):
+        kept = [a for a in args if a[0] not in ("--trials", "--patients")]
+        return [["--trials", "3"], ["--patients", "20"], *kept]
+    return args
+
+
+@st.composite
+def invocations(
+    draw: st.DrawFn, command: tuple[str, ...], *, expensive: bool = False
+) -> Invocation:
+    """One invocation of ``command``: each option and argument present or not, in any order."""
+    cmd = COMMANDS[command]
+    options: list[list[Arg]] = []
+    positional: list[Arg] = []
+    for param in cmd.params:
+        if isinstance(param, click.Argument):
+            wanted = draw(st.integers(0, 19)) > 0 if param.required else draw(st.booleans())
+            if wanted:
+                count = draw(st.integers(1, 3)) if param.nargs == -1 else 1
+                positional.extend(draw(_value(param)) for _ in range(count))
+            continue
+        assert isinstance(param, click.Option)
+        wanted = draw(st.integers(0, 9)) > 0 if param.required else draw(st.integers(0, 9)) < 4
+        if not wanted:
+            continue
+        name = draw(st.sampled_from(param.opts))
+        if param.is_flag:
+            options.append([name])
+            continue
+        for _ in range(draw(st.integers(1, 3)) if param.multiple else 1):
+            options.append([name, draw(_value(param))])
+    if not expensive:
+        options = _cheap(command, options)
+    order = draw(st.permutations(range(len(options)))) if options else []
+    tokens: list[Arg] = [t for i in order for t in options[i]]
+    tokens = positional + tokens if draw(st.integers(0, 9)) == 0 else tokens + positional
+    if draw(st.integers(0, 19)) == 0:  # a stray argument or an unknown option
+        tokens.insert(draw(st.integers(0, len(tokens))), draw(st.one_of(TEXT, st.just("--bogus"))))
+    db = draw(
+        st.sampled_from(["history"] * 16 + ["missing", "directory", "garbage", "unsupported"])
+    )
+    user = draw(st.one_of(st.none(), st.none(), st.just("dr. 王"), TEXT))
+    secret = draw(st.sampled_from([None, SECRET.hex(), "zz", "00" * 4]))
+    return Invocation(command, tuple(tokens), db, user, secret)
+
+
+# --- running one --------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    invocation: Invocation
+    code: int | None  # None: an exception escaped main()
+    stdout: str
+    stderr: str
+    traceback: str | None = None
+    db_changed: bool = False
+    special_replaced: bool = False  # the FIFO standing for /dev/null became a plain file
+    seconds: float = 0.0
+
+
+def _materialise(arg: Arg, directory: Path, n: int) -> str:
+    if isinstance(arg, str):
+        return arg
+    if isinstance(arg, FileArg):
+        path = directory / f"input-{n}{arg.suffix}"
+        path.write_bytes(arg.content)
+        path.chmod(arg.mode)
+        return str(path)
+    inside = os.path.normpath(directory / arg.path.lstrip("/"))
+    if os.path.commonpath([inside, directory]) != str(directory):
+        inside = str(directory / "escaped")
+    return inside + ("/" if arg.path.endswith("/") else "")
+
+
+def _db_arg(kind: str, directory: Path, copy: Path) -> str:
+    if kind == "history":
+        return str(copy)
+    if kind == "missing":
+        return str(directory / "no-such.db")
+    if kind == "directory":
+        return str(directory)
+    if kind == "garbage":
+        garbage = directory / "garbage.db"
+        garbage.write_bytes(b"this is not an SQLite database\n" * 40)
+        return str(garbage)
+    return "mysql://user@localhost/trial"
+
+
+@contextlib.contextmanager
+def _chdir(path: Path) -> Iterator[None]:
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def run_invocation(invocation: Invocation, history: History, work: Path) -> Outcome:
+    """Run one invocation on a fresh copy of the history inside a directory of its own."""
+    from tests.dumps import dump
+
+    directory = Path(tempfile.mkdtemp(prefix="ex-", dir=work))
+    try:
+        (directory / "existing-file").write_text("already here\n")
+        (directory / "existing-dir").mkdir()
+        fifo = directory / "existing-fifo"
+        os.mkfifo(fifo)
+        # Group-readable, so a command that takes it for a key file refuses it (mode check)
+        # instead of blocking on reading a pipe nobody writes.
+        fifo.chmod(0o644)
+        copy = directory / "trial.db"
+        shutil.copyfile(history.path, copy)
+        args = [_materialise(a, directory, n) for n, a in enumerate(invocation.args)]
+        argv = ["--db", _db_arg(invocation.db, directory, copy)]
+        if invocation.user is not None:
+            argv += ["--user", invocation.user]
+        argv += [*invocation.command, *args]
+        env: dict[str, str | None] = {
+            "SARCOMA_SCHED_DB": None,
+            "SARCOMA_SCHED_USER": None,
+            "SARCOMA_SCHED_DEBUG": None,
+            "SARCOMA_SCHED_SECRET_FILE": None,
+            "SARCOMA_SCHED_SECRET": invocation.secret,
+            "XDG_DATA_HOME": str(directory / "xdg-data"),
+            "XDG_CONFIG_HOME": str(directory / "xdg-config"),
+        }
+        start = time.perf_counter()
+        with _chdir(directory):
+            code, out, err, escaped = run_cli(argv, env)
+        outcome = Outcome(invocation, code, out, err, escaped)
+        outcome.seconds = time.perf_counter() - start
+        try:
+            outcome.special_replaced = not stat.S_ISFIFO(fifo.lstat().st_mode)
+        except FileNotFoundError:
+            outcome.special_replaced = True
+        if code != 0:
+            # Identical bytes are an identical dump; only a file that differs (SQLite may
+            # rewrite a page without changing content) needs the dump compared.
+            wal = Path(f"{copy}-wal")
+            same = copy.read_bytes() == history.content and (
+                not wal.exists() or wal.stat().st_size == 0
+            )
+            outcome.db_changed = not same and dump(copy) != history.dump
+        return outcome
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def problems(outcome: Outcome) -> list[str]:
+    """What must never happen, whatever the input."""
+    found = []
+    if outcome.traceback is not None:
+        found.append(f"uncaught exception:\n{outcome.traceback}")
+    if "Traceback" in outcome.stdout or "Traceback" in outcome.stderr:
+        found.append(f"a traceback in the output:\n{outcome.stderr[-3000:]}")
+    if outcome.code is not None and outcome.code not in (0, 1, 2):
+        found.append(f"exit status {outcome.code}")
+    if outcome.db_changed:
+        found.append(f"exit status {outcome.code} but the database changed")
+    if outcome.special_replaced:
+        found.append(
+            "a named pipe given as --out was replaced by a plain file (/dev/null would be)"
+        )
+    return found
+
+
+def signature(outcome: Outcome) -> str:
+    """One line naming a failure, to group the same bug found by many inputs."""
+    if outcome.traceback:
+        last = outcome.traceback.strip().splitlines()[-1]
+        return f"{' '.join(outcome.invocation.command)}: {last.split(':')[0]}"
+    return f"{' '.join(outcome.invocation.command)}: {problems(outcome)[0].splitlines()[0]}"
+
+
+# --- the long run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    codes: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    seconds: Counter[str] = field(default_factory=Counter)
+    failures: dict[str, Outcome] = field(default_factory=dict)
+    failure_counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: Outcome) -> None:
+        name = " ".join(outcome.invocation.command)
+        self.codes[name]["exception" if outcome.code is None else str(outcome.code)] += 1
+        self.seconds[name] += outcome.seconds
+        if problems(outcome):
+            key = signature(outcome)
+            self.failure_counts[key] += 1
+            best = self.failures.get(key)
+            if best is None or len(str(outcome.invocation)) < len(str(best.invocation)):
+                self.failures[key] = outcome
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.reliability.fuzz", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--examples", type=int, default=5000, help="in all, over the commands")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--command", action="append", help="only this command (repeatable)")
+    parser.add_argument("--expensive", action="store_true", help="no cheap variants")
+    args = parser.parse_args(argv)
+
+    selected = [tuple(c.split()) for c in args.command] if args.command else list(COMMANDS)
+    unknown = [c for c in selected if c not in COMMANDS]
+    if unknown:
+        parser.error(f"unknown command(s): {unknown}")
+    per_command = max(1, args.examples // len(selected))
+    work = Path(tempfile.mkdtemp(prefix="fuzz-"))
+    start = time.perf_counter()
+    print(f"building the history in {work} ...", flush=True)
+    history = build_history(work / "history.db")
+    tally = Tally()
+    for command in selected:
+
+        @settings(
+            max_examples=per_command,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @seed(args.seed)
+        @given(invocations(command, expensive=args.expensive))
+        def fuzz_one(invocation: Invocation) -> None:
+            tally.add(run_invocation(invocation, history, work))
+
+        fuzz_one()
+        codes = tally.codes[" ".join(command)]
+        print(
+            f"{' '.join(command):<24} {sum(codes.values()):>5} runs  "
+            + "  ".join(f"exit {k}: {v}" for k, v in sorted(codes.items()))
+            + f"  ({tally.seconds[' '.join(command)]:.1f} s)",
+            flush=True,
+        )
+    total = Counter[str]()
+    for codes in tally.codes.values():
+        total.update(codes)
+    print(
+        f"\n{sum(total.values())} invocations in {time.perf_counter() - start:.0f} s: "
+        + ", ".join(f"exit {k}: {v}" for k, v in sorted(total.items()))
+    )
+    for key, outcome in tally.failures.items():
+        print(f"\nFAILURE ({tally.failure_counts[key]}x) {key}\n  {outcome.invocation}")
+        for problem in problems(outcome):
+            print("  " + problem.replace("\n", "\n  "))
+    shutil.rmtree(work, ignore_errors=True)
+    sys.exit(1 if tally.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
