@@ -1,11 +1,23 @@
-"""Run every benchmark: ``python -m benchmarks [--quick] [--db PATH_OR_URL] [--reuse]``.
+"""Run every benchmark: ``python -m benchmarks [--quick] [--reuse] [--pg-url URL | --no-pg]``.
 
-In order: the planner (``benchmarks.planner``); building a network (``benchmarks.network``,
-10,000 patients, or 1,000 with ``--quick``) into ``--db`` (default: a file in the cache
-directory, replaced), with the audit chain verified; command start-up and the daily queries as
-processes (``benchmarks.cli_startup``) and in process with their plans (``benchmarks.queries``)
-on that network. ``--quick`` also runs fewer repetitions. Each benchmark prints its ratios
-against a baseline measured in the same run.
+In the order of issue 7 (BENCHMARKS.md holds the figures):
+
+1. ``allocation_floor``: enroll+allocate+schedule+audit transactions vs ``sqlite3`` writing the
+   same rows;
+2. ``concurrency``: 8 processes allocating on PostgreSQL vs 1;
+3. ``network`` then ``queries``: a 100,000-patient, 50-site network (5,000 with ``--quick``),
+   built by the bulk path into SQLite and PostgreSQL, and the daily queries through the engine
+   vs the raw driver;
+4. ``cli_startup``: command start-up vs the bare interpreter, on the SQLite network;
+5. ``planner``: full NATARS neoadjuvant plans per second;
+6. ``ical_export``: a 1,000-patient site calendar vs ``icalendar``'s own serialization;
+7. ``simulation``: ``allocation simulate`` vs the ``smallerize`` package (``pip install
+   '.[bench]'``).
+
+Networks are cached (``~/.cache/sarcoma-sched-benchmarks/``, and the PostgreSQL schema
+``bench_network_N``); ``--reuse`` keeps one built before instead of rebuilding it. Each
+benchmark runs in its own process and prints its ratios against a baseline measured in the same
+run; this exits non-zero if any of them failed to run (never because a target was missed).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from pathlib import Path
 from benchmarks.cli_startup import default_network_db
 
 ROOT = Path(__file__).resolve().parents[1]
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def _run(module: str, *args: str) -> bool:
@@ -30,37 +43,84 @@ def _run(module: str, *args: str) -> bool:
     return done.returncode == 0
 
 
+def _pg_network(base: str, patients: int, reuse: bool) -> tuple[str, bool]:
+    """(URL of the schema holding the PostgreSQL network, whether it must be built)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = f"bench_network_{patients}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.scalar(
+                text(
+                    "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
+                    "AND table_name = 'audit_head'"
+                ),
+                {"s": schema},
+            )
+            build = not (reuse and exists)
+            if build:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                conn.execute(text(f"CREATE SCHEMA {schema}"))
+    finally:
+        admin.dispose()
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), build
+
+
+def _sqlite_network(patients: int, reuse: bool) -> tuple[str, bool]:
+    target = default_network_db(patients)
+    build = not (reuse and target.exists())
+    if build:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+    return str(target), build
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--quick", action="store_true", help="1,000 patients, fewer runs")
-    parser.add_argument("--db", help="network database (an empty PostgreSQL schema, or a file)")
-    parser.add_argument("--reuse", action="store_true", help="keep a network built before")
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer repetitions")
+    parser.add_argument("--reuse", action="store_true", help="keep networks built before")
+    parser.add_argument("--pg-url", default=PG_URL, help=f"PostgreSQL server [{PG_URL}]")
+    parser.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL benchmarks")
     args = parser.parse_args(argv)
 
-    patients = 1_000 if args.quick else 10_000
-    runs = "5" if args.quick else "15"
-    target = args.db or str(default_network_db(patients))
-    ok = _run("planner", *(["--plans", "300"] if args.quick else []))
-    if not args.reuse:
-        if "://" not in target:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            for suffix in ("", "-wal", "-shm"):
-                Path(target + suffix).unlink(missing_ok=True)
-        ok &= _run("network", "--db", target, "--patients", str(patients), "--verify")
+    quick = ["--quick"] if args.quick else []
+    patients, sites = (5_000, 50) if args.quick else (100_000, 50)
+    runs = "7" if args.quick else "30"
+    ok = _run("allocation_floor", *quick)
+    if not args.no_pg:
+        ok &= _run("concurrency", "--pg-url", args.pg_url, *quick)
+
+    networks = [_sqlite_network(patients, args.reuse)]
+    if not args.no_pg:
+        networks.append(_pg_network(args.pg_url, patients, args.reuse))
+    for target, build in networks:
+        if build:
+            ok &= _run(
+                "network", "--db", target, "--patients", str(patients), "--sites", str(sites)
+            )
+        ok &= _run("queries", "--db", target, "--runs", runs)
+
+    sqlite_network = networks[0][0]
     ok &= _run(
         "cli_startup",
         "--network-db",
-        target,
+        sqlite_network,
         "--patients",
         str(patients),
         "--runs",
-        runs,
+        "5" if args.quick else "15",
         "--warmup",
         "1" if args.quick else "2",
     )
-    ok &= _run("queries", "--db", target, "--runs", runs)
+    ok &= _run("planner", *(["--plans", "500"] if args.quick else []))
+    ok &= _run("ical_export", *quick)
+    ok &= _run("simulation", *quick)
     sys.exit(0 if ok else 1)
 
 

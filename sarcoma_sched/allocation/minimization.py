@@ -8,7 +8,7 @@ statistician reviews are those of the code that allocates.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 
 from sarcoma_sched.allocation.stream import DrawStream
@@ -64,6 +64,17 @@ class MinimizationRule:
         """
         m = self.multipliers
         k = self.n_arms
+        if k == 2 and not self.variance:
+            # The common design, and the simulation's inner loop: with two arms the range is
+            # |x0 − x1| after the join. Same integers and the same float additions in the same
+            # order as the general loop below, so the totals are bit for bit the same.
+            m0, m1 = m
+            t0 = t1 = 0.0
+            for (c0, c1), w in zip(level_counts, self.weights, strict=True):
+                diff = c0 * m0 - c1 * m1
+                t0 += w * abs(diff + m0)
+                t1 += w * abs(diff - m1)
+            return [t0, t1]
         totals = [0.0] * k
         for counts, w in zip(level_counts, self.weights, strict=True):
             x = [c * mi for c, mi in zip(counts, m, strict=True)]
@@ -98,14 +109,22 @@ class MinimizationRule:
         Simon's simplest rule), and a tie among minimizers is broken uniformly at random. When
         every arm ties the choice is uniform over all arms.
         """
-        preferred = self.preferred(totals)
         u = stream.uniform()
+        arm, preferred = self.pick(totals, u, stream.randbelow)
+        return arm, preferred, u
+
+    def pick(
+        self, totals: Sequence[float], u: float, randbelow: Callable[[int], int]
+    ) -> tuple[int, list[int]]:
+        """:meth:`choose` given its uniform draw ``u``; ``randbelow`` (the same stream's next
+        draw) is called only to break a tie. The simulation draws ``u`` without a stream."""
+        preferred = self.preferred(totals)
         if u < self.probability or len(preferred) == self.n_arms:
             pool = preferred
         else:
             pool = [a for a in range(self.n_arms) if a not in preferred]
-        arm = pool[0] if len(pool) == 1 else pool[stream.randbelow(len(pool))]
-        return arm, preferred, u
+        arm = pool[0] if len(pool) == 1 else pool[randbelow(len(pool))]
+        return arm, preferred
 
     def deterministic(self, preferred: Sequence[int]) -> bool:
         return self.probability >= 1.0 and len(preferred) == 1

@@ -11,7 +11,8 @@ differences between methods are not sampling noise in the patients):
 
 The methods run through the allocator's own code (:func:`block_arms`, :class:`MinimizationRule`,
 draws from a :class:`DrawStream`), only the counts are kept incrementally instead of being
-rebuilt from the history at every step.
+rebuilt from the history at every step, and the per-patient draws are the DrawStream's HMACs
+computed directly (see ``_FIRST_BLOCK``): the same numbers, without an object per draw.
 
 Imbalance is measured on counts divided by the arms' ratio shares (in lowest terms), as the
 range over arms: |N_A − N_B| for two arms 1:1, max − min of the counts for equal ratios, and for
@@ -21,18 +22,20 @@ unequal ratios the range of N/ratio (2:1 with 6 and 3 patients is balanced).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from sarcoma_sched.allocation.blocks import block_arms, forced_from
-from sarcoma_sched.allocation.methods import method_fields, simple_randomization
+from sarcoma_sched.allocation.methods import method_fields
 from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
 from sarcoma_sched.allocation.records import AllocationError, stratum_key
-from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.allocation.stream import _BLOCK, _DERIVE, DrawStream, _encode
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     Allocation,
@@ -188,12 +191,15 @@ def simulate(
     n_trials: int,
     seed: int,
     progress: Callable[[int], None] | None = None,
+    *,
+    comparators: bool = True,
 ) -> SimulationReport:
     """Simulate ``n_trials`` trials of ``n_patients`` under ``method`` and the comparators.
 
     ``factor_distributions[field][level]`` are relative weights for every factor the method
     reads (see :func:`default_distributions`). ``progress`` is called with 1 after each trial.
-    The same seed gives the same report.
+    ``comparators=False`` simulates the protocol's method alone (its figures are the same as
+    with the comparators). The same seed gives the same report.
     """
     if not isinstance(method, BlockAllocation | MinimizationAllocation):
         raise AllocationError(
@@ -228,7 +234,10 @@ def simulate(
     ):
         simulators.append(_simulator_for(comparator, arms, fields, levels, ""))
 
-    root = DrawStream(hashlib.sha256(f"sarcoma-sched/simulation/{seed}".encode()).digest())
+    if not comparators:
+        simulators = simulators[:1]
+
+    root = hashlib.sha256(f"sarcoma-sched/simulation/{seed}".encode()).digest()
     cum = [_cumulative(dists[f].values()) for f in fields]
     tallies = [_Tally(arms, method.ratio, levels) for _ in simulators]
     for t in range(n_trials):
@@ -240,8 +249,9 @@ def simulate(
         ]
         patients = list(zip(*columns, strict=True)) if columns else [()] * n_patients
         for sim, tally in zip(simulators, tallies, strict=True):
-            sim.reset(root.derive(sim.name, t))
-            tally.run(sim, patients)
+            # The key of DrawStream(root).derive(sim.name, t): each method and trial its own.
+            arms_given, deterministic = sim.run(_derived_key(root, sim.name, t), patients)
+            tally.run(sim, patients, arms_given, deterministic)
         if progress is not None:
             progress(1)
 
@@ -324,19 +334,57 @@ class _Simulator:
     # Whether the convergence guesser looks at the patient's stratum (blocks) or the whole trial.
     guess_in_stratum: bool = False
 
-    def reset(self, stream: DrawStream) -> None:
+    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
+        """(arm index per patient, how many were deterministic) for one trial whose draws come
+        from the stream keyed ``key``; ``patients`` are level indices, position = index + 1."""
         raise NotImplementedError
 
-    def assign(self, position: int, patient: tuple[int, ...]) -> tuple[int, bool]:
-        """(arm index, deterministic) for the patient (level indices) at ``position``."""
-        raise NotImplementedError
+
+# The simulation draws millions of times. A DrawStream per decision costs more than the two
+# HMACs it computes, so the hot loops below compute the same HMACs directly: a derived stream's
+# key, then its first 32-byte output block, from which uniform() takes 7 bytes and randbelow(m)
+# (m <= 256) one byte per try. Anything rarer goes back to a real DrawStream, replayed from the
+# start, so every draw equals what DrawStream gives (a unit test compares them).
+_FIRST_BLOCK = _BLOCK + (0).to_bytes(8, "big")
+_TWO_53 = 9007199254740992.0
+
+
+def _derived_key(key: bytes, *labels: str | int) -> bytes:
+    """The key of ``DrawStream(key).derive(*labels)``."""
+    return hmac.digest(key, _DERIVE + b"".join(_encode(label) for label in labels), "sha256")
+
+
+def _derive_messages(label: str, n: int) -> list[bytes]:
+    """The derive messages for (label, 1) .. (label, n), index = position; [0] unused."""
+    head = _DERIVE + _encode(label)
+    return [b"", *(head + _encode(position) for position in range(1, n + 1))]
+
+
+def _uniform(block: bytes) -> float:
+    """``DrawStream.uniform()`` as the first draw of a stream whose first block is ``block``."""
+    return (int.from_bytes(block[:7], "big") >> 3) / _TWO_53
+
+
+def _randbelow(key: bytes, block: bytes, used: int, m: int) -> int:
+    """``randbelow(m)`` of the stream keyed ``key`` after ``used`` bytes of its first block."""
+    k = (m - 1).bit_length()
+    if k <= 8:
+        shift = -k % 8
+        for i in range(used, len(block)):
+            r = block[i] >> shift
+            if r < m:
+                return r
+    stream = DrawStream(key)
+    if used:
+        stream.bits(8 * used)
+    return stream.randbelow(m)
 
 
 def _simulator_for(
     method: Allocation, arms: list[str], fields: list[str], levels: list[list[str]], prefix: str
 ) -> _Simulator:
     if isinstance(method, MinimizationAllocation):
-        return _Minimizer(method, arms, fields, prefix)
+        return _Minimizer(method, arms, fields, levels, prefix)
     assert isinstance(method, BlockAllocation)
     return _Blocks(method, arms, fields, levels, prefix)
 
@@ -345,16 +393,23 @@ class _Simple(_Simulator):
     def __init__(self, arms: list[str], ratio: Mapping[str, int]) -> None:
         self.name = "simple randomization"
         self.description = "each arm independently with probability ratio/sum"
-        self.arms = arms
-        self.ratio = dict(ratio)
-        self.index = {a: i for i, a in enumerate(arms)}
+        weights = reduced_ratio(arms, ratio)
+        # simple_randomization's mapping of its draw r to an arm, as a table: r -> arm index.
+        self.table = [a for a, w in enumerate(weights) for _ in range(w)]
+        self.messages: list[bytes] = []
 
-    def reset(self, stream: DrawStream) -> None:
-        self.stream = stream
-
-    def assign(self, position: int, patient: tuple[int, ...]) -> tuple[int, bool]:
-        arm = simple_randomization(self.arms, self.ratio, self.stream.derive("simple", position))
-        return self.index[arm], False
+    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
+        n = len(patients)
+        if len(self.messages) <= n:
+            self.messages = _derive_messages("simple", n)
+        messages, table, m = self.messages, self.table, len(self.table)
+        digest = hmac.digest
+        out = []
+        for position in range(1, n + 1):
+            # simple_randomization(arms, ratio, stream.derive("simple", position))
+            derived = digest(key, messages[position], "sha256")
+            out.append(table[_randbelow(derived, digest(derived, _FIRST_BLOCK, "sha256"), 0, m)])
+        return out, 0
 
 
 class _Blocks(_Simulator):
@@ -380,28 +435,33 @@ class _Blocks(_Simulator):
         self.keys: dict[tuple[int, ...], str] = {}
         self.level_names = levels
 
-    def reset(self, stream: DrawStream) -> None:
-        self.stream = stream
+    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
+        # A block is derived once per ~size patients: the allocator's own block_arms, unchanged.
+        stream = DrawStream(key)
         # stratum -> [block index, arm indices, next slot, first forced slot]
-        self.state: dict[tuple[int, ...], list[Any]] = {}
-
-    def assign(self, position: int, patient: tuple[int, ...]) -> tuple[int, bool]:
-        sub = tuple(patient[i] for i in self.picks)
-        st = self.state.get(sub)
-        if st is None or st[2] == len(st[1]):
-            k = 0 if st is None else st[0] + 1
-            block = block_arms(
-                self.stream,
-                self._key(sub),
-                k,
-                self.arms,
-                self.method.ratio,
-                self.method.block_sizes,
-            )
-            st = self.state[sub] = [k, [self.index[a] for a in block], 0, forced_from(block)]
-        slot = st[2]
-        st[2] = slot + 1
-        return st[1][slot], slot >= st[3]
+        state: dict[tuple[int, ...], list[Any]] = {}
+        picks = self.picks
+        out = []
+        forced = 0
+        for patient in patients:
+            sub = tuple(patient[i] for i in picks)
+            st = state.get(sub)
+            if st is None or st[2] == len(st[1]):
+                k = 0 if st is None else st[0] + 1
+                block = block_arms(
+                    stream,
+                    self._key(sub),
+                    k,
+                    self.arms,
+                    self.method.ratio,
+                    self.method.block_sizes,
+                )
+                st = state[sub] = [k, [self.index[a] for a in block], 0, forced_from(block)]
+            slot = st[2]
+            st[2] = slot + 1
+            out.append(st[1][slot])
+            forced += slot >= st[3]
+        return out, forced
 
     def _key(self, sub: tuple[int, ...]) -> str:
         key = self.keys.get(sub)
@@ -416,7 +476,12 @@ class _Blocks(_Simulator):
 
 class _Minimizer(_Simulator):
     def __init__(
-        self, method: MinimizationAllocation, arms: list[str], fields: list[str], prefix: str
+        self,
+        method: MinimizationAllocation,
+        arms: list[str],
+        fields: list[str],
+        levels: list[list[str]],
+        prefix: str,
     ) -> None:
         factors = ", ".join(f"{f.field}×{f.weight:g}" for f in method.factors)
         self.name = f"{prefix}minimization (p={method.probability:g}, {method.imbalance})"
@@ -432,24 +497,33 @@ class _Minimizer(_Simulator):
             method.imbalance,
         )
         self.picks = [fields.index(f.field) for f in method.factors]
+        self.n_levels = [len(levels[i]) for i in self.picks]
         self.n_arms = len(arms)
+        self.messages: list[bytes] = []
 
-    def reset(self, stream: DrawStream) -> None:
-        self.stream = stream
-        self.counts: list[dict[int, list[int]]] = [{} for _ in self.picks]
-
-    def assign(self, position: int, patient: tuple[int, ...]) -> tuple[int, bool]:
-        rows = []
-        for counts, i in zip(self.counts, self.picks, strict=True):
-            row = counts.get(patient[i])
-            if row is None:
-                row = counts[patient[i]] = [0] * self.n_arms
-            rows.append(row)
-        totals = self.rule.totals(rows)
-        arm, preferred, _ = self.rule.choose(totals, self.stream.derive("minimization", position))
-        for row in rows:
-            row[arm] += 1
-        return arm, self.rule.deterministic(preferred)
+    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
+        n = len(patients)
+        if len(self.messages) <= n:
+            self.messages = _derive_messages("minimization", n)
+        messages, rule, picks = self.messages, self.rule, self.picks
+        totals_of, pick, deterministic = rule.totals, rule.pick, rule.deterministic
+        digest = hmac.digest
+        # counts[f][level][arm]: patients so far with that level of factor f, per arm.
+        counts = [[[0] * self.n_arms for _ in range(n_levels)] for n_levels in self.n_levels]
+        out = []
+        forced = 0
+        for position, patient in enumerate(patients, 1):
+            rows = [by_level[patient[i]] for by_level, i in zip(counts, picks, strict=True)]
+            totals = totals_of(rows)
+            # rule.choose(totals, stream.derive("minimization", position)), draw for draw.
+            derived = digest(key, messages[position], "sha256")
+            block = digest(derived, _FIRST_BLOCK, "sha256")
+            arm, preferred = pick(totals, _uniform(block), partial(_randbelow, derived, block, 7))
+            for row in rows:
+                row[arm] += 1
+            out.append(arm)
+            forced += deterministic(preferred)
+        return out, forced
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,7 +549,14 @@ class _Tally:
         self.determ: list[float] = []
         self.share = [0.0] * len(arms)
 
-    def run(self, sim: _Simulator, patients: Sequence[tuple[int, ...]]) -> None:
+    def run(
+        self,
+        sim: _Simulator,
+        patients: Sequence[tuple[int, ...]],
+        arms: Sequence[int],
+        deterministic: int,
+    ) -> None:
+        """One trial: ``arms[i]`` is the arm given to ``patients[i]``."""
         k = len(self.arms)
         mult = self.mult
         overall = [0] * k
@@ -483,9 +564,8 @@ class _Tally:
         strata: dict[tuple[int, ...], list[int]] = {}
         worst = 0
         correct = 0.0
-        forced = 0
         in_stratum = sim.guess_in_stratum
-        for position, patient in enumerate(patients, 1):
+        for patient, arm in zip(patients, arms, strict=True):
             cell = strata.get(patient)
             if cell is None:
                 cell = strata[patient] = [0] * k
@@ -493,10 +573,8 @@ class _Tally:
             # far; a tie among m arms is a random guess, credited 1/m (its expected score).
             seen = cell if in_stratum else overall
             low = min(seen)
-            arm, deterministic = sim.assign(position, patient)
             if seen[arm] == low:
                 correct += 1.0 / seen.count(low)
-            forced += deterministic
             step = mult[arm]
             overall[arm] += step
             cell[arm] += step
@@ -520,7 +598,7 @@ class _Tally:
         self.strata_total.append(math.fsum(spreads))
         self.strata_max.append(max(spreads))
         self.predict.append(correct / n)
-        self.determ.append(forced / n)
+        self.determ.append(deterministic / n)
         for a in range(k):
             self.share[a] += overall[a] / mult[a] / n
 
