@@ -19,12 +19,13 @@ on SQLite and PostgreSQL alike (indexes: migration 0005):
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from functools import cache
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, cast, func, select
+from sqlalchemy import Select, String, Text, bindparam, cast, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import (
@@ -83,15 +84,18 @@ ENROLLMENT_GROUPS = ("protocol", "site", "arm", "stratum")
 E = ScheduledEvent
 
 
-def _days_text(days: Sequence[str], time: str | None) -> str:
+def _days_text(days: Sequence[str] | str, time: str | None) -> str:
+    """``days`` as a list of ISO dates, or as its JSON text (the listings skip the decoding
+    for one-day events, most of them, and decode here only what has several days)."""
+    if isinstance(days, str):
+        days = json.loads(days)
     if len(days) == 1:
         text = days[0]
     else:
         # RT 5 fractions straddling a weekend must show which days, not just first and last.
-        consecutive = all(
-            (dt.date.fromisoformat(b) - dt.date.fromisoformat(a)).days == 1
-            for a, b in pairwise(days)
-        )
+        # Strictly increasing (ISO dates sort as text) over n - 1 days is one day apart each.
+        first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+        consecutive = (last - first).days == len(days) - 1 and all(a < b for a, b in pairwise(days))
         text = f"{days[0]}..{days[-1]}" if consecutive else ", ".join(days)
     return f"{text} {time}" if time else text
 
@@ -142,7 +146,10 @@ def _listing(question: str, shape: frozenset[str]) -> Select[Any]:
     e, p, a = _EVENTS.c, _PATIENTS.c, _ALLOCATIONS.c
     query = select(
         e.first_day,
-        e.days,
+        # The JSON text as stored, decoded only for events of several days (see _event_row);
+        # psycopg hands PostgreSQL's json over decoded, which _days_text takes too.
+        type_coerce(e.days, Text).label("days"),
+        e.span_days,
         e.local_time,
         e.event_id,
         e.label,
@@ -230,18 +237,42 @@ def _check_site(session: Session, site: str) -> None:
 
 
 def _event_row(r: Any) -> dict[str, Any]:
+    # Unpacked by position (the select's order in _listing): a Row's attribute look-ups were a
+    # third of a listing's own time at a few thousand rows.
+    (
+        first_day,
+        days,
+        span_days,
+        local_time,
+        event_id,
+        label,
+        kind,
+        earliest,
+        latest,
+        status,
+        _deviation,
+        study_id,
+        site_code,
+        protocol_id,
+        arm,
+    ) = r
+    if span_days:
+        days_text = _days_text(days, local_time)
+    else:
+        # span_days is kept equal to the days by a check constraint: 0 is one day, first_day.
+        days_text = f"{first_day} {local_time}" if local_time else first_day.isoformat()
     return {
-        "date": r.first_day,
-        "study_id": r.study_id,
-        "site": r.site_code,
-        "protocol": r.protocol_id,
-        "arm": r.arm,
-        "event": r.event_id,
-        "label": r.label,
-        "kind": r.kind,
-        "days": _days_text(r.days, r.local_time),
-        "window": _window(r),
-        "status": r.status,
+        "date": first_day,
+        "study_id": study_id,
+        "site": site_code,
+        "protocol": protocol_id,
+        "arm": arm,
+        "event": event_id,
+        "label": label,
+        "kind": kind,
+        "days": days_text,
+        "window": f"{earliest}..{latest}",
+        "status": status,
     }
 
 
