@@ -35,9 +35,19 @@ def day_lists(draw):
     return [d.isoformat() for d in days]
 
 
-@given(day_lists(), st.sampled_from([None, "08:30"]), st.booleans())
-def test_the_shortcut_shows_the_days_as_the_definition_does(days, time, as_json):
-    given_days = json.dumps(days) if as_json else days
+@given(
+    day_lists(),
+    st.sampled_from([None, "08:30"]),
+    # As a list (PostgreSQL's driver decodes json), as the engine's JSON text, as other JSON.
+    st.sampled_from(["list", "engine", "compact", "indented"]),
+)
+def test_the_shortcut_shows_the_days_as_the_definition_does(days, time, form):
+    given_days = {
+        "list": days,
+        "engine": json.dumps(days),
+        "compact": json.dumps(days, separators=(",", ":")),
+        "indented": json.dumps(days, indent=1),
+    }[form]
     assert _days_text(given_days, time) == _reference(days, time)
 
 
