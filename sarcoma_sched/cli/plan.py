@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sarcoma_sched.cli.dates import EARLIEST, LATEST
 from sarcoma_sched.cli.output import emit_rows, format_option
 
 __all__ = ["plan"]
@@ -14,9 +15,13 @@ __all__ = ["plan"]
 
 def _date(value: str, what: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=what) from None
+    if not EARLIEST <= day <= LATEST:
+        # Five years of follow-up from 9999-12-01 would overflow the date type.
+        raise click.BadParameter(f"{value!r} is outside {EARLIEST} .. {LATEST}", param_hint=what)
+    return day
 
 
 def _closures(values: tuple[str, ...]) -> list[dt.date]:

@@ -113,6 +113,10 @@ FOUND = [
     _found("db upgrade", "--revision", "+1"),
     _found("db upgrade", "--revision", "heads"),
     _found("db upgrade", "--revision", "0001"),  # older than the database: refused, not ignored
+    # A date at the edge of Python's range: a report steps 4 weeks back (OverflowError), a
+    # plan 60 months ahead. Dates outside 1900..2199 are now refused as usage errors.
+    _found("report html", "--out", OutArg("new-dir"), "--today", "0001-01-03"),
+    _found("plan", "NATARS", "NEOADJUVANT", "--anchor", "9999-12-01"),
     # --out naming a named pipe (as /dev/null is a device): the atomic rename replaced it with
     # a plain file, exit 0. Now written into; with no reader, refused instead of hanging.
     _found("export ical", "PKUIH-NATARS-0001", "--out", OutArg("existing-fifo")),
