@@ -70,9 +70,13 @@ def init_secret(secret_file: Path | None) -> None:
       sarcoma-sched allocation init-secret --secret-file /secure/natars.key
     """
     from sarcoma_sched.allocation import write_secret_file
+    from sarcoma_sched.errors import Conflict
 
     path = secret_file or default_secret_file()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:  # a file where the directory should be, no permission
+        raise Conflict(f"cannot create the directory {path.parent}: {exc.strerror}") from None
     write_secret_file(path)
     click.echo(f"trial secret written to {path} (mode 600); back it up somewhere safe")
 

@@ -117,6 +117,8 @@ FOUND = [
     # plan 60 months ahead. Dates outside 1900..2199 are now refused as usage errors.
     _found("report html", "--out", OutArg("new-dir"), "--today", "0001-01-03"),
     _found("plan", "NATARS", "NEOADJUVANT", "--anchor", "9999-12-01"),
+    # A secret file inside a "directory" that is a file: FileExistsError from mkdir.
+    _found("allocation init-secret", "--secret-file", OutArg("existing-file/x.key")),
     # --out naming a named pipe (as /dev/null is a device): the atomic rename replaced it with
     # a plain file, exit 0. Now written into; with no reader, refused instead of hanging.
     _found("export ical", "PKUIH-NATARS-0001", "--out", OutArg("existing-fifo")),
