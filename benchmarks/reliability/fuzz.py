@@ -1,7 +1,7 @@
 """Fuzzed command-line input: every command, random arguments, malformed input files.
 
     python -m benchmarks.reliability.fuzz [--examples 5000] [--seed 1] [--command "site close"]
-                                          [--expensive]
+                                          [--expensive] [--pg-url URL]
 
 Hypothesis draws an invocation of one command of the click tree (enumerated, so a new command
 is fuzzed without touching this file): each argument and option from a strategy chosen by its
@@ -16,6 +16,12 @@ the exit status is 0, 1 or 2; a refused command (status 1 or 2) leaves the datab
 byte-identical; and a named pipe given as an output file is still a pipe afterwards (it stands
 for ``/dev/null``, which a command run as root must never replace with a plain file).
 Output paths are kept inside each run's own directory, whatever the strategy drew.
+
+With ``--pg-url`` the history lives in PostgreSQL instead (``build_pg_history``): a template
+database on that server, built once, and a working database copied from it (``CREATE DATABASE
+... TEMPLATE``, tens of milliseconds) before any invocation that may have written to it; a
+refused command must leave the working database's dump (``tests.dumps``: every table's rows and
+the audit head) equal to the template's. Both databases are dropped at the end.
 
 ``tests/reliability/test_fuzz_cli.py`` runs the same strategies with few examples per command;
 this script runs many and prints the counts by command and exit status, and each distinct
@@ -54,7 +60,9 @@ __all__ = [
     "Invocation",
     "OutArg",
     "Outcome",
+    "PgHistory",
     "build_history",
+    "build_pg_history",
     "invocations",
     "problems",
     "run_invocation",
@@ -125,8 +133,85 @@ class History:
     content: bytes  # the file itself, for a quick comparison first
 
 
+class PgHistory:
+    """The history in a PostgreSQL template database, and a working copy that invocations use.
+
+    The copy is made again from the template before an invocation only when the last one may
+    have written (it exited 0, or its refusal changed the dump): most fuzzed invocations are
+    refused, so most reuse the copy.
+    """
+
+    def __init__(self, admin_url: str, template: str, work: str, dump: str) -> None:
+        self.admin_url = admin_url
+        self.template = template
+        self.work = work
+        self.dump = dump
+        self.dirty = True
+
+    def url(self, database: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.admin_url).set(database=database).render_as_string(False)
+
+    def fresh(self) -> str:
+        """The working database's URL, identical to the template."""
+        if self.dirty:
+            self._admin(
+                f'DROP DATABASE IF EXISTS "{self.work}" WITH (FORCE)',
+                f'CREATE DATABASE "{self.work}" TEMPLATE "{self.template}"',
+            )
+            self.dirty = False
+        return self.url(self.work)
+
+    def drop(self) -> None:
+        self._admin(
+            f'DROP DATABASE IF EXISTS "{self.work}" WITH (FORCE)',
+            f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)',
+        )
+
+    def _admin(self, *statements: str) -> None:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                for statement in statements:
+                    conn.execute(text(statement))
+        finally:
+            engine.dispose()
+
+
 def build_history(path: Path) -> History:
     """A small real trial network, through the services: what a week of use leaves behind."""
+    from tests.dumps import dump
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.touch()
+    _populate(str(path))
+    return History(path, dump(path), path.read_bytes())
+
+
+def build_pg_history(admin_url: str) -> PgHistory:
+    """The same history in a new template database on the server of ``admin_url``."""
+    import uuid
+
+    from tests.dumps import dump
+
+    name = f"fuzz_{uuid.uuid4().hex[:10]}"
+    history = PgHistory(admin_url, f"{name}_template", f"{name}_work", "")
+    history._admin(f'CREATE DATABASE "{history.template}"')
+    try:
+        template = history.url(history.template)
+        _populate(template)
+        history.dump = dump(template)
+    except BaseException:
+        history.drop()
+        raise
+    return history
+
+
+def _populate(target: str) -> None:
     from sarcoma_sched.db.session import Database
     from sarcoma_sched.demo.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
     from sarcoma_sched.services.allocation import allocate_patient
@@ -135,14 +220,10 @@ def build_history(path: Path) -> History:
     from sarcoma_sched.services.participation import end_participation
     from sarcoma_sched.services.screening import screen
     from sarcoma_sched.services.sites import close_site
-    from tests.dumps import dump
 
     day = dt.timedelta(days=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    path.touch()
-    create_schema(str(path))
-    db = Database(str(path))
+    create_schema(target)
+    db = Database(target)
     mdt = {"arm": "NEOADJUVANT", "basis": "mdt_decision", "reason": "MDT: borderline"}
     try:
 
@@ -194,7 +275,6 @@ def build_history(path: Path) -> History:
         db.dispose()
     missing = set(PATIENTS) - refs
     assert not missing, f"build_history no longer makes {missing}"
-    return History(path, dump(path), path.read_bytes())
 
 
 # --- what an argument can be --------------------------------------------------------------------
@@ -639,7 +719,7 @@ def _chdir(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def run_invocation(invocation: Invocation, history: History, work: Path) -> Outcome:
+def run_invocation(invocation: Invocation, history: History | PgHistory, work: Path) -> Outcome:
     """Run one invocation on a fresh copy of the history inside a directory of its own."""
     from tests.dumps import dump
 
@@ -653,9 +733,15 @@ def run_invocation(invocation: Invocation, history: History, work: Path) -> Outc
         # instead of blocking on reading a pipe nobody writes.
         fifo.chmod(0o644)
         copy = directory / "trial.db"
-        shutil.copyfile(history.path, copy)
+        pg = isinstance(history, PgHistory) and invocation.db == "history"
+        if isinstance(history, PgHistory):
+            target = history.fresh() if pg else ""
+        else:
+            shutil.copyfile(history.path, copy)
+            target = str(copy)
         args = [_materialise(a, directory, n) for n, a in enumerate(invocation.args)]
-        argv = ["--db", _db_arg(invocation.db, directory, copy)]
+        db_arg = target if invocation.db == "history" else _db_arg(invocation.db, directory, copy)
+        argv = ["--db", db_arg]
         if invocation.user is not None:
             argv += ["--user", invocation.user]
         argv += [*invocation.command, *args]
@@ -677,7 +763,12 @@ def run_invocation(invocation: Invocation, history: History, work: Path) -> Outc
             outcome.special_replaced = not stat.S_ISFIFO(fifo.lstat().st_mode)
         except FileNotFoundError:
             outcome.special_replaced = True
-        if code != 0:
+        if pg:
+            assert isinstance(history, PgHistory)
+            # A command that succeeded may have written: the next one gets a new copy.
+            history.dirty = code == 0 or dump(target) != history.dump
+            outcome.db_changed = code != 0 and history.dirty
+        elif code != 0 and isinstance(history, History):
             # Identical bytes are an identical dump; only a file that differs (SQLite may
             # rewrite a page without changing content) needs the dump compared.
             wal = Path(f"{copy}-wal")
@@ -739,8 +830,6 @@ class Tally:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from hypothesis import HealthCheck, Phase, given, seed, settings
-
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.reliability.fuzz", description=__doc__.splitlines()[0]
     )
@@ -748,18 +837,55 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--command", action="append", help="only this command (repeatable)")
     parser.add_argument("--expensive", action="store_true", help="no cheap variants")
+    parser.add_argument(
+        "--pg-url", help="keep the history in PostgreSQL on this server (a database of its own)"
+    )
     args = parser.parse_args(argv)
 
     selected = [tuple(c.split()) for c in args.command] if args.command else list(COMMANDS)
     unknown = [c for c in selected if c not in COMMANDS]
     if unknown:
         parser.error(f"unknown command(s): {unknown}")
-    per_command = max(1, args.examples // len(selected))
     work = Path(tempfile.mkdtemp(prefix="fuzz-"))
     start = time.perf_counter()
-    print(f"building the history in {work} ...", flush=True)
-    history = build_history(work / "history.db")
+    history: History | PgHistory
+    if args.pg_url:
+        history = build_pg_history(args.pg_url)
+        print(f"history in PostgreSQL: {history.template}; work files in {work}", flush=True)
+    else:
+        print(f"building the history in {work} ...", flush=True)
+        history = build_history(work / "history.db")
+    try:
+        tally = _fuzz(args, selected, history, work)
+    finally:
+        if isinstance(history, PgHistory):
+            history.drop()
+    elapsed = time.perf_counter() - start
+    total = Counter[str]()
+    for codes in tally.codes.values():
+        total.update(codes)
+    print(
+        f"\n{sum(total.values())} invocations in {elapsed:.0f} s: "
+        + ", ".join(f"exit {k}: {v}" for k, v in sorted(total.items()))
+    )
+    for key, outcome in tally.failures.items():
+        print(f"\nFAILURE ({tally.failure_counts[key]}x) {key}\n  {outcome.invocation}")
+        for problem in problems(outcome):
+            print("  " + problem.replace("\n", "\n  "))
+    shutil.rmtree(work, ignore_errors=True)
+    sys.exit(1 if tally.failures else 0)
+
+
+def _fuzz(
+    args: argparse.Namespace,
+    selected: list[tuple[str, ...]],
+    history: History | PgHistory,
+    work: Path,
+) -> Tally:
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+
     tally = Tally()
+    per_command = max(1, args.examples // len(selected))
     for command in selected:
 
         @settings(
@@ -783,19 +909,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             + f"  ({tally.seconds[' '.join(command)]:.1f} s)",
             flush=True,
         )
-    total = Counter[str]()
-    for codes in tally.codes.values():
-        total.update(codes)
-    print(
-        f"\n{sum(total.values())} invocations in {time.perf_counter() - start:.0f} s: "
-        + ", ".join(f"exit {k}: {v}" for k, v in sorted(total.items()))
-    )
-    for key, outcome in tally.failures.items():
-        print(f"\nFAILURE ({tally.failure_counts[key]}x) {key}\n  {outcome.invocation}")
-        for problem in problems(outcome):
-            print("  " + problem.replace("\n", "\n  "))
-    shutil.rmtree(work, ignore_errors=True)
-    sys.exit(1 if tally.failures else 0)
+    return tally
 
 
 if __name__ == "__main__":

@@ -27,14 +27,18 @@ from benchmarks.reliability.fuzz import (
     Invocation,
     OutArg,
     build_history,
+    build_pg_history,
     invocations,
     problems,
     run_invocation,
 )
+from tests.databases import pg_base_url
 from tests.dumps import dump
 
 # Per command; ~36 commands, so the whole module stays near a minute on a CI machine.
 EXAMPLES = 6
+# On PostgreSQL each refusal is checked by dumping the server's database: fewer per command.
+PG_EXAMPLES = 2
 QUICK = settings(
     deadline=None,
     database=None,
@@ -67,6 +71,54 @@ def test_no_input_crashes_a_command_or_changes_the_database_when_refused(command
         assert problems(outcome) == [], str(invocation)
 
     fuzz()
+
+
+@pytest.fixture(scope="module")
+def pg_history():
+    history = build_pg_history(pg_base_url())
+    yield history
+    history.drop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [" ".join(c) for c in COMMANDS])
+def test_on_postgresql_no_input_crashes_a_command_or_changes_the_database_when_refused(
+    command, pg_history, work
+):
+    @settings(QUICK, max_examples=PG_EXAMPLES)
+    @given(invocations(tuple(command.split())))
+    def fuzz(invocation: Invocation) -> None:
+        outcome = run_invocation(invocation, pg_history, work)
+        assert problems(outcome) == [], str(invocation)
+
+    fuzz()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_refused_command_that_wrote_is_caught(pg_history, work, monkeypatch):
+    # The dump comparison must see a write that a refusal left behind, and the next
+    # invocation must get a database equal to the history again.
+    from sarcoma_sched.errors import Conflict
+    from sarcoma_sched.services import sites
+
+    real = sites.close_site
+
+    def close_then_refuse(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)
+        raise Conflict("refused after writing")
+
+    monkeypatch.setattr(sites, "close_site", close_then_refuse)
+    close = Invocation(
+        ("site", "close"),
+        ("PKUIH", "--from", "2027-03-01", "--reason", "fuzz"),
+    )
+    outcome = run_invocation(close, pg_history, work)
+    assert outcome.code == 1
+    assert problems(outcome) == ["exit status 1 but the database changed"]
+    monkeypatch.undo()
+    listing = run_invocation(Invocation(("site", "list"), ()), pg_history, work)
+    assert listing.code == 0 and problems(listing) == []
+    assert dump(pg_history.fresh()) == pg_history.dump
 
 
 def test_the_harness_fails_a_run_whose_exception_escapes_main(history, work, monkeypatch):
