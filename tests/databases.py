@@ -8,14 +8,14 @@ skip into a failure so CI always runs them.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+
+from benchmarks._pg import fresh_schema
 
 PG_ENV = "SARCOMA_SCHED_TEST_PG_URL"
 REQUIRE_ENV = "SARCOMA_SCHED_REQUIRE_PG"
@@ -44,18 +44,8 @@ def pg_base_url() -> str:
 @contextmanager
 def pg_schema_url() -> Iterator[str]:
     """A URL whose connections see only a fresh schema, dropped afterwards."""
-    base = pg_base_url()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_schema(pg_base_url(), "t") as url:
+        yield url
 
 
 def quote_url(url: str) -> str:

@@ -26,7 +26,6 @@ import shutil
 import sys
 import tempfile
 import traceback
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from benchmarks._pg import fresh_schema
 from sarcoma_sched.db.session import Database
 
 __all__ = [
@@ -74,20 +73,9 @@ def scratch_database(target: str, *, keep: bool = False) -> Iterator[str]:
         create_schema(str(path))
         yield str(path)
         return
-    schema = f"rel_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(target, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(target).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        create_schema(rendered)
-        yield rendered
-    finally:
-        if not keep:
-            with admin.connect() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_schema(target, "rel", keep=keep) as url:
+        create_schema(url)
+        yield url
 
 
 _SQLITE_TEMPLATE: list[Path] = []

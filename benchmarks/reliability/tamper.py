@@ -46,10 +46,9 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -63,17 +62,15 @@ from sqlalchemy import (
     Integer,
     Table,
     UniqueConstraint,
-    create_engine,
     delete,
     insert,
     select,
-    text,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from benchmarks._pg import fresh_schema
 from sarcoma_sched.audit import canonical, entry_hash, verify
 from sarcoma_sched.db.engine import make_engine
 from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead
@@ -530,22 +527,6 @@ class PgTrials:
         self.engine.dispose()
 
 
-@contextmanager
-def _pg_schema(base: str, keep: bool) -> Iterator[str]:
-    schema = f"tamper_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        if not keep:
-            with admin.connect() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
 def _head(url: str) -> int:
     db = Database(url)
     try:
@@ -566,7 +547,7 @@ def run(target: str, trials: int, patients: int, seed: int, keep: bool = False) 
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tamper-")))
         if is_pg:
-            url = stack.enter_context(_pg_schema(target, keep))
+            url = stack.enter_context(fresh_schema(target, "tamper", keep=keep))
         else:
             url = str(Path(target).resolve())
             for suffix in ("", "-wal", "-shm"):

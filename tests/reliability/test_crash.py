@@ -7,32 +7,15 @@ The long run is ``python -m benchmarks.reliability.crash --db PATH_OR_URL --kill
 
 from __future__ import annotations
 
-import pytest
-
-from benchmarks.reliability._common import create_schema
 from benchmarks.reliability.crash import run_crash
-from tests.databases import pg_schema_url
 
 KILLS = 8
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def crash_db(request, tmp_path):
-    if request.param == "sqlite":
-        path = tmp_path / "crash.db"
-        path.touch()
-        create_schema(str(path))
-        yield str(path)
-    else:
-        with pg_schema_url() as url:
-            create_schema(url)
-            yield url
-
-
 def test_a_coordinator_killed_at_random_moments_leaves_every_patient_whole_or_absent(
-    crash_db, tmp_path
+    db_url, tmp_path
 ):
-    result = run_crash(crash_db, KILLS, seed=7, max_delay=0.6, work_dir=tmp_path / "crash")
+    result = run_crash(db_url, KILLS, seed=7, max_delay=0.6, work_dir=tmp_path / "crash")
     assert result.problems == []
     assert (result.kills, result.checks_passed) == (KILLS, KILLS)
     # The child spends most of its time inside write transactions, so with the delay counted

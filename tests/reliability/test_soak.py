@@ -11,7 +11,6 @@ import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,37 +20,17 @@ from benchmarks.reliability.soak import run_soak
 from sarcoma_sched.db import session as session_module
 from sarcoma_sched.db.session import BUSY_RETRIES, Database, DatabaseBusy
 from sarcoma_sched.services.sites import add_site
-from tests.databases import pg_schema_url
 from tests.dumps import dump
+from tests.reliability.databases import BACKENDS, migrated_database
 
 TODAY = dt.date(2026, 11, 2)
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-@contextmanager
-def _database(backend: str, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        path = directory / "soak.db"
-        path.touch()
-        create_schema(str(path))
-        yield str(path)
-    else:
-        with pg_schema_url() as url:
-            create_schema(url)
-            yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    with _database(request.param, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def shared_url(request, tmp_path_factory):
     """One database per backend for the busy tests: each adds its own site, so they can share
     it (and the migrations it costs)."""
-    with _database(request.param, tmp_path_factory.mktemp("busy")) as url:
+    with migrated_database(request.param, tmp_path_factory.mktemp("busy")) as url:
         yield url
 
 
