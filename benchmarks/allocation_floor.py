@@ -115,10 +115,8 @@ def _cache_file(n: int, seed: int) -> Path:
 def _screened(n: int, seed: int, rebuild: bool) -> tuple[Path, list[str]]:
     """The screened database (cached: screening is set-up, and takes minutes on a busy
     machine), and the screening numbers in allocation order."""
-    from sarcoma_sched.db.migrate import upgrade
     from sarcoma_sched.db.session import Database
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
     from sarcoma_sched.services.screening import screen
 
     file = _cache_file(n, seed)
@@ -144,8 +142,7 @@ def _screened(n: int, seed: int, rebuild: bool) -> tuple[Path, list[str]]:
     def _no_sync(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.execute("PRAGMA synchronous=OFF")
 
-    upgrade(db.engine)
-    load_protocols(db, ACTOR, list_protocols())
+    initialize(db, ACTOR)
     numbers = []
     for site, screened, _day, sex, values in cohort(n, seed):
         outcome = screen(db, ACTOR, TRIAL, site, values, screened_on=screened, sex=sex)

@@ -75,10 +75,8 @@ def _schema_url(base: str, schema: str) -> str:
 
 def _screen(url: str, n: int) -> None:
     """Schema, protocols and N screened patients (set-up: not timed)."""
-    from sarcoma_sched.db.migrate import upgrade
     from sarcoma_sched.db.session import Database
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
     from sarcoma_sched.services.screening import screen
 
     db = Database(url, check_schema=False)
@@ -90,8 +88,7 @@ def _screen(url: str, n: int) -> None:
             cursor.execute("SET synchronous_commit TO OFF")
         dbapi_connection.commit()
 
-    upgrade(db.engine)
-    load_protocols(db, ACTOR, list_protocols())
+    initialize(db, ACTOR)
     for site, screened, _day, sex, values in cohort(n, SEED):
         screen(db, ACTOR, TRIAL, site, values, screened_on=screened, sex=sex)
     db.dispose()

@@ -484,12 +484,9 @@ class BuildStats:
 
 
 def _setup(db: Database) -> dict[str, _Trial]:
-    from sarcoma_sched.db.migrate import upgrade
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
 
-    upgrade(db.engine)
-    load_protocols(db, ACTOR, list_protocols())
+    initialize(db, ACTOR)
     with db.read() as session:
         if session.scalar(select(func.count()).select_from(Patient)):
             raise SystemExit(f"{db.url}: already has patients; build into a fresh database")

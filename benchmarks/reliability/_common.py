@@ -99,14 +99,11 @@ def create_schema(url: str) -> None:
 
 
 def _init(url: str) -> None:
-    from sarcoma_sched.db.migrate import upgrade
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
 
     database = Database(url, check_schema=False)
     try:
-        upgrade(database.engine)
-        load_protocols(database, "setup", list_protocols())
+        initialize(database, "setup")
     finally:
         database.dispose()
 

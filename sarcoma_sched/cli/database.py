@@ -27,14 +27,12 @@ def init(ctx: click.Context) -> None:
     Example:
       sarcoma-sched --db trial.db init
     """
-    from sarcoma_sched.db.migrate import upgrade
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
 
     database = open_db(ctx, check_schema=False)
-    before, after = upgrade(database.engine)
+    before, after, results = initialize(database, acting_user(ctx))
     click.echo(f"database {_where(database)}: schema {before or 'empty'} -> {after}")
-    for result in load_protocols(database, acting_user(ctx), list_protocols()):
+    for result in results:
         state = "loaded" if result.new else "already loaded"
         click.echo(f"  {result.protocol_id} v{result.version} {result.content_hash[:19]}  {state}")
 

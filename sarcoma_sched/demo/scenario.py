@@ -144,12 +144,9 @@ def run_demo(
     *,
     progress: Callable[[str], None] = lambda _: None,
 ) -> DemoResult:
-    from sarcoma_sched.db.migrate import upgrade
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
 
-    upgrade(db.engine)
-    load_protocols(db, ACTOR, list_protocols())
+    initialize(db, ACTOR)
     _capacities(db)
     result = DemoResult(as_of)
     patients = _cohort(random.Random(2026))

@@ -16,7 +16,14 @@ from sarcoma_sched.errors import NotFound
 from sarcoma_sched.protocol.loader import LoadedProtocol, parse_protocol
 from sarcoma_sched.protocol.model import Protocol
 
-__all__ = ["LoadResult", "StoredProtocol", "current_protocol", "load_protocols", "protocol_version"]
+__all__ = [
+    "LoadResult",
+    "StoredProtocol",
+    "current_protocol",
+    "initialize",
+    "load_protocols",
+    "protocol_version",
+]
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,16 @@ class StoredProtocol:
 
     version_id: int
     protocol: Protocol
+
+
+def initialize(db: Database, actor: str) -> tuple[str | None, str | None, list[LoadResult]]:
+    """What ``sarcoma-sched init`` does: the schema to head, then the bundled protocols and
+    their sites. Returns (revision before, revision after, what each protocol file gave)."""
+    from sarcoma_sched.db.migrate import upgrade  # alembic: only when a database is set up
+    from sarcoma_sched.protocol import list_protocols
+
+    before, after = upgrade(db.engine)
+    return before, after, load_protocols(db, actor, list_protocols())
 
 
 def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -> list[LoadResult]:

@@ -46,15 +46,12 @@ class Facts:
 
 def init(db: str) -> None:
     """``sarcoma-sched init``, in-process: the schema at head and the bundled protocols."""
-    from sarcoma_sched.db.migrate import upgrade
     from sarcoma_sched.db.session import Database
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
 
     database = Database(db, check_schema=False)
     try:
-        upgrade(database.engine)
-        load_protocols(database, "setup", list_protocols())
+        initialize(database, "setup")
     finally:
         database.dispose()
 

@@ -87,20 +87,17 @@ def build_cohort(db: str) -> None:
     TNT-STS  P4 FJMUUH today; P5 FJMUUH today and withdrawn today.
     NATARS-R PKUIH-NATARS-R-0001/0002 and R3 BJFH (all DDLPS: two strata), R3 excluded.
     """
-    from sarcoma_sched.db.migrate import upgrade
     from sarcoma_sched.db.session import Database
-    from sarcoma_sched.protocol import list_protocols
     from sarcoma_sched.services.allocation import allocate_patient
     from sarcoma_sched.services.participation import end_participation
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
     from sarcoma_sched.services.schedules import site_calendar
     from sarcoma_sched.services.screening import screen
 
     today = dt.date.today()
     database = Database(db, check_schema=False)
     try:
-        upgrade(database.engine)
-        load_protocols(database, "setup", list_protocols())
+        initialize(database, "setup")
         for protocol, site, values in [
             ("NATARS", "PKUIH", ELIGIBLE_NATARS),
             ("NATARS", "PKUIH", ELIGIBLE_NATARS),

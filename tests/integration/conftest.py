@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 
-from sarcoma_sched.db.migrate import upgrade
 from sarcoma_sched.db.session import Database
 from tests.databases import pg_schema_url
 
@@ -20,11 +19,9 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def database(db_url):
     """A database at the current schema, with the bundled protocols loaded."""
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
 
     db = Database(db_url, check_schema=False)
-    upgrade(db.engine)
-    load_protocols(db, "setup", list_protocols())
+    initialize(db, "setup")
     yield db
     db.dispose()

@@ -223,14 +223,11 @@ def test_rows_inserted_or_deleted_behind_the_engine_are_caught(database):
 @pytest.fixture(scope="module")
 def chain_db(tmp_path_factory):
     """One SQLite database with a realistic log, copied per example."""
-    from sarcoma_sched.db.migrate import upgrade
-    from sarcoma_sched.protocol import list_protocols
-    from sarcoma_sched.services.protocols import load_protocols
+    from sarcoma_sched.services.protocols import initialize
 
     path = tmp_path_factory.mktemp("chain") / "schedule.db"
     db = Database(str(path), check_schema=False)
-    upgrade(db.engine)
-    load_protocols(db, "setup", list_protocols())
+    initialize(db, "setup")
     _allocated_patient(db)
     db.dispose()
     return path

@@ -18,13 +18,11 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import event
 
-from sarcoma_sched.db.migrate import upgrade
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import NotFound
-from sarcoma_sched.protocol import list_protocols
 from sarcoma_sched.services import queries as q
 from sarcoma_sched.services.patients import find_patient
-from sarcoma_sched.services.protocols import load_protocols
+from sarcoma_sched.services.protocols import initialize
 
 AS_OF = dt.date(2026, 11, 21)
 WEEK = dt.timedelta(days=6)
@@ -68,8 +66,7 @@ STATS: dict[str, dict[tuple[str, ...] | str, str]] = {
 def network_statistics(tmp_path_factory) -> Database:
     path = tmp_path_factory.mktemp("plans") / "plans.db"
     db = Database(str(path), check_schema=False)
-    upgrade(db.engine)
-    load_protocols(db, "setup", list_protocols())  # the sites the queries name
+    initialize(db, "setup")  # the sites the queries name
     db.engine.dispose()
     with sqlite3.connect(path) as conn:
         conn.execute("ANALYZE")  # creates sqlite_stat1
