@@ -12,7 +12,8 @@ differences between methods are not sampling noise in the patients):
 The methods run through the allocator's own code (:func:`block_arms`, :class:`MinimizationRule`,
 draws from a :class:`DrawStream`), only the counts are kept incrementally instead of being
 rebuilt from the history at every step, and the per-patient draws are the DrawStream's HMACs
-computed directly (see ``_FIRST_BLOCK``): the same numbers, without an object per draw.
+computed directly (``stream.first_uniform`` and its neighbours): the same numbers, without an
+object per draw.
 
 Imbalance is measured on counts divided by the arms' ratio shares (in lowest terms), as the
 range over arms: |N_A − N_B| for two arms 1:1, max − min of the counts for equal ratios, and for
@@ -35,7 +36,14 @@ from sarcoma_sched.allocation.blocks import block_arms, forced_from
 from sarcoma_sched.allocation.methods import method_fields
 from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
 from sarcoma_sched.allocation.records import AllocationError, stratum_key
-from sarcoma_sched.allocation.stream import _BLOCK, _DERIVE, DrawStream, _encode
+from sarcoma_sched.allocation.stream import (
+    FIRST_BLOCK,
+    DrawStream,
+    derive_messages,
+    derived_key,
+    first_uniform,
+    randbelow_after,
+)
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     Allocation,
@@ -250,7 +258,7 @@ def simulate(
         patients = list(zip(*columns, strict=True)) if columns else [()] * n_patients
         for sim, tally in zip(simulators, tallies, strict=True):
             # The key of DrawStream(root).derive(sim.name, t): each method and trial its own.
-            arms_given, deterministic = sim.run(_derived_key(root, sim.name, t), patients)
+            arms_given, deterministic = sim.run(derived_key(root, sim.name, t), patients)
             tally.run(sim, patients, arms_given, deterministic)
         if progress is not None:
             progress(1)
@@ -340,46 +348,6 @@ class _Simulator:
         raise NotImplementedError
 
 
-# The simulation draws millions of times. A DrawStream per decision costs more than the two
-# HMACs it computes, so the hot loops below compute the same HMACs directly: a derived stream's
-# key, then its first 32-byte output block, from which uniform() takes 7 bytes and randbelow(m)
-# (m <= 256) one byte per try. Anything rarer goes back to a real DrawStream, replayed from the
-# start, so every draw equals what DrawStream gives (a unit test compares them).
-_FIRST_BLOCK = _BLOCK + (0).to_bytes(8, "big")
-_TWO_53 = 9007199254740992.0
-
-
-def _derived_key(key: bytes, *labels: str | int) -> bytes:
-    """The key of ``DrawStream(key).derive(*labels)``."""
-    return hmac.digest(key, _DERIVE + b"".join(_encode(label) for label in labels), "sha256")
-
-
-def _derive_messages(label: str, n: int) -> list[bytes]:
-    """The derive messages for (label, 1) .. (label, n), index = position; [0] unused."""
-    head = _DERIVE + _encode(label)
-    return [b"", *(head + _encode(position) for position in range(1, n + 1))]
-
-
-def _uniform(block: bytes) -> float:
-    """``DrawStream.uniform()`` as the first draw of a stream whose first block is ``block``."""
-    return (int.from_bytes(block[:7], "big") >> 3) / _TWO_53
-
-
-def _randbelow(key: bytes, block: bytes, used: int, m: int) -> int:
-    """``randbelow(m)`` of the stream keyed ``key`` after ``used`` bytes of its first block."""
-    k = (m - 1).bit_length()
-    if k <= 8:
-        shift = -k % 8
-        for i in range(used, len(block)):
-            r = block[i] >> shift
-            if r < m:
-                return r
-    stream = DrawStream(key)
-    if used:
-        stream.bits(8 * used)
-    return stream.randbelow(m)
-
-
 def _simulator_for(
     method: Allocation, arms: list[str], fields: list[str], levels: list[list[str]], prefix: str
 ) -> _Simulator:
@@ -401,14 +369,15 @@ class _Simple(_Simulator):
     def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
         n = len(patients)
         if len(self.messages) <= n:
-            self.messages = _derive_messages("simple", n)
+            self.messages = derive_messages("simple", n)
         messages, table, m = self.messages, self.table, len(self.table)
         digest = hmac.digest
         out = []
         for position in range(1, n + 1):
             # simple_randomization(arms, ratio, stream.derive("simple", position))
             derived = digest(key, messages[position], "sha256")
-            out.append(table[_randbelow(derived, digest(derived, _FIRST_BLOCK, "sha256"), 0, m)])
+            block = digest(derived, FIRST_BLOCK, "sha256")
+            out.append(table[randbelow_after(derived, block, 0, m)])
         return out, 0
 
 
@@ -504,7 +473,7 @@ class _Minimizer(_Simulator):
     def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
         n = len(patients)
         if len(self.messages) <= n:
-            self.messages = _derive_messages("minimization", n)
+            self.messages = derive_messages("minimization", n)
         messages, rule, picks = self.messages, self.rule, self.picks
         totals_of, pick, deterministic = rule.totals, rule.pick, rule.deterministic
         digest = hmac.digest
@@ -517,8 +486,9 @@ class _Minimizer(_Simulator):
             totals = totals_of(rows)
             # rule.choose(totals, stream.derive("minimization", position)), draw for draw.
             derived = digest(key, messages[position], "sha256")
-            block = digest(derived, _FIRST_BLOCK, "sha256")
-            arm, preferred = pick(totals, _uniform(block), partial(_randbelow, derived, block, 7))
+            block = digest(derived, FIRST_BLOCK, "sha256")
+            then = partial(randbelow_after, derived, block, 7)
+            arm, preferred = pick(totals, first_uniform(block), then)
             for row in rows:
                 row[arm] += 1
             out.append(arm)

@@ -20,7 +20,16 @@ import hmac
 from collections.abc import MutableSequence, Sequence
 from typing import TypeVar
 
-__all__ = ["DrawStream", "Label", "trial_key"]
+__all__ = [
+    "FIRST_BLOCK",
+    "DrawStream",
+    "Label",
+    "derive_messages",
+    "derived_key",
+    "first_uniform",
+    "randbelow_after",
+    "trial_key",
+]
 
 T = TypeVar("T")
 Label = str | int | bytes
@@ -29,6 +38,7 @@ Label = str | int | bytes
 _DERIVE = b"\x01sarcoma-sched/derive/v1"
 _BLOCK = b"\x02sarcoma-sched/draw/v1"
 _TRIAL = b"sarcoma-sched/trial-key/v1"
+_TWO_53 = 9007199254740992.0
 
 
 def _encode(label: Label) -> bytes:
@@ -89,7 +99,7 @@ class DrawStream:
 
     def uniform(self) -> float:
         """A float in [0, 1) with 53 random bits (every representable multiple of 2**-53)."""
-        return self.bits(53) / 9007199254740992.0
+        return self.bits(53) / _TWO_53
 
     def randbelow(self, n: int) -> int:
         """An integer in [0, n), exactly uniform.
@@ -115,3 +125,43 @@ class DrawStream:
         if not seq:
             raise IndexError("cannot choose from an empty sequence")
         return seq[self.randbelow(len(seq))]
+
+
+# The simulation draws millions of times, and a DrawStream per decision costs more than the two
+# HMACs it computes. These give the same numbers without the object: a derived stream's key,
+# its first 32-byte output block, and the first draws from it (uniform() takes 7 bytes,
+# randbelow(m) for m <= 256 one byte per try; anything rarer replays a real DrawStream).
+# tests/unit/test_allocation_simulation_draws.py holds each equal to the stream's own draw.
+
+FIRST_BLOCK = _BLOCK + (0).to_bytes(8, "big")
+
+
+def derived_key(key: bytes, *labels: Label) -> bytes:
+    """The key of ``DrawStream(key).derive(*labels)``."""
+    return hmac.digest(key, _DERIVE + b"".join(_encode(label) for label in labels), "sha256")
+
+
+def derive_messages(label: str, n: int) -> list[bytes]:
+    """What ``derived_key`` hashes for (label, 1) .. (label, n), index = position; [0] unused."""
+    head = _DERIVE + _encode(label)
+    return [b"", *(head + _encode(position) for position in range(1, n + 1))]
+
+
+def first_uniform(block: bytes) -> float:
+    """``uniform()`` as the first draw of a stream whose first block is ``block``."""
+    return (int.from_bytes(block[:7], "big") >> 3) / _TWO_53
+
+
+def randbelow_after(key: bytes, block: bytes, used: int, m: int) -> int:
+    """``randbelow(m)`` of the stream keyed ``key`` after ``used`` bytes of its first block."""
+    k = (m - 1).bit_length()
+    if k <= 8:
+        shift = -k % 8
+        for i in range(used, len(block)):
+            r = block[i] >> shift
+            if r < m:
+                return r
+    stream = DrawStream(key)
+    if used:
+        stream.bits(8 * used)
+    return stream.randbelow(m)

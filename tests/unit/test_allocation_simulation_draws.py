@@ -8,12 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sarcoma_sched.allocation import DrawStream, MinimizationRule, simulate
-from sarcoma_sched.allocation.simulate import (
-    _FIRST_BLOCK,
-    _derive_messages,
-    _derived_key,
-    _randbelow,
-    _uniform,
+from sarcoma_sched.allocation.stream import (
+    FIRST_BLOCK,
+    derive_messages,
+    derived_key,
+    first_uniform,
+    randbelow_after,
 )
 from sarcoma_sched.protocol.allocation import BlockAllocation, Factor, MinimizationAllocation
 
@@ -22,13 +22,13 @@ KEYS = st.binary(min_size=16, max_size=40)
 
 @given(KEYS, st.text(max_size=12), st.integers(0, 10**6))
 def test_a_derived_key_is_the_key_of_the_derived_stream(key, label, position):
-    hmac_key = _derived_key(key, label, position)
+    hmac_key = derived_key(key, label, position)
     assert DrawStream(hmac_key).uniform() == DrawStream(key).derive(label, position).uniform()
 
 
 @given(KEYS, st.integers(1, 500))
 def test_the_prepared_derive_messages_derive_each_position(key, n):
-    messages = _derive_messages("minimization", n)
+    messages = derive_messages("minimization", n)
     assert len(messages) == n + 1
     for position in (1, (n + 1) // 2, n):
         derived = hmac.digest(key, messages[position], "sha256")
@@ -38,14 +38,14 @@ def test_the_prepared_derive_messages_derive_each_position(key, n):
 
 @given(KEYS, st.integers(0, 31), st.integers(1, 300))
 def test_uniform_then_randbelow_from_the_first_block_equal_the_stream(key, used, m):
-    block = hmac.digest(key, _FIRST_BLOCK, "sha256")
+    block = hmac.digest(key, FIRST_BLOCK, "sha256")
     stream = DrawStream(key)
-    assert _uniform(block) == DrawStream(key).uniform()
+    assert first_uniform(block) == DrawStream(key).uniform()
     # After `used` bytes (7 for a uniform draw) the next randbelow, rejection and fallback
     # past the first block included.
     if used:
         stream.bits(8 * used)
-    assert _randbelow(key, block, used, m) == stream.randbelow(m)
+    assert randbelow_after(key, block, used, m) == stream.randbelow(m)
 
 
 @given(
