@@ -89,7 +89,7 @@ def _query() -> Select[Any]:
             Allocation.arm,
             Enrollment.protocol_version_id,
             Site.time_zone,
-            Site.name,
+            Site.name.label("site_name"),
         )
         .join(Patient, Patient.id == ScheduledEvent.patient_id)
         .join(Allocation, Allocation.patient_id == Patient.id)
@@ -103,57 +103,33 @@ def _events(session: Session, query: Select[Any]) -> list[CalendarEvent]:
     shapes = _Shapes(session)
     events = []
     date = dt.date.fromisoformat
-    for (
-        uid,
-        event_key,
-        event_id,
-        label,
-        kind,
-        days,
-        local_time,
-        target,
-        earliest,
-        latest,
-        status,
-        revision,
-        updated_at,
-        reason,
-        deviation,
-        actual_date,
-        study_id,
-        protocol_id,
-        site_code,
-        arm,
-        version_id,
-        zone,
-        site_name,
-    ) in session.execute(query):
-        shape = shapes.get(version_id, arm, event_key)
+    for r in session.execute(query):
+        shape = shapes.get(r.protocol_version_id, r.arm, r.event_key)
         events.append(
             CalendarEvent(
-                uid=uid,
-                study_id=study_id,
-                protocol_id=protocol_id,
-                site_code=site_code,
-                event_id=event_id,
-                label=label,
-                kind=kind,
-                days=tuple(sorted(date(d) for d in days)),
+                uid=r.uid,
+                study_id=r.study_id,
+                protocol_id=r.protocol_id,
+                site_code=r.site_code,
+                event_id=r.event_id,
+                label=r.label,
+                kind=r.kind,
+                days=tuple(sorted(date(d) for d in r.days)),
                 show_as=shape.show_as,
-                local_time=dt.time.fromisoformat(local_time) if local_time else None,
-                time_zone=zone,
-                target=target,
-                earliest=earliest,
-                latest=latest,
-                status=status,
-                revision=revision,
-                updated_at=updated_at,
+                local_time=dt.time.fromisoformat(r.local_time) if r.local_time else None,
+                time_zone=r.time_zone,
+                target=r.target,
+                earliest=r.earliest,
+                latest=r.latest,
+                status=r.status,
+                revision=r.revision,
+                updated_at=r.updated_at,
                 instructions=shape.instructions,
-                reason=reason,
-                deviation=deviation,
-                actual_date=actual_date,
+                reason=r.reason,
+                deviation=r.deviation,
+                actual_date=r.actual_date,
                 span_days=shape.span_days,
-                location=site_name,
+                location=r.site_name,
             )
         )
     return events

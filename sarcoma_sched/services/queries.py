@@ -108,8 +108,8 @@ def _days_text(days: Sequence[str] | str, time: str | None) -> str:
     return f"{text} {time}" if time else text
 
 
-def _window(row: Any) -> str:
-    return f"{row.earliest}..{row.latest}"
+def _window(earliest: dt.date, latest: dt.date) -> str:
+    return f"{earliest}..{latest}"
 
 
 def patient_schedule(session: Session, ref: str) -> tuple[Patient, list[dict[str, Any]]]:
@@ -129,7 +129,7 @@ def patient_schedule(session: Session, ref: str) -> tuple[Patient, list[dict[str
                 "kind": r.kind,
                 "days": _days_text(r.days, r.local_time),
                 "target": r.target,
-                "window": _window(r),
+                "window": _window(r.earliest, r.latest),
                 "status": r.status + (" (rescheduled)" if r.pinned else ""),
                 "actual": actual,
                 "deviation": r.deviation,
@@ -279,7 +279,7 @@ def _event_row(r: Any, *, deviation: bool = False) -> dict[str, Any]:
         "label": label,
         "kind": kind,
         "days": days_text,
-        "window": f"{earliest}..{latest}",
+        "window": _window(earliest, latest),
         "status": status,
     }
     if deviation:
