@@ -65,14 +65,15 @@ def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -
     return url.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+    """``busy_timeout_ms``: how long an SQLite connection waits for another's write lock."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             _sqlite_directory(Path(database))
-        engine = create_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine)
+        engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000})
+        _configure_sqlite(engine, busy_timeout_ms)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
 
@@ -93,7 +94,7 @@ def _sqlite_directory(path: Path) -> None:
         raise DatabaseUrlError(f"database {path}: not writable by this user")
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # The sqlite3 module's own transaction handling would defer BEGIN until the first
@@ -102,7 +103,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         # FULL: a commit the coordinator saw is on disk, even after a power cut (WAL with
         # NORMAL may lose the last transactions).
         cursor.execute("PRAGMA synchronous=FULL")

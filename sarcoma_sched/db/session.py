@@ -61,11 +61,9 @@ class Database:
         self.url = resolve_url(url)
         if check_schema:
             _refuse_missing_sqlite_file(self.url)
-        self.engine: Engine = make_engine(self.url)
+        self.engine: Engine = make_engine(self.url, busy_timeout_ms=busy_timeout_ms)
         self.busy_timeout_ms = busy_timeout_ms
         self.on_busy = on_busy
-        if self.engine.dialect.name == "sqlite" and busy_timeout_ms != BUSY_TIMEOUT_MS:
-            _sqlite_busy_timeout(self.engine, busy_timeout_ms)
         self._writer = self.engine.execution_options(sarcoma_write=True)
         self._read = sessionmaker(self.engine, class_=AuditedSession, expire_on_commit=False)
         self._write = sessionmaker(self._writer, class_=AuditedSession, expire_on_commit=False)
@@ -188,13 +186,6 @@ def _refuse_missing_sqlite_file(url: str) -> None:
     file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if file and file != ":memory:" and not Path(file).exists():
         raise SchemaMismatch(f"database file {file} does not exist: run `sarcoma-sched init`")
-
-
-def _sqlite_busy_timeout(engine: Engine, milliseconds: int) -> None:
-    # Registered after make_engine's own listener, so it overrides the default timeout.
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
 
 
 def _is_busy(exc: OperationalError) -> bool:
