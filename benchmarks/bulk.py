@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, select, text, update
 
-from sarcoma_sched.audit import canonical, entry_hash
+from sarcoma_sched.db.audit import canonical, entry_hash
 from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead
 
 __all__ = ["BulkWriter"]

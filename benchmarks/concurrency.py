@@ -184,7 +184,7 @@ def _run(url: str, workers: int, n: int) -> Run:
 def _verify(url: str, run: Run) -> None:
     from sqlalchemy import select
 
-    from sarcoma_sched.audit import verify
+    from sarcoma_sched.db.audit import verify
     from sarcoma_sched.db.models import Allocation, Patient
     from sarcoma_sched.db.session import Database
     from sarcoma_sched.services.allocation_audit import verify_allocations

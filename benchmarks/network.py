@@ -986,7 +986,7 @@ def report(stats: BuildStats, out: Callable[[str], None] = print) -> None:
 
 
 def verify_audit(url: str, out: Callable[[str], None] = print) -> bool:
-    from sarcoma_sched.audit import verify
+    from sarcoma_sched.db.audit import verify
 
     db = Database(url)
     try:

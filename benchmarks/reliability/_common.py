@@ -171,7 +171,7 @@ def check_consistency(
     ``replanned``: events were recorded since allocation, so a patient's events are whatever
     the re-plans made of them; only their presence is checked, not the allocation-day plan.
     """
-    from sarcoma_sched.audit import verify
+    from sarcoma_sched.db.audit import verify
     from sarcoma_sched.db.models import (
         Allocation,
         Enrollment,

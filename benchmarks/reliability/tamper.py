@@ -71,7 +71,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from benchmarks._pg import fresh_schema
-from sarcoma_sched.audit import canonical, entry_hash, verify
+from sarcoma_sched.db.audit import canonical, entry_hash, verify
 from sarcoma_sched.db.engine import make_engine
 from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead
 from sarcoma_sched.db.session import Database

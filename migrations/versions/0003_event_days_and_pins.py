@@ -22,7 +22,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from sarcoma_sched.audit import canonical, entry_hash
+from sarcoma_sched.db.audit import canonical, entry_hash
 
 revision = "0003"
 down_revision = "0002"

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from alembic import op
 
-from sarcoma_sched.audit import canonical, entry_hash
+from sarcoma_sched.db.audit import canonical, entry_hash
 
 revision = "0005"
 down_revision = "0004"

@@ -147,7 +147,7 @@ def audit_verify(ctx: click.Context) -> None:
     Example:
       sarcoma-sched audit verify
     """
-    from sarcoma_sched.audit import verify
+    from sarcoma_sched.db.audit import verify
 
     database = open_db(ctx)
     with database.read() as session:

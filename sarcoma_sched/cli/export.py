@@ -72,7 +72,7 @@ def ical(
     if date_from and date_to and date_from > date_to:
         raise click.BadParameter(f"{date_to} is before --from {date_from}", param_hint="--to")
 
-    from sarcoma_sched.ical import build_calendar
+    from sarcoma_sched.exports.ical import build_calendar
     from sarcoma_sched.services.export import patient_calendar, site_calendar_export
 
     with open_db(ctx).read() as session:

@@ -11,7 +11,7 @@ import click
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_rows, format_option
-from sarcoma_sched.kinds import EVENT_KINDS
+from sarcoma_sched.vocabulary import EVENT_KINDS
 
 __all__ = ["capacity", "deviations", "overdue", "visits"]
 

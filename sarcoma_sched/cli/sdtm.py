@@ -33,7 +33,7 @@ def sdtm(protocol_name: str, out: Path) -> None:
     """
     from sarcoma_sched.errors import Conflict
     from sarcoma_sched.protocol import find_protocol
-    from sarcoma_sched.sdtm import trial_design, write_csv
+    from sarcoma_sched.exports.sdtm import trial_design, write_csv
 
     protocol = find_protocol(protocol_name).protocol
     datasets = trial_design(protocol)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, event, make_url, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sarcoma_sched.audit import ACTION_KEY, ACTOR_KEY, record_flush
+from sarcoma_sched.db.audit import ACTION_KEY, ACTOR_KEY, record_flush
 from sarcoma_sched.db.engine import (
     BUSY_TIMEOUT_MS,
     make_engine,
@@ -37,7 +37,7 @@ class DatabaseBusy(SarcomaSchedError):
 
 
 class AuditedSession(Session):
-    """A session whose flushes append to the audit log (see ``sarcoma_sched.audit``)."""
+    """A session whose flushes append to the audit log (see ``sarcoma_sched.db.audit``)."""
 
 
 @event.listens_for(AuditedSession, "after_flush")

@@ -394,7 +394,7 @@ def _close_a_site(db: Database, as_of: dt.date, result: DemoResult) -> None:
 
 
 def _export(db: Database, out_dir: Path, result: DemoResult) -> None:
-    from sarcoma_sched.ical import to_ics
+    from sarcoma_sched.exports.ical import to_ics
     from sarcoma_sched.services.export import patient_calendar, site_calendar_export
 
     out_dir.mkdir(parents=True, exist_ok=True)

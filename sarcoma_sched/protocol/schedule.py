@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from sarcoma_sched.kinds import EVENT_KINDS
+from sarcoma_sched.vocabulary import EVENT_KINDS
 from sarcoma_sched.protocol.base import ArmId, Key, Model
 
 __all__ = [

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Patient, ScheduledEvent, Site
 from sarcoma_sched.errors import Conflict, NotFound
-from sarcoma_sched.kinds import EVENT_KINDS
+from sarcoma_sched.vocabulary import EVENT_KINDS
 from sarcoma_sched.reports.style import KIND_COLOURS, KIND_LABELS
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from sarcoma_sched.allocation import replay, replay_decisions
-from sarcoma_sched.audit import note
+from sarcoma_sched.db.audit import note
 from sarcoma_sched.db.models import Allocation, Patient
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import NotFound

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Allocation, Enrollment, Patient, ScheduledEvent, Site
 from sarcoma_sched.errors import NotFound
-from sarcoma_sched.ical import CalendarEvent
+from sarcoma_sched.exports.ical import CalendarEvent
 from sarcoma_sched.services.patients import find_patient
 from sarcoma_sched.services.protocols import protocol_version
 

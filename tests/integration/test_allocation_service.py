@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sarcoma_sched.allocation import AllocationError
-from sarcoma_sched.audit import verify
+from sarcoma_sched.db.audit import verify
 from sarcoma_sched.db.models import (
     Allocation,
     AuditEntry,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from sarcoma_sched.audit import entry_hash, verify
+from sarcoma_sched.db.audit import entry_hash, verify
 from sarcoma_sched.db.models import Allocation, AuditEntry, Patient, ScheduledEvent
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
@@ -289,7 +289,7 @@ def test_replacing_the_last_entry_with_a_consistent_forgery_is_caught_by_the_hea
 
 
 def test_many_rows_changed_behind_the_engine_are_each_named_in_key_order(database, monkeypatch):
-    import sarcoma_sched.audit as audit
+    import sarcoma_sched.db.audit as audit
 
     # Rows whose digest differs are re-read in batches; small batches exercise the flushes.
     monkeypatch.setattr(audit, "_RECHECK_BATCH", 3)
@@ -347,7 +347,7 @@ def test_entries_for_far_out_or_oddly_spelt_ids_name_rows_that_do_not_exist(data
 
 def _reference_row_problems(session) -> list[str]:
     """The row check as first written: every row's whole last state held in memory."""
-    from sarcoma_sched.audit import _differing, _normalise
+    from sarcoma_sched.db.audit import _differing, _normalise
     from sarcoma_sched.db.models import AUDITED
 
     last: dict[tuple[str, str], dict | None] = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from sarcoma_sched.audit import verify
+from sarcoma_sched.db.audit import verify
 from sarcoma_sched.db.models import Patient, ScheduledEvent
 from sarcoma_sched.services.allocation import allocate_patient
 from sarcoma_sched.services.capacity import capacity_usage, set_capacity

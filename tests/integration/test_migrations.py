@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, func, inspect, select, text
 
-from sarcoma_sched.audit import verify
+from sarcoma_sched.db.audit import verify
 from sarcoma_sched.db.migrate import (
     SCHEMA_REVISION,
     SchemaMismatch,

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select, text
 
 from benchmarks.network import SECRET, build_network
-from sarcoma_sched.audit import verify
+from sarcoma_sched.db.audit import verify
 from sarcoma_sched.db.models import AUDITED, Allocation, AuditEntry
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.services.allocation import allocate_patient

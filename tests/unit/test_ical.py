@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from icalendar import Calendar
 
 from sarcoma_sched import __version__
-from sarcoma_sched.ical import CalendarEvent, build_calendar, to_ics
+from sarcoma_sched.exports.ical import CalendarEvent, build_calendar, to_ics
 from tests import icaljs
 
 UTC = dt.UTC

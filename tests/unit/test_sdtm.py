@@ -1,7 +1,7 @@
 """SDTM trial design datasets (TA, TE, TV, TI, TS) from protocol definitions.
 
 The expected arms, elements, visits and criteria are enumerated here from the protocol itself,
-independently of ``sarcoma_sched.sdtm``, so a dataset that drops one is caught.
+independently of ``sarcoma_sched.exports.sdtm``, so a dataset that drops one is caught.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.protocol import Protocol, find_protocol
 from sarcoma_sched.protocol.allocation import BlockAllocation, MinimizationAllocation
-from sarcoma_sched.sdtm import COLUMNS, DATASETS, REQUIRED, trial_design, write_csv
+from sarcoma_sched.exports.sdtm import COLUMNS, DATASETS, REQUIRED, trial_design, write_csv
 from tests.cli.conftest import ROOT
 from tests.strategies import protocols
 
