@@ -14,7 +14,13 @@ __all__ = ["protocol"]
 
 @click.group()
 def protocol() -> None:
-    """Protocol definitions (the TOML files in protocols/)."""
+    """Protocol definitions (the TOML files in protocols/).
+
+    \b
+    Example:
+      sarcoma-sched protocol list
+      sarcoma-sched protocol show NATARS
+    """
 
 
 @protocol.command()
