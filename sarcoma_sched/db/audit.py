@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, inspect, select, update
+from sqlalchemy import Engine, Row, insert, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead, Base
@@ -40,6 +40,8 @@ __all__ = [
 GENESIS_HASH = "0" * 64
 ACTOR_KEY = "sarcoma_actor"
 ACTION_KEY = "sarcoma_action"
+# Set on a session whose entries the server's triggers write (PostgreSQL, migration 0006).
+SERVER_AUDIT_KEY = "sarcoma_server_audit"
 
 
 def _jsonable(value: Any) -> Any:
@@ -123,6 +125,12 @@ def note(session: Session, entity: str, entity_id: str, what: dict[str, Any]) ->
     """Log an action that changes no row (an unblinding: ``allocation list --reveal``)."""
     if entity in AUDITED:
         raise ValueError(f"{entity} rows are audited by their changes, not by notes")
+    if session.info.get(SERVER_AUDIT_KEY):
+        session.execute(
+            text("SELECT sarcoma_audit_note(:entity, :entity_id, CAST(:what AS jsonb))"),
+            {"entity": entity, "entity_id": entity_id, "what": canonical(what)},
+        )
+        return
     _append(session, [("note", entity, entity_id, None, what)])
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
 
-from sarcoma_sched.errors import SarcomaSchedError
+from sarcoma_sched.errors import SchemaMismatch
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA_REVISION",
     "Revision",
-    "SchemaMismatch",
     "check_schema",
     "current_revision",
     "downgrade",
@@ -36,11 +35,7 @@ __all__ = [
 # The revision this code is written for. Every command compares it with the database's
 # alembic_version row by plain SQL, so a query never pays for importing alembic and parsing the
 # migration scripts; a test keeps it equal to the scripts' head.
-SCHEMA_REVISION = "0005"
-
-
-class SchemaMismatch(SarcomaSchedError):
-    """The database is not at the revision this code was written for."""
+SCHEMA_REVISION = "0006"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from sarcoma_sched.db.types import UtcDateTime
 
 __all__ = [
     "AUDITED",
+    "AccessGrant",
     "Allocation",
     "AuditEntry",
     "AuditHead",
@@ -41,6 +42,7 @@ __all__ = [
     "Screening",
     "Site",
     "SiteClosure",
+    "TrialKey",
 ]
 
 EVENT_STATUSES = ("planned", "done", "missed", "skipped", "cancelled")
@@ -305,6 +307,37 @@ class ParticipationEnd(Base):
     recorded_by: Mapped[str] = mapped_column(String(64))
 
 
+class AccessGrant(Base):
+    """A login's role in the trial, at one site (coordinator, monitor) or at all (``site_code``
+    NULL). On PostgreSQL the row-level security policies read it; on SQLite it is a record only,
+    since whoever can write the file is trusted there."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (UniqueConstraint("login", "role", "site_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(63))
+    role: Mapped[str] = mapped_column(String(32))
+    site_code: Mapped[str | None] = mapped_column(ForeignKey("sites.code"))
+    granted_at: Mapped[dt.datetime]
+    granted_by: Mapped[str] = mapped_column(String(64))
+
+
+class TrialKey(Base):
+    """The commitment to a trial's allocation secret, written when the trial first draws.
+
+    ``fingerprint`` is a keyed hash of the secret that reveals nothing about it, so anyone can
+    read it, while a different key (a coordinator's own, one chosen to steer the next arms) no
+    longer matches and is refused."""
+
+    __tablename__ = "trial_keys"
+
+    protocol_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    committed_at: Mapped[dt.datetime]
+    committed_by: Mapped[str] = mapped_column(String(64))
+
+
 class AuditEntry(Base):
     """One link of the hash chain. ``at`` and ``change`` are text so the hash is over exactly
     the bytes stored, whatever the backend does with timestamps or JSON."""
@@ -350,5 +383,7 @@ AUDITED: dict[str, type[Base]] = {
         Allocation,
         ScheduledEvent,
         ParticipationEnd,
+        AccessGrant,
+        TrialKey,
     )
 }

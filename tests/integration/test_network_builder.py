@@ -87,7 +87,18 @@ def test_bulk_builder_writes_the_orm_rows_and_a_valid_chain(two_urls):
     )
     # Withdrawals (cancelled events) and late records (deviations) are in the sample.
     assert fast.withdrawn + fast.excluded > 0
-    assert _tables(bulk_url) == _tables(orm_url)
+    bulk_tables, orm_tables = _tables(bulk_url), _tables(orm_url)
+    if bulk_url.startswith("postgresql"):
+        # The server chains each transaction's rows in the order its statements ran (the
+        # ORM's unit of work, or the builder's table order): the same entries, each
+        # transaction's in another order.
+        for tables in (bulk_tables, orm_tables):
+            entries = tables["audit_entries"]
+            assert [e[0] for e in entries] == list(range(1, len(entries) + 1))
+            tables["audit_entries"] = sorted(
+                (e[1:5], json.dumps(e[5], sort_keys=True)) for e in entries
+            )
+    assert bulk_tables == orm_tables
 
     db = Database(bulk_url)
     try:
