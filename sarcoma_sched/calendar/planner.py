@@ -10,11 +10,12 @@ day rule, lays out the event's span, and satisfies every hard constraint whose o
 already placed. When none does, the event keeps its shifted target and is flagged unsatisfiable
 with the reason: a plan never silently breaks a constraint.
 
-Everything about an arm that does not depend on dates (the order occurrences are placed in, their
-ids and labels, which occurrence each is timed from, which constraints can be checked when it is
-placed) is worked out once per arm object into a list of steps; a plan then only does the date
-work. Which occurrences exist and in what order never depends on dates or history, so an
-occurrence's place in that order identifies it for good.
+Everything about an arm that does not depend on dates is worked out once per arm object into a
+list of steps: its occurrences (``protocol.occurrences``, the expansion SDTM and ``protocol show``
+read too: their order, ids and labels, which occurrence each is timed from) and which constraints
+can be checked when each is placed; a plan then only does the date work. Which occurrences exist
+and in what order never depends on dates or history, so an occurrence's place in that order
+identifies it for good.
 """
 
 from __future__ import annotations
@@ -40,14 +41,8 @@ from sarcoma_sched.calendar.plan import (
 )
 from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.model import Protocol
-from sarcoma_sched.protocol.schedule import (
-    ALLOCATION,
-    Arm,
-    Component,
-    Constraint,
-    Event,
-    EventRef,
-)
+from sarcoma_sched.protocol.occurrences import occurrences as arm_occurrences
+from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef
 
 __all__ = ["diff_plans", "plan_arm"]
 
@@ -157,11 +152,10 @@ class _Step:
     # whether from that occurrence's first day (else its last).
     anchor: int | None
     anchor_start: bool
-    # Target, earliest, latest from the anchor; None for a follow-up visit, whose target is
-    # ``month`` calendar months on with a window of ``window`` either side.
-    offsets: tuple[dt.timedelta, dt.timedelta, dt.timedelta] | None
+    # Target, earliest, latest from the anchor, or for a follow-up visit from the day
+    # ``month`` calendar months after it.
+    offsets: tuple[dt.timedelta, dt.timedelta, dt.timedelta]
     month: int
-    window: dt.timedelta
     working: bool
     shift: str
     one_day: bool
@@ -199,19 +193,14 @@ def _steps_of(arm: Arm) -> tuple[_Step, ...]:
 
 
 def _compile(arm: Arm) -> tuple[_Step, ...]:
-    counts = _occurrence_counts(arm)
+    occurrences = arm_occurrences(arm)
+    # A constraint names the first or last occurrence of a key; a key's last is its last cycle.
+    counts = {o.key: o.cycle or 1 for o in occurrences}
     constraints_of: dict[str, list[Constraint]] = {}
     for c in arm.constraints:
         for key in {c.from_.event, c.to.event} - {ALLOCATION}:
             constraints_of.setdefault(key, []).append(c)
-    steps: list[_Step] = []
     placed: dict[str, list[int]] = {}  # key → places of its occurrences so far
-
-    def anchor_of(ref: EventRef) -> tuple[int | None, bool]:
-        if ref.event == ALLOCATION:
-            return None, True
-        places = placed[ref.event]
-        return (places[0] if ref.occurrence == "first" else places[-1]), ref.point == "start"
 
     def end(ref: EventRef, key: str, n: int, count: int) -> _End | None:
         if ref.event == key:
@@ -234,39 +223,30 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
                 found.append((c, start, finish))
         return tuple(found)
 
-    def add(
-        item: Event | Component,
-        occurrence_id: str,
-        label: str,
-        cycle: int | None,
-        anchor: tuple[int | None, bool],
-        offsets: tuple[int, int, int] | None,
-        rule: tuple[str, str, dt.time | None],
-        month: int = 0,
-        window: int = 0,
-    ) -> None:
-        span = item.span
+    steps: list[_Step] = []
+    for o in occurrences:
+        span = o.span
+        working = o.day_rule == "working_day"
         steps.append(
             _Step(
-                occurrence_id=occurrence_id,
-                kind=item.kind,
-                anchor=anchor[0],
-                anchor_start=anchor[1],
-                offsets=None if offsets is None else _deltas(offsets),
-                month=month,
-                window=dt.timedelta(days=window),
-                working=rule[0] == "working_day",
-                shift=rule[1],
+                occurrence_id=o.id,
+                kind=o.kind,
+                anchor=o.anchor.index,
+                anchor_start=o.anchor.start,
+                offsets=_deltas((o.offset, o.earliest, o.latest)),
+                month=o.months,
+                working=working,
+                shift=o.shift,
                 one_day=span.days == 1,
                 span_working=span.day_counting == "working_days",
                 span_offsets=tuple(dt.timedelta(days=i) for i in range(span.days)),
-                checks=checks(item.key, cycle or 1),
+                checks=checks(o.key, o.cycle or 1),
                 fields={
-                    "id": occurrence_id,
-                    "key": item.key,
-                    "kind": item.kind,
-                    "label": label,
-                    "cycle": cycle,
+                    "id": o.id,
+                    "key": o.key,
+                    "kind": o.kind,
+                    "label": o.calendar_label,
+                    "cycle": o.cycle,
                     "anchor": None,
                     "anchor_date": None,
                     "target": None,
@@ -274,9 +254,9 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
                     "latest": None,
                     "days": None,
                     "show_as": span.show_as,
-                    "working_days_only": rule[0] == "working_day",
+                    "working_days_only": working,
                     "consecutive_working_days": span.day_counting == "working_days",
-                    "time": rule[2],
+                    "time": o.time,
                     "status": "planned",
                     "reason": "",
                     "flags": (),
@@ -284,59 +264,7 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
                 },
             )
         )
-        placed.setdefault(item.key, []).append(len(steps) - 1)
-
-    for event in _anchor_order(arm):
-        series = event.series
-        if series is not None:
-            anchor = anchor_of(series.anchor)
-            landmarks = set(series.landmarks_months)
-            month = 0
-            for phase in series.phases:
-                while month + phase.every_months <= phase.until_months:
-                    month += phase.every_months
-                    landmark = " (landmark)" if month in landmarks else ""
-                    add(
-                        event,
-                        f"{event.key}.m{month}",
-                        f"{event.label}, month {month}{landmark}",
-                        None,
-                        anchor,
-                        None,
-                        (series.day_rule, series.shift, None),
-                        month=month,
-                        window=phase.window_days,
-                    )
-            continue
-        timing = event.timing
-        assert timing is not None
-        rule = (timing.day_rule, timing.shift, timing.time)
-        repeat = event.repeat
-        for n in range(1, (repeat.count if repeat else 1) + 1):
-            if n == 1:
-                anchor = anchor_of(timing.anchor)
-                offsets = (timing.offset, timing.earliest, timing.latest)
-            else:
-                assert repeat is not None
-                # Cycle n+1 is timed from cycle n's D1 as it turns out (so delays chain).
-                anchor = (placed[event.key][-1], True)
-                offsets = (repeat.every, repeat.earliest, repeat.latest)
-            cycle = n if repeat else None
-            suffix = f".{n}" if repeat else ""
-            label = f"{event.label} (cycle {n})" if repeat else event.label
-            add(event, event.key + suffix, label, cycle, anchor, offsets, rule)
-            cycle_start = (placed[event.key][-1], True)
-            for component in event.components:
-                w = component.timing
-                add(
-                    component,
-                    component.key + suffix,
-                    f"{component.label} (cycle {n})" if repeat else component.label,
-                    cycle,
-                    cycle_start,
-                    (w.offset, w.earliest, w.latest),
-                    (w.day_rule, w.shift, w.time),
-                )
+        placed.setdefault(o.key, []).append(len(steps) - 1)
     return tuple(steps)
 
 
@@ -383,13 +311,10 @@ class _Planner:
                 a = placed[step.anchor]
                 anchor_id, anchor_date = a.id, a.days[0] if step.anchor_start else a.days[-1]
             offsets = step.offsets
-            if offsets is None:
-                target = _add_months(anchor_date, step.month)
-                earliest, latest = target - step.window, target + step.window
-            else:
-                target = anchor_date + offsets[0]
-                earliest = anchor_date + offsets[1]
-                latest = anchor_date + offsets[2]
+            base = _add_months(anchor_date, step.month) if step.month else anchor_date
+            target = base + offsets[0]
+            earliest = base + offsets[1]
+            latest = base + offsets[2]
             actual = actuals.get(step.occurrence_id) if actuals else None
             pin = pins.get(step.occurrence_id) if actual is None and pins else None
             values = step.fields.copy()
@@ -611,35 +536,3 @@ def _candidates(
     else:
         yield from (target + ONE_DAY * i for i in range((latest - target).days + 1))
         yield from (target - ONE_DAY * i for i in range(1, (target - earliest).days + 1))
-
-
-def _occurrence_counts(arm: Arm) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for e in arm.events:
-        n = e.repeat.count if e.repeat else 1
-        counts[e.key] = n
-        for c in e.components:
-            counts[c.key] = n
-    return counts
-
-
-def _anchor_order(arm: Arm) -> list[Event]:
-    """Events ordered so that each comes after every event it is timed from."""
-    owner = {c.key: e.key for e in arm.events for c in e.components}
-    events = {e.key: e for e in arm.events}
-    done: list[Event] = []
-    seen: set[str] = set()
-
-    def visit(key: str) -> None:
-        key = owner.get(key, key)
-        if key in seen or key == ALLOCATION:
-            return
-        seen.add(key)
-        e = events[key]
-        anchor = e.timing.anchor if e.timing else e.series.anchor  # type: ignore[union-attr]
-        visit(anchor.event)
-        done.append(e)
-
-    for e in arm.events:
-        visit(e.key)
-    return done

@@ -9,6 +9,7 @@ from sarcoma_sched.protocol.allocation import (
     MinimizationAllocation,
 )
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.protocol.occurrences import Occurrence, occurrences
 from sarcoma_sched.protocol.schedule import (
     ALLOCATION,
     Arm,
@@ -115,10 +116,17 @@ def _describe_arm(arm: Arm) -> list[str]:
     out = [f"Arm {arm.id} — {arm.label}"]
     if arm.description:
         out.append(f"  {arm.description}")
+    out.append(
+        "  (study days are nominal: allocation is day 1, a month is 365.25/12 days, "
+        "no working-day shift or delay)"
+    )
     by_key = _labels(arm)
+    of_key: dict[str, list[Occurrence]] = {}
+    for o in occurrences(arm):
+        of_key.setdefault(o.key, []).append(o)
     for i, e in enumerate(arm.events, 1):
         out.append(f"  {i}. {e.key} — {e.label} [{e.kind}]")
-        out.extend(f"       {line}" for line in _describe_event(e, by_key))
+        out.extend(f"       {line}" for line in _describe_event(e, by_key, of_key))
     if arm.constraints:
         out.append("  Hard constraints:")
         for c in arm.constraints:
@@ -232,20 +240,20 @@ def _repeat(r: Repeat) -> str:
     return text
 
 
-def _series(series: Series, items: dict[str, Event | Component]) -> list[str]:
+def _series(
+    series: Series, items: dict[str, Event | Component], visits: list[Occurrence]
+) -> list[str]:
     parts = []
     start = 0
-    visits = 0
     for phase in series.phases:
         n = (phase.until_months - start) // phase.every_months
-        visits += n
         parts.append(
             f"every {phase.every_months} months to month {phase.until_months} "
             f"(±{phase.window_days} days, {n} visits)"
         )
         start = phase.until_months
     lines = [f"when: {', then '.join(parts)}, counted from {_ref(series.anchor, items)}"]
-    lines.append(f"visits: {visits} in all")
+    lines.append(f"visits: {len(visits)} in all")
     if series.landmarks_months:
         months = ", ".join(str(m) for m in series.landmarks_months)
         lines.append(f"landmark assessments: months {months}")
@@ -253,7 +261,20 @@ def _series(series: Series, items: dict[str, Event | Component]) -> list[str]:
     return lines
 
 
-def _describe_event(e: Event, items: dict[str, Event | Component]) -> list[str]:
+def _when(occs: list[Occurrence]) -> str:
+    """Which occurrences the planner makes of an event and their nominal study days."""
+    if len(occs) == 1:
+        return f"occurs: {occs[0].id} on study day {occs[0].study_day}"
+    # A long follow-up series reads well enough from its first two visits and its last.
+    shown: list[Occurrence | None] = [*occs] if len(occs) <= 4 else [*occs[:2], None, occs[-1]]
+    ids = ", ".join("…" if o is None else o.id for o in shown)
+    days = ", ".join("…" if o is None else str(o.study_day) for o in shown)
+    return f"occurs: {ids} on study days {days}"
+
+
+def _describe_event(
+    e: Event, items: dict[str, Event | Component], of_key: dict[str, list[Occurrence]]
+) -> list[str]:
     lines: list[str] = []
     if e.description:
         lines.append(e.description)
@@ -265,11 +286,12 @@ def _describe_event(e: Event, items: dict[str, Event | Component]) -> list[str]:
         lines.append(timing[0])
         lines.extend(timing[1:])
     if e.series is not None:
-        lines.extend(_series(e.series, items))
+        lines.extend(_series(e.series, items, of_key[e.key]))
     if (span := _span(e.span, e.kind)) is not None:
         lines.append(f"days: {span}")
     if e.repeat is not None:
         lines.append(f"repeat: {_repeat(e.repeat)}")
+    lines.append(_when(of_key[e.key]))
     for c in e.components:
         per = "each cycle" if e.repeat else "with it"
         lines.append(f"{per}: {c.key} — {c.label} [{c.kind}]")
@@ -277,6 +299,7 @@ def _describe_event(e: Event, items: dict[str, Event | Component]) -> list[str]:
             lines.append(f"  {line}")
         if (span := _span(c.span, c.kind)) is not None:
             lines.append(f"  days: {span}")
+        lines.append(f"  {_when(of_key[c.key])}")
     return lines
 
 
