@@ -7,13 +7,13 @@ others can read is refused rather than used.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 from sarcoma_sched.errors import Conflict, SarcomaSchedError
+from sarcoma_sched.files import AlreadyExists, write_new
 
 __all__ = [
     "INIT_SECRET_COMMAND",
@@ -50,26 +50,13 @@ def write_secret_file(path: Path | str, secret: bytes | None = None) -> None:
     path = Path(path)
     secret = generate_secret() if secret is None else secret
     _check_length(secret, str(path))
-    if path.exists():
-        raise Conflict(f"{path} already exists; a trial secret is never overwritten")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # Written under a temporary name, then hard-linked into place: the final name appears only
-    # complete, and link() fails instead of replacing a file created in the meantime.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written under a fresh temporary name, then hard-linked into place: the final name appears
+    # only complete, and link() fails instead of replacing a file (or following a symlink)
+    # created there in the meantime.
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o600)  # the umask may only remove bits, but be explicit
-            f.write(secret.hex() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise Conflict(f"{path} already exists; a trial secret is never overwritten") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        write_new(path, secret.hex() + "\n", mode=0o600, encoding="ascii")
+    except AlreadyExists:
+        raise Conflict(f"{path} already exists; a trial secret is never overwritten") from None
 
 
 def load_secret(path: Path | str | None, env: Mapping[str, str] = os.environ) -> bytes:

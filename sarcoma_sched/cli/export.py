@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -13,7 +10,6 @@ import click
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE
 from sarcoma_sched.cli.sdtm import sdtm
-from sarcoma_sched.errors import SarcomaSchedError
 
 __all__ = ["export"]
 
@@ -88,55 +84,9 @@ def ical(
         stdout.write(data)
         stdout.flush()
         return
-    try:
-        _write_atomically(out, data)
-    except OSError as exc:
-        raise SarcomaSchedError(f"cannot write {out}: {exc.strerror or exc}") from None
+    from sarcoma_sched.exports.files import write_atomic
+
+    # Atomic: a calendar client polling the file sees the old calendar or the new, never half.
+    write_atomic(out, data)
     count = len(calendar.walk("VEVENT"))
     click.echo(f"wrote {count} event{'' if count == 1 else 's'} to {out}", err=True)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A reader (a calendar client polling the file) sees the old file or the new, never half.
-
-    The temporary file sits beside the target so the final rename stays on one file system.
-    """
-    if path.exists() and not path.is_file():
-        _write_into(path, data)
-        return
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates mode 600; give the file the mode a plain write would have.
-        os.chmod(tmp, _mode_for(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _write_into(path: Path, data: bytes) -> None:
-    """A device or named pipe (``/dev/null``, ``/dev/stdout``, a FIFO) is written into, as a
-    shell redirection would: renaming over it would replace the device with a plain file."""
-    # Non-blocking open: a FIFO nobody reads fails (ENXIO) instead of hanging the command.
-    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-    try:
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "wb", closefd=False) as handle:
-            handle.write(data)
-    finally:
-        os.close(fd)
-
-
-def _mode_for(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask

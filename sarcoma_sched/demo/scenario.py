@@ -395,6 +395,7 @@ def _close_a_site(db: Database, as_of: dt.date, result: DemoResult) -> None:
 
 def _export(db: Database, out_dir: Path, result: DemoResult) -> None:
     from sarcoma_sched.exports.ical import to_ics
+    from sarcoma_sched.files import write_atomic
     from sarcoma_sched.services.export import patient_calendar, site_calendar_export
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -402,10 +403,10 @@ def _export(db: Database, out_dir: Path, result: DemoResult) -> None:
         for study_id, *_ in result.allocated:
             events, name = patient_calendar(session, study_id)
             path = out_dir / f"{study_id}.ics"
-            path.write_bytes(to_ics(events, name))
+            write_atomic(path, to_ics(events, name))
             result.calendars.append(path)
         for site in ("PKUIH", "FJMUUH"):
             events, name = site_calendar_export(session, site)
             path = out_dir / f"site-{site}.ics"
-            path.write_bytes(to_ics(events, name))
+            write_atomic(path, to_ics(events, name))
             result.calendars.append(path)

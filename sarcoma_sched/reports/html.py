@@ -27,6 +27,7 @@ from sarcoma_sched.db.models import (
     ScheduledEvent,
 )
 from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.files import write_atomic
 
 __all__ = ["HtmlReport", "write_html_report"]
 
@@ -89,10 +90,7 @@ def _page(title: str, body: str, today: dt.date) -> str:
 
 
 def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, text)
 
 
 def trial_ids(session: Session) -> list[str]:

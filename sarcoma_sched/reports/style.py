@@ -7,12 +7,12 @@ ever needs a display.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.files import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -99,17 +99,16 @@ def figure(width: float, height: float) -> Figure:
 
 def save(fig: Figure, path: Path, *, dpi: int = 150) -> Path:
     """Write the figure as SVG or PNG (by suffix), replacing the file atomically."""
+    import io
+
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
-    tmp = path.with_name(f".{path.name}.tmp")
     metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": "sarcoma-sched"}
-    try:
-        fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata, facecolor="white")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise Conflict(f"cannot write {path}: {exc.strerror}") from None
-    return path
+    # Rendered in memory, then handed to the one atomic writer: matplotlib opening a file by
+    # name would follow a symlink planted there.
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata, facecolor="white")
+    return write_atomic(path, buf.getvalue())
 
 
 def svg_text(fig: Figure) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sarcoma_sched.exports.files import write_atomic
 from sarcoma_sched.protocol.schedule import Arm
 
 __all__ = [
@@ -70,14 +72,12 @@ def write_csv(datasets: Mapping[str, list[Row]], directory: Path) -> list[Path]:
     written = []
     for name in DATASETS:
         path = directory / f"{name.lower()}.csv"
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS[name])
-            writer.writeheader()
-            for row in datasets[name]:
-                writer.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS[name]})
-        tmp.replace(path)
-        written.append(path)
+        buffer = io.StringIO(newline="")  # the csv module writes its own CRLF line ends
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS[name])
+        writer.writeheader()
+        for row in datasets[name]:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS[name]})
+        written.append(write_atomic(path, buffer.getvalue()))
     return written
 
 
