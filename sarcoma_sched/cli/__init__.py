@@ -18,6 +18,19 @@ __all__ = ["cli", "main"]
 
 DEBUG_ENV = "SARCOMA_SCHED_DEBUG"
 
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+# The exit status of each family of error, first match wins: the one place it is decided. A
+# usage error attempted nothing; every family of sarcoma_sched.errors is a refusal that changed
+# nothing, so the whole tree needs one row until a family needs a status of its own.
+EXIT_STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (click.UsageError, EXIT_USAGE),
+    (click.ClickException, EXIT_REFUSED),
+    (click.exceptions.Abort, EXIT_REFUSED),
+    (SarcomaSchedError, EXIT_REFUSED),
+)
+
 
 class _WorkflowGroup(click.Group):
     """Lists commands in the order a coordinator meets them, not alphabetically."""
@@ -66,6 +79,7 @@ def cli(ctx: click.Context, db_url: str | None, user: str | None, debug: bool) -
 
 
 def _register() -> None:
+    from sarcoma_sched.cli.access import access
     from sarcoma_sched.cli.allocation import allocation
     from sarcoma_sched.cli.database import audit, db, init
     from sarcoma_sched.cli.demo import demo
@@ -100,6 +114,7 @@ def _register() -> None:
         export,
         allocation,
         audit,
+        access,
         db,
     ):
         cli.add_command(command)
@@ -115,27 +130,36 @@ def main(argv: list[str] | None = None) -> None:
     undecodable = _undecodable(args)
     if undecodable is not None:
         click.echo(f"error: {undecodable}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     try:
         code = cli.main(args=args, prog_name="sarcoma-sched", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+        sys.exit(exit_status(exc))
+    except click.exceptions.Abort as exc:
         click.echo("Aborted.", err=True)
-        sys.exit(1)
+        sys.exit(exit_status(exc))
     except SarcomaSchedError as exc:
         if debug:
             raise
         for line in exc.lines():
             click.echo(f"error: {line}", err=True)
-        sys.exit(1)
+        sys.exit(exit_status(exc))
     except Exception as exc:
         # An unreachable or refusing database server (wrong host, port, user, database), or a
         # --db file that is not a database ("file is not a database", a damaged file), is the
         # user's environment, not a bug: one line. Only those two classes: an integrity or
         # programming error stays a traceback. sqlalchemy is only imported if used.
         errors = sys.modules.get("sqlalchemy.exc")
+        if not debug and errors is not None and isinstance(exc, errors.DBAPIError):
+            # PostgreSQL refused what the login's role or site does not allow (a grant, a
+            # row-level security policy, the append-only log): the user's answer, one line.
+            from sarcoma_sched.db.session import server_refusal
+
+            refusal = server_refusal(exc)
+            if refusal is not None:
+                click.echo(f"error: {refusal}", err=True)
+                sys.exit(exit_status(refusal))
         environment = errors is not None and (
             isinstance(exc, errors.OperationalError) or type(exc) is errors.DatabaseError
         )
@@ -143,8 +167,13 @@ def main(argv: list[str] | None = None) -> None:
             raise
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         click.echo(f"error: database: {reason}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_REFUSED)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit status for an error of a family in ``EXIT_STATUS``."""
+    return next(code for family, code in EXIT_STATUS if isinstance(exc, family))
 
 
 def _undecodable(args: list[str]) -> str | None:

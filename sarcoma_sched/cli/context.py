@@ -17,7 +17,9 @@ def open_db(ctx: click.Context, *, check_schema: bool = True) -> Database:
     from sarcoma_sched.db.session import Database
 
     root = ctx.find_root().obj
-    database = Database(root.get("db_url"), check_schema=check_schema, on_busy=_busy_notice)
+    database = Database(
+        root.get("db_url"), check_schema=check_schema, on_busy=_busy_notice, user=root.get("user")
+    )
     ctx.call_on_close(database.dispose)
     return database
 

@@ -11,29 +11,32 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, event, make_url, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sarcoma_sched.db.audit import ACTION_KEY, ACTOR_KEY, record_flush
+from sarcoma_sched.db.audit import ACTION_KEY, ACTOR_KEY, SERVER_AUDIT_KEY, record_flush
 from sarcoma_sched.db.engine import (
     BUSY_TIMEOUT_MS,
     make_engine,
     refresh_statistics,
     resolve_url,
 )
-from sarcoma_sched.db.migrate import SchemaMismatch, check_schema
+from sarcoma_sched.db.migrate import check_schema
 from sarcoma_sched.db.models import AuditHead
-from sarcoma_sched.errors import SarcomaSchedError
+from sarcoma_sched.errors import (
+    AccessDenied,
+    ActorMismatch,
+    Conflict,
+    DatabaseBusy,
+    SarcomaSchedError,
+    SchemaMismatch,
+)
 
-__all__ = ["BUSY_RETRIES", "AuditedSession", "Database", "DatabaseBusy"]
+__all__ = ["BUSY_RETRIES", "AuditedSession", "Database"]
 
 # Waits for the write lock after the first busy timeout. Only the wait is retried, never a
 # transaction body: see ``Database.write``.
 BUSY_RETRIES = 2
-
-
-class DatabaseBusy(SarcomaSchedError):
-    """Another transaction held the database longer than the busy timeout."""
 
 
 class AuditedSession(Session):
@@ -42,7 +45,10 @@ class AuditedSession(Session):
 
 @event.listens_for(AuditedSession, "after_flush")
 def _audit_after_flush(session: Session, _context: object) -> None:
-    record_flush(session)
+    # On PostgreSQL the server's triggers write the entries (migration 0006); writing them here
+    # as well would chain every change twice.
+    if not session.info.get(SERVER_AUDIT_KEY):
+        record_flush(session)
 
 
 class Database:
@@ -55,10 +61,16 @@ class Database:
         check_schema: bool = True,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         on_busy: Callable[[str], None] | None = None,
+        user: str | None = None,
     ) -> None:
         """``on_busy`` hears one line each time a write waited ``busy_timeout_ms`` for the lock
-        and tries again (the CLI prints it, so a coordinator knows why the command is slow)."""
+        and tries again (the CLI prints it, so a coordinator knows why the command is slow).
+
+        ``user`` is who the caller says is acting (``--user``). On SQLite it is the audit's
+        actor, a label. On PostgreSQL the actor is the login the server authenticated, whatever
+        a service passes as ``actor``; a ``user`` that names anyone else is refused."""
         self.url = resolve_url(url)
+        self.user = user
         if check_schema:
             _refuse_missing_sqlite_file(self.url)
         self.engine: Engine = make_engine(self.url, busy_timeout_ms=busy_timeout_ms)
@@ -76,7 +88,13 @@ class Database:
 
     def _ensure_schema(self) -> None:
         if not self._schema_checked:
-            check_schema(self.engine)
+            try:
+                check_schema(self.engine)
+            except DBAPIError as exc:
+                refusal = server_refusal(exc)
+                if refusal is None:
+                    raise
+                raise refusal from exc
             self._schema_checked = True
 
     @contextmanager
@@ -86,6 +104,11 @@ class Database:
         session = self._read()
         try:
             yield session
+        except DBAPIError as exc:
+            refusal = server_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
         finally:
             # close() rolls the connection back without expiring what was read, so results
             # stay usable after the block.
@@ -103,7 +126,13 @@ class Database:
         ``DatabaseBusy``, which says nothing was changed.
         """
         self._ensure_schema()
-        session = self._locked_session(actor, action)
+        try:
+            session = self._locked_session(actor, action)
+        except DBAPIError as exc:
+            refusal = server_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
         try:
             yield session
             session.commit()
@@ -112,7 +141,16 @@ class Database:
             session.rollback()
             if _is_busy(exc):
                 raise self._busy(1) from exc
-            raise
+            refusal = server_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+        except DBAPIError as exc:
+            session.rollback()
+            refusal = server_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
         except BaseException:
             session.rollback()
             raise
@@ -133,7 +171,23 @@ class Database:
                 # Lock the chain head first, before reading anything a decision depends on
                 # (the next sequence position, a slot's bookings): one writer at a time.
                 # On SQLite BEGIN IMMEDIATE already holds the write lock; FOR UPDATE is a no-op.
-                session.execute(select(AuditHead.seq).where(AuditHead.id == 1).with_for_update())
+                if self.backend == "postgresql":
+                    # The server locks the head, records the action for its audit triggers
+                    # and says who is logged in; application roles cannot touch the head.
+                    login = session.execute(
+                        text("SELECT sarcoma_begin_write(:action)"), {"action": action}
+                    ).scalar_one()
+                    if self.user is not None and self.user != login:
+                        raise ActorMismatch(
+                            f"--user {self.user} is not the PostgreSQL login {login}: on "
+                            "PostgreSQL the audit names the login, so act under your own login"
+                        )
+                    session.info[SERVER_AUDIT_KEY] = True
+                    session.info[ACTOR_KEY] = login
+                else:
+                    session.execute(
+                        select(AuditHead.seq).where(AuditHead.id == 1).with_for_update()
+                    )
                 return session
             except OperationalError as exc:
                 session.rollback()
@@ -186,6 +240,24 @@ def _refuse_missing_sqlite_file(url: str) -> None:
     file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if file and file != ":memory:" and not Path(file).exists():
         raise SchemaMismatch(f"database file {file} does not exist: run `sarcoma-sched init`")
+
+
+# SQLSTATEs by which PostgreSQL refuses what a role may not do, or what the engine's own
+# functions and triggers reject: a user's error, told in one line, not a bug's traceback.
+_ACCESS_STATES = {"42501"}  # insufficient_privilege (grants, row-level security, the audit log)
+_REFUSAL_STATES = {"22023", "42704", "23503", "P0001"}  # bad value, unknown role, no such row
+
+
+def server_refusal(exc: DBAPIError) -> SarcomaSchedError | None:
+    """The server's refusal as one line, or None when the error is not one."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state not in _ACCESS_STATES and state not in _REFUSAL_STATES:
+        return None
+    diag = getattr(exc.orig, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(exc.orig)).splitlines()[0]
+    if state in _ACCESS_STATES:
+        return AccessDenied(f"refused by the database: {message}")
+    return Conflict(f"refused by the database: {message}")
 
 
 def _is_busy(exc: OperationalError) -> bool:

@@ -1,0 +1,289 @@
+"""PostgreSQL's own machinery for a multi-site trial: roles, grants, row-level security.
+
+``setup_statements`` is what ``sarcoma-sched access setup`` runs, once, as the database owner:
+
+* five NOLOGIN group roles, ``<prefix>_coordinator``, ``_data_manager``, ``_statistician``,
+  ``_monitor`` and ``_trial_admin`` (the prefix keeps two trial databases on one server apart),
+  and a NOLOGIN ``<prefix>_owner`` that owns every table, view, sequence and function, so no
+  person's login owns anything and so none bypasses row-level security as an owner;
+* each group granted only what its column of the access matrix needs (README, "Access");
+* row-level security, ENABLEd and FORCEd, on every table that holds site or patient data: a row
+  is visible (and writable, for roles that may write) when its site is one of the login's sites
+  in ``access_grants``, or the login holds an all-sites role. Tables keyed by patient follow the
+  patient row, whose own policy decides;
+* analyst views switched to ``security_invoker`` so a view cannot read past the policies;
+* ``sarcoma_access_grant`` / ``sarcoma_access_revoke``: SECURITY DEFINER functions, callable by
+  trial admins, that record the grant (audited by the triggers of migration 0006) and make the
+  login a member of the group; a trial admin is not a member of the groups it hands out.
+
+Who is acting is always ``session_user``: the authenticated login, which ``SET ROLE`` does not
+change. A superuser still bypasses all of this; the audit anchor is the check on them.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "ALL_SITES_ROLES",
+    "ROLES",
+    "SITE_ROLES",
+    "group_name",
+    "owner_name",
+    "setup_statements",
+    "valid_prefix",
+]
+
+ROLES = ("coordinator", "data_manager", "statistician", "monitor", "trial_admin")
+# Roles held at named sites; the others see every site.
+SITE_ROLES = ("coordinator", "monitor")
+ALL_SITES_ROLES = ("data_manager", "statistician", "trial_admin")
+
+# Tables with a site_code column, and tables whose rows belong to a patient.
+SITE_TABLES = ("sites", "site_closures", "site_resources", "patients")
+PATIENT_TABLES = (
+    "screenings",
+    "enrollments",
+    "allocations",
+    "scheduled_events",
+    "participation_ends",
+)
+SERIAL_TABLES = (
+    "protocol_versions",
+    "site_closures",
+    "site_resources",
+    "patients",
+    "screenings",
+    "enrollments",
+    "allocations",
+    "scheduled_events",
+    "participation_ends",
+    "access_grants",
+)
+
+_PREFIX = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def valid_prefix(prefix: str) -> bool:
+    # Role names are identifiers; a tame prefix needs no quoting anywhere and leaves room for
+    # the longest suffix ("_data_manager") inside PostgreSQL's 63-byte limit.
+    return bool(_PREFIX.fullmatch(prefix))
+
+
+def group_name(prefix: str, role: str) -> str:
+    return f"{prefix}_{role}"
+
+
+def owner_name(prefix: str) -> str:
+    return f"{prefix}_owner"
+
+
+def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
+    """Table privileges per group: {group: {privileges: tables}}."""
+    reference = ("protocol_versions", "trial_keys", "alembic_version")
+    site_data = (*SITE_TABLES, "site_closures", "site_resources")
+    patient_data = ("patients", *PATIENT_TABLES)
+    everything = (*reference, *site_data, *patient_data, "access_grants")
+    return {
+        "coordinator": {
+            "SELECT": (*reference, *site_data, *patient_data, "access_grants"),
+            # No DELETE: nothing clinical is ever deleted (withdrawals and cancellations are
+            # rows of their own). Allocations only through the engine's checks (see below).
+            "INSERT, UPDATE": patient_data,
+        },
+        "data_manager": {
+            "SELECT": (*everything, "audit_log", "audit_head"),
+            "UPDATE": patient_data,
+        },
+        "monitor": {"SELECT": everything},
+        "statistician": {"SELECT": (*everything, "audit_log", "audit_head")},
+        "trial_admin": {
+            "SELECT": (*everything, "audit_log", "audit_head"),
+            "INSERT, UPDATE, DELETE": ("sites", "site_closures", "site_resources"),
+            "INSERT, UPDATE": ("protocol_versions", "trial_keys"),
+        },
+    }
+
+
+def setup_statements(prefix: str, schema: str) -> list[str]:
+    """The DDL of ``access setup`` for ``schema``; idempotent, so it may be run again after a
+    migration added a table (new tables must be handed to the owner and granted too)."""
+    if not valid_prefix(prefix):
+        raise ValueError(f"invalid role prefix {prefix!r}")
+    owner = owner_name(prefix)
+    groups = {role: group_name(prefix, role) for role in ROLES}
+    path = f'SET search_path = "{schema}", pg_temp'
+    out: list[str] = []
+    for role in (owner, *groups.values()):
+        out.append(
+            "DO $$ BEGIN "
+            f"IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"CREATE ROLE {role} NOLOGIN; END IF; END $$"
+        )
+    for group in groups.values():
+        # The owner hands out memberships through sarcoma_access_grant (SECURITY DEFINER).
+        out.append(f"GRANT {group} TO {owner} WITH ADMIN OPTION")
+    out.append(f'REVOKE CREATE ON SCHEMA "{schema}" FROM PUBLIC')
+    out.append(f'GRANT USAGE ON SCHEMA "{schema}" TO {", ".join(groups.values())}, {owner}')
+    out.extend(_functions(prefix, schema, owner, groups, path))
+    out.append(
+        "DO $$ DECLARE r record; BEGIN "
+        "FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
+        f"ON n.oid = c.relnamespace WHERE n.nspname = '{schema}' AND c.relkind IN "
+        "('r', 'v', 'p') LOOP "
+        "EXECUTE format('ALTER %s %I OWNER TO "
+        f"{owner}', CASE r.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, r.relname); "
+        "END LOOP; "
+        "FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p JOIN pg_namespace n "
+        f"ON n.oid = p.pronamespace WHERE n.nspname = '{schema}' "
+        "AND p.proname LIKE 'sarcoma\\_%' LOOP "
+        f"EXECUTE format('ALTER FUNCTION %s OWNER TO {owner}', r.f); END LOOP; END $$"
+    )
+    everyone = ", ".join(groups.values())
+    out.append(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM PUBLIC, {everyone}')
+    out.append(f'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA "{schema}" FROM PUBLIC')
+    for role, grants in _select_grants().items():
+        for privileges, tables in grants.items():
+            out.append(f"GRANT {privileges} ON {', '.join(sorted(set(tables)))} TO {groups[role]}")
+    writers = ", ".join(groups[r] for r in ("coordinator", "data_manager", "trial_admin"))
+    out.append(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {writers}')
+    for function in (
+        "sarcoma_begin_write(text)",
+        "sarcoma_audit_note(text, text, jsonb)",
+        "sarcoma_sees_all_sites()",
+        "sarcoma_my_sites()",
+        "sarcoma_access_prefix()",
+    ):
+        out.append(f"GRANT EXECUTE ON FUNCTION {function} TO {everyone}")
+    for function in (
+        "sarcoma_access_grant(text, text, text)",
+        "sarcoma_access_revoke(text, text, text)",
+    ):
+        out.append(f"GRANT EXECUTE ON FUNCTION {function} TO {groups['trial_admin']}")
+    # Every analyst view reads as the person querying it, so the policies hold through it.
+    out.append(
+        "DO $$ DECLARE r record; BEGIN "
+        "FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname = '{schema}' AND c.relkind = 'v' LOOP "
+        "EXECUTE format('ALTER VIEW %I SET (security_invoker = true)', r.relname); "
+        f"EXECUTE format('GRANT SELECT ON %I TO {everyone}', r.relname); END LOOP; END $$"
+    )
+    out.extend(_policies(owner))
+    return out
+
+
+def _functions(
+    prefix: str, schema: str, owner: str, groups: dict[str, str], path: str
+) -> list[str]:
+    all_sites = " OR ".join(
+        f"pg_has_role(session_user, '{groups[r]}', 'MEMBER')" for r in ALL_SITES_ROLES
+    )
+    site_roles = ", ".join(f"'{r}'" for r in SITE_ROLES)
+    roles = ", ".join(f"'{r}'" for r in ROLES)
+    return [
+        f"""CREATE OR REPLACE FUNCTION sarcoma_access_prefix() RETURNS text
+LANGUAGE sql IMMUTABLE {path} AS $$ SELECT '{prefix}'::text $$""",
+        # An all-sites role counts only with its grant recorded and its membership held: a
+        # membership given by hand outside `access grant` shows nothing (fail closed).
+        f"""CREATE OR REPLACE FUNCTION sarcoma_sees_all_sites() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER {path} AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM access_grants g
+    WHERE g.login = session_user AND g.site_code IS NULL
+      AND g.role IN ({", ".join(f"'{r}'" for r in ALL_SITES_ROLES)})
+  ) AND ({all_sites})
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_my_sites() RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER {path} AS $$
+  SELECT coalesce(array_agg(DISTINCT g.site_code), '{{}}')
+  FROM access_grants g
+  WHERE g.login = session_user AND g.site_code IS NOT NULL AND g.role IN ({site_roles})
+    AND pg_has_role(session_user, '{prefix}_' || g.role, 'MEMBER')
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_access_grant(p_login text, p_role text, p_site text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER {path} AS $$
+BEGIN
+  IF NOT (pg_has_role(session_user, '{groups["trial_admin"]}', 'MEMBER')
+          OR (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)) THEN
+    RAISE EXCEPTION 'only a trial admin may grant access' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF p_role NOT IN ({roles}) THEN
+    RAISE EXCEPTION 'unknown role %', p_role USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_login AND rolcanlogin) THEN
+    RAISE EXCEPTION 'no login role named % on this server (create it first: CREATE ROLE % LOGIN)',
+      p_login, p_login USING ERRCODE = 'undefined_object';
+  END IF;
+  IF (p_role IN ({site_roles})) <> (p_site IS NOT NULL) THEN
+    RAISE EXCEPTION 'role % is held %', p_role,
+      CASE WHEN p_site IS NULL THEN 'at named sites: give --site'
+           ELSE 'at every site: no --site' END
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_site IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sites WHERE code = p_site) THEN
+    RAISE EXCEPTION 'no site %', p_site USING ERRCODE = 'foreign_key_violation';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM access_grants WHERE login = p_login AND role = p_role
+                 AND site_code IS NOT DISTINCT FROM p_site) THEN
+    INSERT INTO access_grants (login, role, site_code, granted_at, granted_by)
+    VALUES (p_login, p_role, p_site, (clock_timestamp() AT TIME ZONE 'UTC'), session_user);
+  END IF;
+  EXECUTE format('GRANT %I TO %I', '{prefix}_' || p_role, p_login);
+END
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_access_revoke(p_login text, p_role text, p_site text)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER {path} AS $$
+DECLARE
+  n integer;
+  r text;
+BEGIN
+  IF NOT (pg_has_role(session_user, '{groups["trial_admin"]}', 'MEMBER')
+          OR (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)) THEN
+    RAISE EXCEPTION 'only a trial admin may revoke access' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  DELETE FROM access_grants
+  WHERE login = p_login AND (p_role IS NULL OR role = p_role)
+    AND (p_site IS NULL OR site_code = p_site);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  FOR r IN SELECT unnest(ARRAY[{roles}]) LOOP
+    IF NOT EXISTS (SELECT 1 FROM access_grants WHERE login = p_login AND role = r)
+       AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_login)
+       AND pg_has_role(p_login, '{prefix}_' || r, 'MEMBER') THEN
+      EXECUTE format('REVOKE %I FROM %I', '{prefix}_' || r, p_login);
+    END IF;
+  END LOOP;
+  RETURN n;
+END
+$$""",
+    ]
+
+
+def _policies(owner: str) -> list[str]:
+    # Inside the engine's SECURITY DEFINER functions current_user is the owner, which must see
+    # everything (the audit trigger, a grant check); people are told apart by session_user.
+    engine = f"current_user = '{owner}'"
+    site = (
+        f"({engine} OR (SELECT sarcoma_sees_all_sites())"
+        " OR {col} IN (SELECT unnest(sarcoma_my_sites())))"
+    )
+    out = []
+    tables = {
+        "sites": site.format(col="code"),
+        "site_closures": site.format(col="site_code"),
+        "site_resources": site.format(col="site_code"),
+        "patients": site.format(col="site_code"),
+        # A grant row: one's own, or all of them for trial admins and other all-sites roles.
+        "access_grants": f"({engine} OR login = session_user OR (SELECT sarcoma_sees_all_sites()))",
+    }
+    for table in PATIENT_TABLES:
+        tables[table] = (
+            f"({engine} OR EXISTS (SELECT 1 FROM patients p WHERE p.id = {table}.patient_id))"
+        )
+    for table, predicate in tables.items():
+        out.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        out.append(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+        out.append(f"DROP POLICY IF EXISTS sarcoma_site ON {table}")
+        out.append(
+            f"CREATE POLICY sarcoma_site ON {table} USING {predicate} WITH CHECK {predicate}"
+        )
+    return out
