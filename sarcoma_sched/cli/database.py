@@ -6,13 +6,9 @@ import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.output import emit_rows, format_option
-from sarcoma_sched.errors import Conflict, SarcomaSchedError
+from sarcoma_sched.errors import AuditFailed, Conflict
 
 __all__ = ["audit", "db", "init"]
-
-
-class AuditFailed(SarcomaSchedError):
-    pass
 
 
 @click.command()
@@ -135,35 +131,64 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option(
+    "--anchor",
+    "anchor_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="An anchor from `audit anchor`: also fail if anything at or before it changed.",
+)
 @click.pass_context
-def audit_verify(ctx: click.Context) -> None:
-    """Check the hash chain and that every audited row matches its last entry.
+def audit_verify(ctx: click.Context, anchor_file: str | None) -> None:
+    """Check the hash chain, every audited row against its last entry, every protocol
+    version's source against its hash, and (with --anchor) the log against an outside copy.
 
-    Prints the head hash: file it outside the database (trial master file) and compare later,
-    since only an outside copy catches a log rewritten end to end. Exit 1 on any problem, the
-    first broken entry first.
+    Only an outside copy catches a log rewritten end to end by someone with the owner's or a
+    superuser's rights: take one with `audit anchor` and keep it outside the database. Exit 1
+    on any problem, the first broken entry first.
 
     \b
     Example:
-      sarcoma-sched audit verify
+      sarcoma-sched audit verify --anchor anchors/2026-12-01.json
     """
-    from sarcoma_sched.db.audit import verify
+    from sarcoma_sched.services.audit import read_anchor, verify_audit
 
-    database = open_db(ctx)
-    with database.read() as session:
-        report = verify(session)
+    anchor = read_anchor(anchor_file) if anchor_file else None
+    report = verify_audit(open_db(ctx), anchor)
     if not report.ok:
-        raise AuditFailedLines(report.problems)
-    click.echo(f"audit log intact: {report.entries} entries, head {report.head_hash}")
+        raise AuditFailed(report.problems)
+    against = f"; matches the anchor at entry {anchor.seq}" if anchor else ""
+    click.echo(f"audit log intact: {report.entries} entries, head {report.head_hash}{against}")
 
 
-class AuditFailedLines(AuditFailed):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(problems[0])
+@audit.command("anchor")
+@click.option(
+    "--out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write the anchor here (default: print it).",
+)
+@click.pass_context
+def audit_anchor(ctx: click.Context, out: str | None) -> None:
+    """Record the chain head (entry number, hash, server time) to keep outside the database.
 
-    def lines(self) -> list[str]:
-        return [f"audit verify: {p}" for p in self.problems]
+    The log is verified first. Later, `audit verify --anchor FILE` names the first entry at or
+    before the anchor that was altered, removed or inserted.
+
+    \b
+    Example:
+      sarcoma-sched audit anchor --out anchors/2026-12-01.json
+    """
+    from sarcoma_sched.services.audit import take_anchor
+
+    anchor = take_anchor(open_db(ctx))
+    if out is None:
+        click.echo(anchor.to_json())
+        return
+    from sarcoma_sched.files import write_atomic
+
+    write_atomic(out, anchor.to_json() + "\n")
+    click.echo(f"anchored entry {anchor.seq} ({anchor.hash[:16]}…) at {anchor.at} in {out}")
 
 
 def _where(database: object) -> str:
