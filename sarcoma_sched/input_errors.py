@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import re
 import tomllib
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from sarcoma_sched.errors import Problem
 
 __all__ = ["toml_syntax_problem", "validation_problems"]
+
+
+class GroupedProblems(Protocol):
+    """An error raised inside validation carrying several (field path, message) problems,
+    such as ``protocol.model.ProtocolProblems``: one line each, not one joined line."""
+
+    problems: list[tuple[str, str]]
 
 
 _LINE_COL = re.compile(r"^(?P<msg>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
@@ -25,14 +32,17 @@ def toml_syntax_problem(source: str, exc: tomllib.TOMLDecodeError) -> Problem:
 
 
 def validation_problems(
-    exc: ValidationError, data: Any, source: str, grouped: type[Exception] | None = None
+    exc: ValidationError,
+    data: Any,
+    source: str,
+    grouped: type[GroupedProblems] | None = None,
 ) -> list[Problem]:
     problems: list[Problem] = []
     for err in exc.errors():
         cause = (err.get("ctx") or {}).get("error")
         if grouped is not None and isinstance(cause, grouped):
             base = _path(err["loc"], data)
-            for path, message in cause.problems:  # type: ignore[attr-defined]
+            for path, message in cause.problems:
                 full = f"{base}.{path}" if base else path
                 problems.append(Problem(source, full, message))
             continue

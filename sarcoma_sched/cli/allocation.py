@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -15,13 +17,15 @@ __all__ = ["allocation", "read_secret", "secret_option"]
 
 SECRET_FILE_ENV = "SARCOMA_SCHED_SECRET_FILE"
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 def default_secret_file() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "sarcoma-sched" / "trial.key"
 
 
-def secret_option(func):  # type: ignore[no-untyped-def]
+def secret_option(func: F) -> F:
     return click.option(
         "--secret-file",
         type=click.Path(dir_okay=False, path_type=Path),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.output import emit_rows, format_option
 from sarcoma_sched.errors import AuditFailed, Conflict
+
+if TYPE_CHECKING:
+    from sarcoma_sched.db.session import Database
 
 __all__ = ["audit", "db", "init"]
 
@@ -191,5 +196,5 @@ def audit_anchor(ctx: click.Context, out: str | None) -> None:
     click.echo(f"anchored entry {anchor.seq} ({anchor.hash[:16]}…) at {anchor.at} in {out}")
 
 
-def _where(database: object) -> str:
-    return database.engine.url.render_as_string(hide_password=True)  # type: ignore[attr-defined]
+def _where(database: Database) -> str:
+    return database.engine.url.render_as_string(hide_password=True)

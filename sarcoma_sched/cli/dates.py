@@ -25,7 +25,9 @@ def today() -> dt.date:
 class DateParam(click.ParamType):
     name = "date"
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.date:
         if isinstance(value, dt.date):
             return value
         text = str(value).strip().lower()

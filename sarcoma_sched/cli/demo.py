@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sarcoma_sched.cli.dates import DATE
+
+if TYPE_CHECKING:
+    from sarcoma_sched.demo.scenario import DemoResult
 
 __all__ = ["demo"]
 
@@ -30,7 +35,7 @@ DEFAULT_DIR = Path("sarcoma-demo")
 )
 @click.option("--as-of", type=DATE, default="today", show_default=True, help="The demo's today.")
 @click.option("--replace", is_flag=True, help="Delete an earlier demo database first.")
-def demo(db_path: Path | None, out_dir: Path, as_of, replace: bool) -> None:
+def demo(db_path: Path | None, out_dir: Path, as_of: dt.date, replace: bool) -> None:
     """Run the demonstration: both trials, ~30 synthetic patients, calendars to import.
 
     Creates a fresh SQLite database with the bundled protocols, the NATARS sites and their
@@ -69,7 +74,7 @@ def demo(db_path: Path | None, out_dir: Path, as_of, replace: bool) -> None:
     _summary(result, db_path, out_dir)
 
 
-def _summary(result, db_path: Path, out_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def _summary(result: DemoResult, db_path: Path, out_dir: Path) -> None:
     failures = [(n, p, f) for n, p, ok, f in result.screened if not ok]
     click.echo(f"sarcoma-sched demo, as of {result.as_of}")
     click.echo(f"database   {db_path} (SQLite)")

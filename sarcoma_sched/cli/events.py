@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import click
@@ -103,7 +104,7 @@ def record(
     patient: str,
     event: str,
     status: str,
-    day,
+    day: dt.date | None,
     reason: str | None,
     correct: bool,
     fmt: str,
@@ -145,7 +146,9 @@ def record(
 @click.option("--reason", help="Why; required to move outside the window (a deviation).")
 @format_option
 @click.pass_context
-def reschedule(ctx: click.Context, patient: str, event: str, day, reason, fmt: str) -> None:
+def reschedule(
+    ctx: click.Context, patient: str, event: str, day: dt.date, reason: str | None, fmt: str
+) -> None:
     """Move a planned event to another date; events timed from it follow.
 
     Inside the window the move is free; outside it needs --reason and is recorded as a

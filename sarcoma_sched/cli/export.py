@@ -80,9 +80,9 @@ def ical(
     calendar = build_calendar(events, name)
     data = calendar.to_ical()
     if out is None:
-        stdout = click.get_binary_stream("stdout")
-        stdout.write(data)
-        stdout.flush()
+        # Bytes: click.echo writes them unchanged to the binary stdout and flushes it.
+        # (click.get_binary_stream is deprecated since click 8.5.)
+        click.echo(data, nl=False)
         return
     from sarcoma_sched.exports.files import write_atomic
 

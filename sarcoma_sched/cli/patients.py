@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tomllib
 from pathlib import Path
@@ -80,7 +81,7 @@ def screen(
     patient_ref: str | None,
     fields: tuple[str, ...],
     from_file: Path | None,
-    screened_on,
+    screened_on: dt.date,
     sex: str,
     fmt: str,
 ) -> None:
@@ -137,7 +138,7 @@ def screen(
 @click.argument("patient")
 @click.option("--consent-date", type=DATE, required=True, help="Date of written consent.")
 @click.pass_context
-def enroll(ctx: click.Context, patient: str, consent_date) -> None:
+def enroll(ctx: click.Context, patient: str, consent_date: dt.date) -> None:
     """Enrol a screened-eligible, consented patient; prints the new study id.
 
     \b
@@ -173,12 +174,12 @@ def enroll(ctx: click.Context, patient: str, consent_date) -> None:
 def allocate(
     ctx: click.Context,
     patient: str,
-    consent_date,
-    allocation_date,
-    arm,
-    basis,
-    reason,
-    secret_file,
+    consent_date: dt.date | None,
+    allocation_date: dt.date,
+    arm: str | None,
+    basis: str | None,
+    reason: str | None,
+    secret_file: Path | None,
     fmt: str,
 ) -> None:
     """Allocate a patient and generate the calendar, in one transaction.
@@ -235,7 +236,14 @@ def allocate(
         click.echo(f"warning: {warning}", err=True)
 
 
-def _end(ctx: click.Context, patient: str, kind: str, reason: str, date, criterion) -> None:
+def _end(
+    ctx: click.Context,
+    patient: str,
+    kind: str,
+    reason: str,
+    date: dt.date,
+    criterion: str | None,
+) -> None:
     from sarcoma_sched.services.participation import end_participation
 
     outcome = end_participation(
@@ -259,7 +267,7 @@ def _end(ctx: click.Context, patient: str, kind: str, reason: str, date, criteri
 @click.option("--reason", required=True)
 @click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
 @click.pass_context
-def withdraw(ctx: click.Context, patient: str, reason: str, date) -> None:
+def withdraw(ctx: click.Context, patient: str, reason: str, date: dt.date) -> None:
     """Record a withdrawal: planned events are cancelled, the patient stays in the ITT analysis.
 
     \b
@@ -275,7 +283,9 @@ def withdraw(ctx: click.Context, patient: str, reason: str, date) -> None:
 @click.option("--criterion", help="The post-allocation criterion, e.g. EXC-02.")
 @click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
 @click.pass_context
-def exclude(ctx: click.Context, patient: str, reason: str, criterion, date) -> None:
+def exclude(
+    ctx: click.Context, patient: str, reason: str, criterion: str | None, date: dt.date
+) -> None:
     """Record a post-allocation exclusion (e.g. final pathology shows WDLPS); never a deletion.
 
     \b

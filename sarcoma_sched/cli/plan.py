@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sarcoma_sched.cli.dates import EARLIEST, LATEST
 from sarcoma_sched.cli.output import emit_rows, format_option
+
+if TYPE_CHECKING:
+    from sarcoma_sched.calendar import Actual, HolidayTable, PlannedEvent
 
 __all__ = ["plan"]
 
@@ -36,7 +41,7 @@ def _closures(values: tuple[str, ...]) -> list[dt.date]:
     return days
 
 
-def _holiday_table(load, path: Path):  # type: ignore[no-untyped-def]
+def _holiday_table(load: Callable[[Path], HolidayTable], path: Path) -> HolidayTable:
     from sarcoma_sched.errors import InputFileError, Problem
 
     try:
@@ -45,10 +50,12 @@ def _holiday_table(load, path: Path):  # type: ignore[no-untyped-def]
         raise InputFileError([Problem(str(path), "", f"not UTF-8 text: {exc.reason}")]) from None
 
 
-def _actuals(done: tuple[str, ...], missed: tuple[str, ...], skipped: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def _actuals(
+    done: tuple[str, ...], missed: tuple[str, ...], skipped: tuple[str, ...]
+) -> dict[str, Actual]:
     from sarcoma_sched.calendar import Actual
 
-    actuals = {}
+    actuals: dict[str, Actual] = {}
     for item in done:
         event, sep, day = item.partition("=")
         if not sep:
@@ -61,7 +68,7 @@ def _actuals(done: tuple[str, ...], missed: tuple[str, ...], skipped: tuple[str,
     return actuals
 
 
-def _days_text(e) -> str:  # type: ignore[no-untyped-def]
+def _days_text(e: PlannedEvent) -> str:
     if len(e.days) == 1:
         return e.start.isoformat()
     if e.show_as == "period":

@@ -54,12 +54,12 @@ def _this_week() -> tuple[dt.date, dt.date]:
 @click.pass_context
 def visits(
     ctx: click.Context,
-    date_from,
-    date_to,
-    site,
-    protocol,
-    arm,
-    kind,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    site: str | None,
+    protocol: str | None,
+    arm: str | None,
+    kind: str | None,
     statuses: tuple[str, ...],
     over_capacity: bool,
     fmt: str,
@@ -74,11 +74,10 @@ def visits(
     from sarcoma_sched.services.queries import EVENT_COLUMNS
     from sarcoma_sched.services.queries import visits as query
 
-    if date_from is None and date_to is None:
-        date_from, date_to = _this_week()
-    elif date_from is None:
-        date_from = date_to - dt.timedelta(days=6)
-    elif date_to is None:
+    # Neither day given: this week; one given: the week from (or up to) it.
+    if date_from is None:
+        date_from = _this_week()[0] if date_to is None else date_to - dt.timedelta(days=6)
+    if date_to is None:
         date_to = date_from + dt.timedelta(days=6)
     if date_to < date_from:
         raise click.BadParameter(f"--to {date_to} is before --from {date_from}")
@@ -104,7 +103,14 @@ def visits(
 @click.option("--kind", type=click.Choice(EVENT_KINDS), help="Only this kind of event.")
 @format_option
 @click.pass_context
-def overdue(ctx: click.Context, site, protocol, arm, kind, fmt: str) -> None:
+def overdue(
+    ctx: click.Context,
+    site: str | None,
+    protocol: str | None,
+    arm: str | None,
+    kind: str | None,
+    fmt: str,
+) -> None:
     """Planned events whose day has passed with nothing recorded.
 
     `record due` is still inside its window; `window closed` is a deviation waiting to be
@@ -130,7 +136,15 @@ def overdue(ctx: click.Context, site, protocol, arm, kind, fmt: str) -> None:
 @_filters
 @format_option
 @click.pass_context
-def deviations(ctx: click.Context, date_from, date_to, site, protocol, arm, fmt: str) -> None:
+def deviations(
+    ctx: click.Context,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    site: str | None,
+    protocol: str | None,
+    arm: str | None,
+    fmt: str,
+) -> None:
     """Recorded protocol deviations: late, early, missed, skipped, moved outside the window.
 
     \b
@@ -155,7 +169,9 @@ def deviations(ctx: click.Context, date_from, date_to, site, protocol, arm, fmt:
 @click.option("--to", "date_to", type=DATE, default="+27d", show_default=True)
 @format_option
 @click.pass_context
-def capacity(ctx: click.Context, site: str, date_from, date_to, fmt: str) -> None:
+def capacity(
+    ctx: click.Context, site: str, date_from: dt.date, date_to: dt.date, fmt: str
+) -> None:
     """Booked vs capacity per resource and day (per week for RT course slots).
 
     \b

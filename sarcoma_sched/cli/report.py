@@ -38,7 +38,7 @@ def report() -> None:
 )
 @format_option
 @click.pass_context
-def report_enrollment(ctx: click.Context, protocol, by: str, fmt: str) -> None:
+def report_enrollment(ctx: click.Context, protocol: str | None, by: str, fmt: str) -> None:
     """Allocated patients by arm, site and/or stratum, with withdrawals and exclusions.
 
     Grouped by protocol and/or site only, the screening counts (screened, eligible,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
@@ -86,7 +88,14 @@ def site_list(ctx: click.Context, fmt: str) -> None:
 @click.option("--reason", required=True, help="Why the site cannot treat.")
 @format_option
 @click.pass_context
-def site_close(ctx: click.Context, code: str, first_day, last_day, reason: str, fmt: str) -> None:
+def site_close(
+    ctx: click.Context,
+    code: str,
+    first_day: dt.date,
+    last_day: dt.date | None,
+    reason: str,
+    fmt: str,
+) -> None:
     """Record days a site cannot treat; re-plans its patients and prints what moved.
 
     Recorded (done, missed, skipped) events never move. A planned event with no working day

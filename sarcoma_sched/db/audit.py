@@ -377,7 +377,7 @@ def _check_rows(session: Session, last: dict[str, _LastEntries]) -> list[str]:
     for entity, model in AUDITED.items():
         recorded = last[entity]
         table = model.__table__
-        (pk,) = table.primary_key.columns
+        (pk,) = inspect(model).primary_key
         pending: list[_Recheck] = []
         rows = session.execute(
             select(table).order_by(pk).execution_options(yield_per=_BATCH)

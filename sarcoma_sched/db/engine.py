@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from sarcoma_sched.errors import SarcomaSchedError
+
+if TYPE_CHECKING:
+    import sqlite3  # the driver behind every sqlite:// URL this module builds
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -96,7 +100,7 @@ def _sqlite_directory(path: Path) -> None:
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # The sqlite3 module's own transaction handling would defer BEGIN until the first
         # write and ignore our choice of BEGIN IMMEDIATE; take control of it.
         dbapi_connection.isolation_level = None
@@ -110,7 +114,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(conn: Connection) -> None:
         # Writers take the write lock at BEGIN, so two coordinators never both read the
         # sequence and then both try to write it (which would fail late with SQLITE_BUSY).
         mode = "IMMEDIATE" if conn.get_execution_options().get("sarcoma_write") else "DEFERRED"

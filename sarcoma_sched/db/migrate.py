@@ -7,6 +7,7 @@ it: an older one needs ``sarcoma-sched db upgrade``; a newer one needs a newer s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,9 +111,15 @@ def downgrade(engine: Engine, revision: str) -> None:
 def history(engine: Engine | None = None) -> list[Revision]:
     current = current_revision(engine) if engine is not None else None
     return [
-        Revision(rev.revision, rev.down_revision, rev.doc or "", rev.revision == current)  # type: ignore[arg-type]
+        Revision(rev.revision, _down(rev.down_revision), rev.doc or "", rev.revision == current)
         for rev in _script().walk_revisions()
     ]
+
+
+def _down(down: str | Sequence[str] | None) -> str | None:
+    # Alembic allows a merge revision several parents; this history is linear, but say so if
+    # one ever appears rather than print a tuple.
+    return down if down is None or isinstance(down, str) else ", ".join(down)
 
 
 def _stored_revision(engine: Engine) -> str | None:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.demo.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
+
+if TYPE_CHECKING:
+    from sarcoma_sched.db.models import ScheduledEvent
+    from sarcoma_sched.services.events import EventChange
 
 __all__ = ["DemoResult", "Story", "run_demo"]
 
@@ -236,7 +241,7 @@ def _enrol(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> 
     result.allocated.append((allocated.study_id, p.protocol, allocated.arm, allocated.method))
 
 
-def _next_due(db: Database, study_id: str, before: dt.date):  # type: ignore[no-untyped-def]
+def _next_due(db: Database, study_id: str, before: dt.date) -> ScheduledEvent | None:
     from sqlalchemy import select
 
     from sarcoma_sched.db.models import ScheduledEvent
@@ -256,7 +261,7 @@ def _next_due(db: Database, study_id: str, before: dt.date):  # type: ignore[no-
         ).first()
 
 
-def _moved(changes) -> str:  # type: ignore[no-untyped-def]
+def _moved(changes: Sequence[EventChange]) -> str:
     shown = [f"{c.event_id} {c.shift_days:+d}d" for c in changes[:4]]
     more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
     return (", ".join(shown) + more) or "nothing"
@@ -270,9 +275,9 @@ def _live(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> N
 
     stories = {s.event: s for s in p.stories}
     cutoff = as_of - dt.timedelta(days=2)
-    for story in p.stories:
-        if story.kind == "reschedule":
-            _reschedule(db, p, story, as_of, result)
+    for planned in p.stories:
+        if planned.kind == "reschedule":
+            _reschedule(db, p, planned, as_of, result)
     while (row := _next_due(db, p.study_id, cutoff)) is not None:
         story = stories.get(row.event_id)
         kind = story.kind if story else "done"
@@ -293,13 +298,14 @@ def _live(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> N
             break
         outcome = record_event(
             db, ACTOR, p.study_id, row.event_id, "done",
-            date=day, reason=story.reason if kind == "late" else None, today=as_of,
+            date=day, reason=story.reason if story and kind == "late" else None, today=as_of,
         )  # fmt: skip
         result.recorded += 1
         if kind == "late":
+            assert story is not None
             result.delays.append(
                 f"{p.study_id} {row.event_id} done {(day - row.first_day).days} days late "
-                f"({story.reason}); moved: {_moved(outcome.moved)}"  # type: ignore[union-attr]
+                f"({story.reason}); moved: {_moved(outcome.moved)}"
             )
         if kind == "withdraw":
             assert story is not None
@@ -346,7 +352,7 @@ def _reschedule(
     )
 
 
-def _row(db: Database, study_id: str, event_id: str):  # type: ignore[no-untyped-def]
+def _row(db: Database, study_id: str, event_id: str) -> ScheduledEvent | None:
     from sqlalchemy import select
 
     from sarcoma_sched.db.models import ScheduledEvent

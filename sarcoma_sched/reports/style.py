@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.files import write_atomic
@@ -24,12 +24,16 @@ __all__ = [
     "KIND_LABELS",
     "NBSP",
     "TREATMENT_KINDS",
+    "FontStyle",
     "check_out_path",
     "figure",
     "save",
     "text_width",
     "wrap_text",
 ]
+
+# The font styles matplotlib draws.
+FontStyle = Literal["normal", "italic", "oblique"]
 
 # The kinds that are the allocated intervention itself (the CONSORT "received" question and the
 # SDTM elements use the same list).
@@ -121,7 +125,9 @@ def svg_text(fig: Figure) -> str:
 
 
 @lru_cache(maxsize=4096)
-def text_width(text: str, size: float, weight: str = "normal", style: str = "normal") -> float:
+def text_width(
+    text: str, size: float, weight: str = "normal", style: FontStyle = "normal"
+) -> float:
     """Width in inches of ``text`` as matplotlib will draw it (for wrapping and layout)."""
     _matplotlib()
     from matplotlib.backends.backend_agg import RendererAgg
@@ -145,7 +151,7 @@ def wrap_text(
     size: float,
     *,
     weight: str = "normal",
-    style: str = "normal",
+    style: FontStyle = "normal",
     indent: str = "",
     follow: str = "",
 ) -> list[str]:

@@ -119,9 +119,9 @@ def allocate_patient(
             if consent_date is None:
                 raise IneligibleError(f"patient {ref} is not enrolled: give the consent date")
             enroll_in(session, actor, patient, consent_date, today)
-            enrollment = session.scalar(
+            enrollment = session.scalars(
                 select(Enrollment).where(Enrollment.patient_id == patient.id)
-            )
+            ).one()
         screening = latest_screening(session, patient)
         if not screening.eligible:
             # Re-screened as ineligible after enrolment: the gate holds on every path.

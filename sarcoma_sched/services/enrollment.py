@@ -63,7 +63,7 @@ def enroll_in(
             f"patient {ref} is not eligible at the latest screening ({screening.screened_on}): "
             f"{failed} not passed"
         )
-    count = session.scalar(
+    count = session.execute(
         select(func.count())
         .select_from(Patient)
         .where(
@@ -71,7 +71,7 @@ def enroll_in(
             Patient.site_code == patient.site_code,
             Patient.study_id.is_not(None),
         )
-    )
+    ).scalar_one()
     patient.study_id = f"{patient.site_code}-{patient.protocol_id}-{count + 1:04d}"
     session.add(
         Enrollment(

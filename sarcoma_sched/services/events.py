@@ -272,7 +272,7 @@ def record_event(
         if order:
             raise Conflict(f"{patient.study_id} {event_id} on {date}: {order[0]}")
         if correct:
-            row.reason = f"corrected: {reason.strip()}"  # type: ignore[union-attr]
+            row.reason = f"corrected: {(reason or '').strip()}"  # not empty: checked above
         session.flush()
         return _outcome(patient, row, plan, changes)
 

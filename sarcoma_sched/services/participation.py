@@ -63,9 +63,10 @@ def end_participation(
         if existing is not None:
             raise Conflict(f"patient {ref} is already recorded as {existing.kind}")
         if criterion_id is not None:
-            enrollment = session.scalar(
+            # Allocated implies enrolled: both rows are written in the one allocation transaction.
+            enrollment = session.scalars(
                 select(Enrollment).where(Enrollment.patient_id == patient.id)
-            )
+            ).one()
             protocol = protocol_version(session, enrollment.protocol_version_id).protocol
             known = {c.id: c for c in protocol.criteria}
             if criterion_id not in known:

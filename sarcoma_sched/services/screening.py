@@ -81,11 +81,11 @@ def screen(
             if site is None:
                 known = ", ".join(s.code for s in protocol.sites)
                 raise NotFound(f"protocol {protocol.id} has no site {site_code!r} (sites: {known})")
-            count = session.scalar(
+            count = session.execute(
                 select(func.count())
                 .select_from(Patient)
                 .where(Patient.protocol_id == protocol.id, Patient.site_code == site.code)
-            )
+            ).scalar_one()
             patient = Patient(
                 protocol_id=protocol.id,
                 site_code=site.code,
