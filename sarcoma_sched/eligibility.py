@@ -63,6 +63,7 @@ _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+# Internal: never escapes parse_field_values, which gathers every one into an InputFileError.
 class _Bad(ValueError):
     """One value that cannot be typed; the message becomes one Problem line."""
 

@@ -129,16 +129,19 @@ class FileWriteError(SarcomaSchedError):
     """A file could not be written (no such directory, no permission, disk full)."""
 
 
+class AlreadyExists(Conflict):
+    """``write_new`` found something at its target; nothing was changed."""
+
+
+# --- who may act ---------------------------------------------------------------------------------
+
+
 class AccessDenied(SarcomaSchedError):
     """The login's roles or sites do not allow this; on PostgreSQL the server itself refused."""
 
 
 class ActorMismatch(AccessDenied):
     """``--user`` names someone other than the PostgreSQL login the server authenticated."""
-
-
-class AlreadyExists(Conflict):
-    """``write_new`` found something at its target; nothing was changed."""
 
 
 # --- allocation ----------------------------------------------------------------------------------

@@ -29,19 +29,11 @@ import stat
 import tempfile
 from pathlib import Path
 
-from sarcoma_sched.errors import Conflict, SarcomaSchedError
+from sarcoma_sched.errors import AlreadyExists, FileWriteError
 
 __all__ = ["AlreadyExists", "FileWriteError", "write_atomic", "write_new"]
 
 TEMP_SUFFIX = ".tmp"
-
-
-class FileWriteError(SarcomaSchedError):
-    """A file could not be written (no such directory, no permission, disk full)."""
-
-
-class AlreadyExists(Conflict):
-    """``write_new`` found something at its target; nothing was changed."""
 
 
 def write_atomic(

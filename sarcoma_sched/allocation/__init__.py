@@ -16,7 +16,6 @@ from sarcoma_sched.allocation.methods import (
 from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
 from sarcoma_sched.allocation.records import (
     ALL_STRATUM,
-    AllocationError,
     Decision,
     PriorAllocation,
     factor_level,
@@ -25,7 +24,6 @@ from sarcoma_sched.allocation.records import (
 from sarcoma_sched.allocation.secret import (
     INIT_SECRET_COMMAND,
     SECRET_ENV,
-    SecretError,
     generate_secret,
     load_secret,
     write_secret_file,
@@ -45,7 +43,6 @@ __all__ = [
     "ALL_STRATUM",
     "INIT_SECRET_COMMAND",
     "SECRET_ENV",
-    "AllocationError",
     "Decision",
     "DrawStream",
     "LevelImbalance",
@@ -53,7 +50,6 @@ __all__ = [
     "MinimizationRule",
     "PriorAllocation",
     "ReplayRow",
-    "SecretError",
     "SimulationReport",
     "Stats",
     "allocate",

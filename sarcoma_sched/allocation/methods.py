@@ -15,13 +15,13 @@ from typing import NamedTuple
 from sarcoma_sched.allocation.blocks import block_arms, forced_from, locate
 from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
 from sarcoma_sched.allocation.records import (
-    AllocationError,
     Decision,
     PriorAllocation,
     factor_level,
     stratum_key,
 )
 from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.errors import AllocationError
 from sarcoma_sched.protocol.allocation import (
     Allocation,
     AssignedAllocation,

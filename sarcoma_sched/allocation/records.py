@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sarcoma_sched.errors import SarcomaSchedError
+from sarcoma_sched.errors import AllocationError
 
 __all__ = [
     "ALL_STRATUM",
-    "AllocationError",
     "Decision",
     "PriorAllocation",
     "factor_level",
@@ -19,10 +18,6 @@ __all__ = [
 
 # The single stratum of an unstratified design.
 ALL_STRATUM = "all"
-
-
-class AllocationError(SarcomaSchedError):
-    """An allocation request cannot be honoured as given (missing factor, unknown arm, …)."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from sarcoma_sched.errors import Conflict, SarcomaSchedError
+from sarcoma_sched.errors import Conflict, SecretError
 from sarcoma_sched.files import AlreadyExists, write_new
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "SECRET_BYTES",
     "SECRET_ENV",
-    "SecretError",
     "generate_secret",
     "load_secret",
     "write_secret_file",
@@ -31,10 +30,6 @@ INIT_SECRET_COMMAND = "sarcoma-sched allocation init-secret"
 SECRET_BYTES = 32
 # 128 bits: below this an attacker with the allocation history could search the key space.
 MIN_SECRET_BYTES = 16
-
-
-class SecretError(SarcomaSchedError):
-    """The trial secret is missing, malformed or insufficiently protected."""
 
 
 def generate_secret() -> bytes:

@@ -35,7 +35,7 @@ from typing import Any
 from sarcoma_sched.allocation.blocks import block_arms, forced_from
 from sarcoma_sched.allocation.methods import method_fields
 from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
-from sarcoma_sched.allocation.records import AllocationError, stratum_key
+from sarcoma_sched.allocation.records import stratum_key
 from sarcoma_sched.allocation.stream import (
     FIRST_BLOCK,
     DrawStream,
@@ -44,6 +44,7 @@ from sarcoma_sched.allocation.stream import (
     first_uniform,
     randbelow_after,
 )
+from sarcoma_sched.errors import AllocationError
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     Allocation,

@@ -29,14 +29,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sarcoma_sched.errors import InputFileError, Problem
+from sarcoma_sched.errors import HolidayTableError, Problem
 from sarcoma_sched.input_errors import toml_syntax_problem, validation_problems
 
-__all__ = ["HolidayTable", "HolidayTableError", "load_holiday_table"]
-
-
-class HolidayTableError(InputFileError):
-    """A holiday table file is invalid."""
+__all__ = ["HolidayTable", "load_holiday_table"]
 
 
 class _Strict(BaseModel):

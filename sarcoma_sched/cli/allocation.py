@@ -11,7 +11,7 @@ import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.output import emit_rows, format_option
-from sarcoma_sched.errors import SarcomaSchedError
+from sarcoma_sched.errors import VerifyFailed
 
 __all__ = ["allocation", "read_secret", "secret_option"]
 
@@ -39,15 +39,6 @@ def read_secret(path: Path | None) -> bytes:
     from sarcoma_sched.allocation import load_secret
 
     return load_secret(path or default_secret_file())
-
-
-class VerifyFailed(SarcomaSchedError):
-    def __init__(self, lines: list[str]) -> None:
-        self._lines = lines
-        super().__init__(lines[0])
-
-    def lines(self) -> list[str]:
-        return self._lines
 
 
 @click.group()
@@ -106,7 +97,7 @@ def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
     secret = read_secret(secret_file) if randomized else None
     result = verify_allocations(database, protocol, secret)
     if result.mismatches:
-        raise VerifyFailed([f"allocation verify: {m}" for m in result.mismatches])
+        raise VerifyFailed(result.mismatches)
     click.echo(
         f"{result.protocol_id} ({result.method}): all {result.checked} allocations confirmed"
     )

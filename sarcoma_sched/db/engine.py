@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from sarcoma_sched.errors import SarcomaSchedError
+from sarcoma_sched.errors import DatabaseUrlError
 
 if TYPE_CHECKING:
     import sqlite3  # the driver behind every sqlite:// URL this module builds
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "DB_ENV",
-    "DatabaseUrlError",
     "default_sqlite_path",
     "make_engine",
     "resolve_url",
@@ -34,10 +33,6 @@ __all__ = [
 DB_ENV = "SARCOMA_SCHED_DB"
 # A coordinator waits at most this long for another coordinator's transaction.
 BUSY_TIMEOUT_MS = 30_000
-
-
-class DatabaseUrlError(SarcomaSchedError):
-    """The database URL or path cannot be used."""
 
 
 def default_sqlite_path(env: Mapping[str, str] = os.environ) -> Path:

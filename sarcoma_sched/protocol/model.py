@@ -17,6 +17,10 @@ from sarcoma_sched.protocol.study import Site, StudyInfo
 __all__ = ["Protocol", "ProtocolProblems"]
 
 
+# Not part of the exception tree in sarcoma_sched.errors, and a ValueError on purpose: pydantic
+# turns only a ValueError (or AssertionError) raised in a validator into a ValidationError entry,
+# with the exception kept in the entry's ctx, from where the loader unpacks the problems into a
+# ProtocolError. Anything else would escape model validation as a bare exception.
 class ProtocolProblems(ValueError):
     """Raised inside validation with every cross-field problem; the loader unpacks it."""
 

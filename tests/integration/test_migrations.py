@@ -14,7 +14,6 @@ from sqlalchemy import MetaData, func, inspect, select, text
 from sarcoma_sched.db.audit import verify
 from sarcoma_sched.db.migrate import (
     SCHEMA_REVISION,
-    SchemaMismatch,
     current_revision,
     downgrade,
     head_revision,
@@ -23,6 +22,7 @@ from sarcoma_sched.db.migrate import (
 )
 from sarcoma_sched.db.models import AuditEntry, Base, ScheduledEvent
 from sarcoma_sched.db.session import Database
+from sarcoma_sched.errors import SchemaMismatch
 from sarcoma_sched.protocol import list_protocols
 from sarcoma_sched.services.allocation import allocate_patient
 from sarcoma_sched.services.enrollment import enroll

@@ -18,7 +18,8 @@ from sqlalchemy import create_engine, text
 from benchmarks.reliability._common import create_schema, run_cli
 from benchmarks.reliability.soak import run_soak
 from sarcoma_sched.db import session as session_module
-from sarcoma_sched.db.session import BUSY_RETRIES, Database, DatabaseBusy
+from sarcoma_sched.db.session import BUSY_RETRIES, Database
+from sarcoma_sched.errors import DatabaseBusy
 from sarcoma_sched.services.sites import add_site
 from tests.dumps import dump
 from tests.reliability.databases import BACKENDS, migrated_database

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sarcoma_sched.allocation import (
-    AllocationError,
     DrawStream,
     PriorAllocation,
     allocate,
@@ -18,6 +17,7 @@ from sarcoma_sched.allocation import (
     stratum_key,
     trial_key,
 )
+from sarcoma_sched.errors import AllocationError
 from sarcoma_sched.protocol.allocation import (
     AssignedAllocation,
     BlockAllocation,

@@ -8,12 +8,11 @@ import pytest
 from sarcoma_sched.allocation import (
     INIT_SECRET_COMMAND,
     SECRET_ENV,
-    SecretError,
     generate_secret,
     load_secret,
     write_secret_file,
 )
-from sarcoma_sched.errors import Conflict, SarcomaSchedError
+from sarcoma_sched.errors import Conflict, SarcomaSchedError, SecretError
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from sarcoma_sched.allocation import (
-    AllocationError,
     default_distributions,
     eligible_levels,
     simulate,
 )
-from sarcoma_sched.errors import ProtocolError
+from sarcoma_sched.errors import AllocationError, ProtocolError
 from sarcoma_sched.protocol import find_protocol, parse_protocol
 from sarcoma_sched.protocol.allocation import (
     BlockAllocation,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sarcoma_sched.calendar import SiteCalendar, load_holiday_table, official_through
-from sarcoma_sched.calendar.holiday_table import HolidayTableError
+from sarcoma_sched.errors import HolidayTableError
 
 TABLES = Path(__file__).parents[1] / "calendars"
 D = dt.date.fromisoformat
