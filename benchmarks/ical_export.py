@@ -60,7 +60,7 @@ def _sites(target: str) -> list[tuple[str, int]]:
 def export(db: object, site: str) -> bytes:
     """The export command's work, from an open database to the iCalendar bytes."""
     from sarcoma_sched.exports.ical import build_calendar
-    from sarcoma_sched.services.export import site_calendar_export
+    from sarcoma_sched.services.queries import site_calendar_export
 
     with db.read() as session:  # type: ignore[attr-defined]
         events, name = site_calendar_export(session, site)
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from sarcoma_sched.db.session import Database
     from sarcoma_sched.exports.ical import build_calendar
-    from sarcoma_sched.services.export import site_calendar_export
+    from sarcoma_sched.services.queries import site_calendar_export
 
     target = args.network_db or str(default_network_db(args.patients))
     ensure_network(target, args.patients, args.rebuild)
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _split(db: object, site: str, events: list, name: str) -> str:
     """One more export, timed part by part: where the time goes."""
     from sarcoma_sched.exports.ical import build_calendar
-    from sarcoma_sched.services.export import site_calendar_export
+    from sarcoma_sched.services.queries import site_calendar_export
 
     t0 = time.perf_counter()
     with db.read() as session:  # type: ignore[attr-defined]

@@ -83,13 +83,12 @@ from sarcoma_sched.protocol.allocation import (
 )
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.allocation import trial_stream
-from sarcoma_sched.services.protocols import current_protocol
+from sarcoma_sched.services.lookups import current_protocol, site_calendar
 from sarcoma_sched.services.schedules import _deviations as plan_deviations
 from sarcoma_sched.services.schedules import (
     cancel_future,
     event_fields,
     event_uid,
-    site_calendar,
     store_plan,
 )
 

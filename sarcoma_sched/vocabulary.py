@@ -4,7 +4,7 @@ A module of its own with no imports, so the command line can offer them as choic
 loading the protocol models (pydantic) on start-up.
 """
 
-__all__ = ["EVENT_KINDS"]
+__all__ = ["EVENT_KINDS", "TREATMENT_KINDS", "WORKLOAD_KINDS"]
 
 EVENT_KINDS = (
     "baseline",
@@ -18,3 +18,11 @@ EVENT_KINDS = (
     "follow_up",
     "visit",
 )
+
+# The kinds that are the allocated intervention itself (the CONSORT "received" question and the
+# SDTM elements use the same list).
+TREATMENT_KINDS = ("radiotherapy", "infusion", "oral", "surgery")
+
+# The kinds that are ward, theatre or clinic load: every kind but oral home medication, in the
+# order of a patient's pathway (the workload report counts these).
+WORKLOAD_KINDS = tuple(kind for kind in EVENT_KINDS if kind != "oral")

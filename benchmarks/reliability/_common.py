@@ -135,8 +135,7 @@ class PlanCache:
         self, session: Any, version_id: int, arm: str, site: str, day: dt.date
     ) -> frozenset[str]:
         from sarcoma_sched.calendar import plan_arm
-        from sarcoma_sched.services.protocols import protocol_version
-        from sarcoma_sched.services.schedules import site_calendar
+        from sarcoma_sched.services.lookups import protocol_version, site_calendar
 
         key = (version_id, arm, site, day)
         if key not in self._plans:

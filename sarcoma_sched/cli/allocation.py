@@ -89,7 +89,7 @@ def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
     """
     from sarcoma_sched.services.allocation import needs_secret
     from sarcoma_sched.services.allocation_audit import verify_allocations
-    from sarcoma_sched.services.protocols import current_protocol
+    from sarcoma_sched.services.lookups import current_protocol
 
     database = open_db(ctx)
     with database.read() as session:
@@ -122,12 +122,10 @@ def list_(
     Example:
       sarcoma-sched allocation list NATARS-R --reveal --format csv
     """
-    from sqlalchemy import select
-
-    from sarcoma_sched.db.models import Allocation, Patient
     from sarcoma_sched.services.allocation import needs_secret
     from sarcoma_sched.services.allocation_audit import reveal_sequence
-    from sarcoma_sched.services.protocols import current_protocol
+    from sarcoma_sched.services.lookups import current_protocol
+    from sarcoma_sched.services.queries import ALLOCATION_COLUMNS, allocation_listing
 
     database = open_db(ctx)
     if reveal:
@@ -150,27 +148,8 @@ def list_(
         emit_rows(rows, columns, fmt)
         return
     with database.read() as session:
-        proto = current_protocol(session, protocol).protocol
-        result = session.execute(
-            select(Allocation, Patient.study_id, Patient.site_code)
-            .join(Patient, Patient.id == Allocation.patient_id)
-            .where(Allocation.protocol_id == proto.id)
-            .order_by(Allocation.position)
-        ).all()
-    rows = [
-        {
-            "position": a.position,
-            "study_id": sid,
-            "site": site,
-            "date": a.allocation_date,
-            "stratum": a.stratum or "",
-            "arm": a.arm,
-            "basis": a.basis or "",
-            "by": a.allocated_by,
-        }
-        for a, sid, site in result
-    ]
-    emit_rows(rows, ["position", "study_id", "site", "date", "stratum", "arm", "basis", "by"], fmt)
+        rows = allocation_listing(session, protocol)
+    emit_rows(rows, ALLOCATION_COLUMNS, fmt)
 
 
 @allocation.command("simulate")

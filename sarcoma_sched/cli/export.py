@@ -69,7 +69,7 @@ def ical(
         raise click.BadParameter(f"{date_to} is before --from {date_from}", param_hint="--to")
 
     from sarcoma_sched.exports.ical import build_calendar
-    from sarcoma_sched.services.export import patient_calendar, site_calendar_export
+    from sarcoma_sched.services.queries import patient_calendar, site_calendar_export
 
     with open_db(ctx).read() as session:
         if patient is not None:

@@ -194,8 +194,7 @@ def allocate(
         --reason "MDT 2026-11-18: borderline resectable"
     """
     from sarcoma_sched.services.allocation import allocate_patient, needs_secret
-    from sarcoma_sched.services.patients import find_patient
-    from sarcoma_sched.services.protocols import current_protocol
+    from sarcoma_sched.services.lookups import current_protocol, find_patient
 
     database = open_db(ctx)
     with database.read() as session:

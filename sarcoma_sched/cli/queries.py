@@ -178,7 +178,7 @@ def capacity(
     Example:
       sarcoma-sched capacity --site PKUIH --from today --to +28d
     """
-    from sarcoma_sched.services.capacity import USAGE_COLUMNS, capacity_usage
+    from sarcoma_sched.services.queries import USAGE_COLUMNS, capacity_usage
 
     if date_to < date_from:
         raise click.BadParameter(f"--to {date_to} is before --from {date_from}")

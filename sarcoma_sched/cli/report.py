@@ -100,7 +100,8 @@ def report_consort(
       sarcoma-sched report consort NATARS --out natars-consort.svg
       sarcoma-sched report consort NATARS-R --format json
     """
-    from sarcoma_sched.reports.consort import consort_flow, consort_rows, draw_consort
+    from sarcoma_sched.reports.consort import consort_rows, draw_consort
+    from sarcoma_sched.services.queries import consort_flow
 
     with open_db(ctx).read() as session:
         flow = consort_flow(session, protocol_id)
@@ -149,7 +150,8 @@ def report_timeline(
       sarcoma-sched report timeline PKUIH-NATARS-0007 --out 0007.png
       sarcoma-sched report timeline FJMUUH-TNT-STS-0002 --to 2029-12-31 --out 0002.svg
     """
-    from sarcoma_sched.reports.timeline import draw_timeline, patient_timeline
+    from sarcoma_sched.reports.timeline import draw_timeline
+    from sarcoma_sched.services.queries import patient_timeline
 
     if date_from and date_to and date_to < date_from:
         raise Conflict(f"--to {date_to} is before --from {date_from}")
@@ -199,12 +201,8 @@ def report_workload(
       sarcoma-sched report workload --site PKUIH --from today --to +56d --by week
       sarcoma-sched report workload --site FJMUUH --to +28d --out fjmuuh.png
     """
-    from sarcoma_sched.reports.workload import (
-        draw_workload,
-        non_working_days,
-        workload,
-        workload_columns,
-    )
+    from sarcoma_sched.reports.workload import draw_workload
+    from sarcoma_sched.services.queries import non_working_days, workload, workload_columns
 
     date_to = date_to or date_from + dt.timedelta(weeks=8, days=-1)
     with open_db(ctx).read() as session:
@@ -249,9 +247,11 @@ def report_html(ctx: click.Context, out: Path, protocols: tuple[str, ...], today
       sarcoma-sched report html --protocol NATARS --today 2026-11-21 --out natars-report/
     """
     from sarcoma_sched.reports.html import write_html_report
+    from sarcoma_sched.services.queries import trial_reports
 
     with open_db(ctx).read() as session:
-        written = write_html_report(session, out, today=today, protocols=protocols or None)
+        trials = trial_reports(session, today=today, protocols=protocols or None)
+    written = write_html_report(trials, out, today=today)
     click.echo(f"wrote {written.index}")
     for page in written.trials:
         click.echo(f"wrote {page}")

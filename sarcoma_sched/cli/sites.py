@@ -12,7 +12,6 @@ from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 
 __all__ = ["site"]
 
-SITE_COLUMNS = ["site", "name", "time_zone", "holidays", "allocated", "closures"]
 CHANGE_COLUMNS = ["study_id", "event", "old", "new", "shift_days"]
 
 
@@ -74,7 +73,7 @@ def site_list(ctx: click.Context, fmt: str) -> None:
     Example:
       sarcoma-sched site list --format csv
     """
-    from sarcoma_sched.services.sites import list_sites
+    from sarcoma_sched.services.queries import SITE_COLUMNS, list_sites
 
     with open_db(ctx).read() as session:
         rows = list_sites(session, today())
@@ -184,8 +183,9 @@ def site_capacity(
       sarcoma-sched site capacity FJMUUH rt_course --week 4
       sarcoma-sched site capacity PKUIH
     """
-    from sarcoma_sched.services.capacity import set_capacity, site_limits
-    from sarcoma_sched.services.sites import get_site
+    from sarcoma_sched.services.capacity import set_capacity
+    from sarcoma_sched.services.lookups import get_site
+    from sarcoma_sched.services.queries import site_limits
 
     database = open_db(ctx)
     if resource is not None:

@@ -245,7 +245,7 @@ def _next_due(db: Database, study_id: str, before: dt.date) -> ScheduledEvent | 
     from sqlalchemy import select
 
     from sarcoma_sched.db.models import ScheduledEvent
-    from sarcoma_sched.services.patients import find_patient
+    from sarcoma_sched.services.lookups import find_patient
 
     with db.read() as session:
         patient = find_patient(session, study_id)
@@ -322,7 +322,7 @@ def _live(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> N
 
 
 def _working_day(db: Database, site: str, day: dt.date) -> dt.date:
-    from sarcoma_sched.services.schedules import site_calendar
+    from sarcoma_sched.services.lookups import site_calendar
 
     with db.read() as session:
         calendar = site_calendar(session, site)
@@ -356,7 +356,7 @@ def _row(db: Database, study_id: str, event_id: str) -> ScheduledEvent | None:
     from sqlalchemy import select
 
     from sarcoma_sched.db.models import ScheduledEvent
-    from sarcoma_sched.services.patients import find_patient
+    from sarcoma_sched.services.lookups import find_patient
 
     with db.read() as session:
         patient = find_patient(session, study_id)
@@ -402,7 +402,7 @@ def _close_a_site(db: Database, as_of: dt.date, result: DemoResult) -> None:
 def _export(db: Database, out_dir: Path, result: DemoResult) -> None:
     from sarcoma_sched.exports.ical import to_ics
     from sarcoma_sched.files import write_atomic
-    from sarcoma_sched.services.export import patient_calendar, site_calendar_export
+    from sarcoma_sched.services.queries import patient_calendar, site_calendar_export
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with db.read() as session:

@@ -1,5 +1,5 @@
-"""The CONSORT participant flow of one trial: the numbers (``consort_flow``) and the diagram
-(``draw_consort``), kept apart so the numbers are testable without a picture.
+"""The CONSORT participant flow of one trial drawn as the diagram (``draw_consort``) or laid
+out as rows (``consort_rows``), from the numbers ``services.queries.consort_flow`` counts.
 
 Definitions (also printed under the diagram):
 
@@ -23,189 +23,25 @@ Definitions (also printed under the diagram):
 from __future__ import annotations
 
 import itertools
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from sarcoma_sched.db.models import (
-    Allocation,
-    ParticipationEnd,
-    Patient,
-    ScheduledEvent,
-    Screening,
-)
-from sarcoma_sched.reports.style import NBSP, TREATMENT_KINDS, wrap_text
+from sarcoma_sched.reports.style import NBSP, FontStyle, wrap_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = [
-    "ArmFlow",
-    "ConsortFlow",
-    "consort_figure",
-    "consort_flow",
-    "consort_rows",
-    "draw_consort",
-]
+    from sarcoma_sched.services.queries.consort import ArmFlow, ConsortFlow
 
-BASIS_LABELS = {
-    "mdt_decision": "MDT decision",
-    "patient_preference": "patient preference",
-    "other": "other",
-}
+__all__ = ["consort_figure", "consort_rows", "draw_consort"]
+
 METHOD_LABELS = {
     "fixed": "single arm, fixed allocation",
     "assigned": "arm assigned, not randomized",
     "stratified_blocks": "stratified permuted blocks",
     "minimization": "minimization",
 }
-NOT_STARTED = "not started yet (treatment planned)"
-
-
-@dataclass
-class ArmFlow:
-    arm: str
-    label: str
-    allocated: int = 0
-    # Assigned designs: how many by each basis (MDT decision, patient preference, other).
-    by_basis: Counter[str] = field(default_factory=Counter)
-    received: int = 0
-    not_received: Counter[str] = field(default_factory=Counter)
-    withdrawn: Counter[str] = field(default_factory=Counter)
-    excluded: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def did_not_receive(self) -> int:
-        return self.allocated - self.received
-
-    @property
-    def discontinued(self) -> int:
-        return sum(self.withdrawn.values()) + sum(self.excluded.values())
-
-    @property
-    def analysed(self) -> int:
-        # Intention to treat: nobody allocated is ever left out.
-        return self.allocated
-
-
-@dataclass
-class ConsortFlow:
-    protocol_id: str
-    registry_id: str
-    title: str
-    method: str
-    assessed: int = 0
-    not_eligible: int = 0
-    failed: Counter[str] = field(default_factory=Counter)
-    incomplete: int = 0
-    missing: Counter[str] = field(default_factory=Counter)
-    eligible_not_allocated: int = 0
-    arms: list[ArmFlow] = field(default_factory=list)
-    criteria_text: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def allocated(self) -> int:
-        return sum(a.allocated for a in self.arms)
-
-    @property
-    def excluded(self) -> int:
-        return self.not_eligible + self.incomplete + self.eligible_not_allocated
-
-    @property
-    def randomized(self) -> bool:
-        return self.method in ("stratified_blocks", "minimization")
-
-
-def consort_flow(session: Session, protocol_id: str) -> ConsortFlow:
-    """Count the flow of ``protocol_id`` from the database (raises NotFound if not loaded)."""
-    from sarcoma_sched.services.protocols import current_protocol
-
-    protocol = current_protocol(session, protocol_id).protocol
-    pid = protocol.id
-    flow = ConsortFlow(
-        protocol_id=pid,
-        registry_id=protocol.study.registry_id,
-        title=protocol.study.title,
-        method=protocol.allocation.method,
-        criteria_text={c.id: c.text for c in protocol.criteria},
-    )
-    arms = {a.id: ArmFlow(a.id, a.label) for a in protocol.arms}
-
-    allocated: dict[int, Allocation] = {
-        a.patient_id: a
-        for a in session.scalars(select(Allocation).where(Allocation.protocol_id == pid))
-    }
-    latest = (
-        select(Screening.patient_id, func.max(Screening.id).label("id"))
-        .group_by(Screening.patient_id)
-        .subquery()
-    )
-    screened = session.execute(
-        select(Patient.id, Screening.eligible, Screening.results)
-        .join(latest, latest.c.patient_id == Patient.id)
-        .join(Screening, Screening.id == latest.c.id)
-        .where(Patient.protocol_id == pid)
-    ).all()
-    flow.assessed = len({r.id for r in screened} | set(allocated))
-    for r in screened:
-        if r.id in allocated:
-            continue
-        results = r.results or {}
-        failed = list(results.get("failed") or [])
-        if r.eligible:
-            flow.eligible_not_allocated += 1
-        elif failed:
-            flow.not_eligible += 1
-            flow.failed.update(failed)
-        else:
-            flow.incomplete += 1
-            flow.missing.update(results.get("missing") or [])
-
-    ends = {
-        e.patient_id: e
-        for e in session.scalars(
-            select(ParticipationEnd)
-            .join(Patient, Patient.id == ParticipationEnd.patient_id)
-            .where(Patient.protocol_id == pid)
-        )
-    }
-    treatments: dict[int, list[Any]] = {}
-    for row in session.execute(
-        select(
-            ScheduledEvent.patient_id,
-            ScheduledEvent.status,
-            ScheduledEvent.reason,
-            ScheduledEvent.first_day,
-        )
-        .join(Patient, Patient.id == ScheduledEvent.patient_id)
-        .where(Patient.protocol_id == pid, ScheduledEvent.kind.in_(TREATMENT_KINDS))
-        .order_by(ScheduledEvent.first_day, ScheduledEvent.id)
-    ):
-        treatments.setdefault(row.patient_id, []).append(row)
-
-    for patient_id, a in sorted(allocated.items(), key=lambda item: item[1].position):
-        arm = arms.setdefault(a.arm, ArmFlow(a.arm, a.arm))
-        arm.allocated += 1
-        if a.method == "assigned":
-            arm.by_basis[BASIS_LABELS.get(a.basis or "", a.basis or "not recorded")] += 1
-        events = treatments.get(patient_id, [])
-        end = ends.get(patient_id)
-        if any(e.status == "done" for e in events):
-            arm.received += 1
-        else:
-            arm.not_received[_why_not(events, end)] += 1
-        if end is not None:
-            if end.kind == "withdrawn":
-                arm.withdrawn[end.reason] += 1
-            else:
-                reason = f"{end.criterion_id}: {end.reason}" if end.criterion_id else end.reason
-                arm.excluded[reason] += 1
-    flow.arms = list(arms.values())
-    return flow
 
 
 def consort_rows(flow: ConsortFlow) -> list[dict[str, Any]]:
@@ -244,17 +80,6 @@ def consort_rows(flow: ConsortFlow) -> list[dict[str, Any]]:
     return rows
 
 
-def _why_not(events: list[Any], end: ParticipationEnd | None) -> str:
-    if end is not None:
-        return f"{end.kind} before treatment"
-    for e in events:
-        if e.status in ("missed", "skipped"):
-            return f"treatment {e.status}" + (f": {e.reason}" if e.reason else "")
-    if any(e.status == "planned" for e in events):
-        return NOT_STARTED
-    return "no treatment event scheduled"
-
-
 # --- drawing ----------------------------------------------------------------------------------
 
 FONT = 9.0
@@ -275,7 +100,8 @@ def _n(n: int) -> str:
     return f"(n{NBSP}={NBSP}{n})"
 
 
-STYLES = {  # style: (weight, font style, first-line indent, continuation indent)
+# style: (weight, font style, first-line indent, continuation indent)
+STYLES: dict[str, tuple[str, FontStyle, str, str]] = {
     "head": ("bold", "normal", "", ""),
     "text": ("normal", "normal", "", ""),
     "note": ("normal", "italic", "", ""),

@@ -3,7 +3,8 @@
 Each trial page carries its enrolment tables, the CONSORT diagram and the workload chart as
 inline data (SVG in a ``data:`` URI: nothing is fetched, no script runs), and a patient table
 whose study ids link to per-patient timeline pictures written beside it (``timelines/*.svg``).
-The directory can be zipped, mailed or opened from a USB stick.
+The directory can be zipped, mailed or opened from a USB stick. The data is what
+``services.queries.trial_reports`` reads; nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -14,25 +15,16 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from sarcoma_sched.db.models import (
-    Allocation,
-    ParticipationEnd,
-    Patient,
-    ProtocolVersion,
-    ScheduledEvent,
-)
-from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.errors import Conflict
 from sarcoma_sched.files import write_atomic
+from sarcoma_sched.vocabulary import WORKLOAD_KINDS
+
+if TYPE_CHECKING:
+    from sarcoma_sched.services.queries.trials import TrialReport
 
 __all__ = ["HtmlReport", "write_html_report"]
-
-WEEKS_BACK = 4
-WEEKS_AHEAD = 12
 
 CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em auto; max-width: 70em;
@@ -93,117 +85,44 @@ def _write(path: Path, text: str) -> Path:
     return write_atomic(path, text)
 
 
-def trial_ids(session: Session) -> list[str]:
-    return list(
-        session.scalars(
-            select(ProtocolVersion.protocol_id).distinct().order_by(ProtocolVersion.protocol_id)
-        )
-    )
-
-
-def _patients(session: Session, protocol_id: str, today: dt.date) -> list[dict[str, Any]]:
-    ends = {
-        e.patient_id: e
-        for e in session.scalars(
-            select(ParticipationEnd)
-            .join(Patient, Patient.id == ParticipationEnd.patient_id)
-            .where(Patient.protocol_id == protocol_id)
-        )
-    }
-    next_event = dict(
-        session.execute(
-            select(ScheduledEvent.patient_id, func.min(ScheduledEvent.first_day))
-            .where(ScheduledEvent.status == "planned", ScheduledEvent.first_day >= today)
-            .group_by(ScheduledEvent.patient_id)
-        ).all()
-    )
-    deviations = dict(
-        session.execute(
-            select(ScheduledEvent.patient_id, func.count(ScheduledEvent.id))
-            .where(ScheduledEvent.deviation.is_not(None))
-            .group_by(ScheduledEvent.patient_id)
-        ).all()
-    )
-    rows = []
-    for patient, allocation in session.execute(
-        select(Patient, Allocation)
-        .join(Allocation, Allocation.patient_id == Patient.id)
-        .where(Patient.protocol_id == protocol_id)
-        .order_by(Patient.study_id)
-    ).all():
-        end = ends.get(patient.id)
-        rows.append(
-            {
-                "study_id": patient.study_id,
-                "site": patient.site_code,
-                "arm": allocation.arm,
-                "allocated": allocation.allocation_date,
-                "status": f"{end.kind} {end.effective_date}" if end else "on study",
-                "next_planned": next_event.get(patient.id),
-                "deviations": deviations.get(patient.id, 0),
-            }
-        )
-    return rows
-
-
 def write_html_report(
-    session: Session,
-    out_dir: Path,
-    *,
-    today: dt.date,
-    protocols: Sequence[str] | None = None,
+    trials: Sequence[TrialReport], out_dir: Path, *, today: dt.date
 ) -> HtmlReport:
     """Write ``index.html``, ``<TRIAL>.html`` per trial and ``timelines/<STUDY-ID>.svg``."""
-    from sarcoma_sched.reports.consort import consort_figure, consort_flow
+    from sarcoma_sched.reports.consort import consort_figure
     from sarcoma_sched.reports.style import svg_text
-    from sarcoma_sched.reports.timeline import patient_timeline, timeline_figure
-    from sarcoma_sched.reports.workload import workload, workload_figure, workload_title
-    from sarcoma_sched.services.queries import enrollment_columns, enrollment_report
+    from sarcoma_sched.reports.timeline import timeline_figure
+    from sarcoma_sched.reports.workload import workload_figure, workload_title
 
-    known = trial_ids(session)
-    if not known:
-        raise NotFound("no protocol in the database: run `sarcoma-sched init`")
-    wanted = [p.upper() for p in protocols] if protocols else known
-    for p in wanted:
-        if p not in known:
-            raise NotFound(f"protocol {p!r} is not in the database (loaded: {', '.join(known)})")
     try:
         (out_dir / "timelines").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise Conflict(f"cannot create {out_dir}: {exc.strerror}") from None
 
-    date_from = today - dt.timedelta(days=today.weekday()) - dt.timedelta(weeks=WEEKS_BACK)
-    date_to = date_from + dt.timedelta(weeks=WEEKS_BACK + WEEKS_AHEAD, days=-1)
     pages: list[Path] = []
     timelines: list[Path] = []
     summaries = []
-    for pid in wanted:
-        flow = consort_flow(session, pid)
+    for trial in trials:
+        flow, date_from, date_to = trial.flow, trial.date_from, trial.date_to
+        pid = flow.protocol_id
         consort_svg = svg_text(consort_figure(flow, as_of=str(today)))
-        weekly = workload(session, date_from, date_to, protocol=pid, by="week")
         title = workload_title(None, pid, date_from, date_to, "week")
         chart = svg_text(
-            workload_figure(weekly, by="week", title=title, date_from=date_from, date_to=date_to)
+            workload_figure(
+                trial.weekly, by="week", title=title, date_from=date_from, date_to=date_to
+            )
         )
-        patients = _patients(session, pid, today)
-        for row in patients:
-            tl = patient_timeline(session, row["study_id"])
-            path = out_dir / "timelines" / f"{row['study_id']}.svg"
+        for tl in trial.timelines:
+            path = out_dir / "timelines" / f"{tl.study_id}.svg"
             _write(path, svg_text(timeline_figure(tl, today)))
             timelines.append(path)
-        by_arm = enrollment_report(session, protocol=pid, by=["arm"])
-        by_site = enrollment_report(session, protocol=pid, by=["site"])
-        site_load = _site_load(session, pid, date_from, date_to)
         body = _trial_body(
             flow=flow,
             consort_svg=consort_svg,
             chart_svg=chart,
-            tables={
-                "by arm": (by_arm, enrollment_columns(["arm"])),
-                "by site": (by_site, enrollment_columns(["site"])),
-            },
-            site_load=site_load,
-            patients=patients,
+            tables=trial.enrollment,
+            site_load=trial.site_load,
+            patients=trial.patients,
             date_from=date_from,
             date_to=date_to,
         )
@@ -212,28 +131,6 @@ def write_html_report(
         summaries.append((pid, flow, page.name))
     index = _write(out_dir / "index.html", _page("sarcoma-sched report", _index(summaries), today))
     return HtmlReport(index, pages, timelines)
-
-
-def _site_load(
-    session: Session, pid: str, date_from: dt.date, date_to: dt.date
-) -> list[dict[str, Any]]:
-    from sarcoma_sched.reports.workload import WORKLOAD_KINDS, workload
-
-    sites = session.scalars(
-        select(Patient.site_code)
-        .join(Allocation, Allocation.patient_id == Patient.id)
-        .where(Patient.protocol_id == pid)
-        .distinct()
-        .order_by(Patient.site_code)
-    ).all()
-    rows = []
-    for site in sites:
-        weeks = workload(session, date_from, date_to, site=site, protocol=pid, by="week")
-        row: dict[str, Any] = {"site": site}
-        for kind in (*WORKLOAD_KINDS, "total"):
-            row[kind] = sum(w[kind] for w in weeks)
-        rows.append(row)
-    return rows
 
 
 def _trial_body(
@@ -247,8 +144,6 @@ def _trial_body(
     date_from: dt.date,
     date_to: dt.date,
 ) -> str:
-    from sarcoma_sched.reports.workload import WORKLOAD_KINDS
-
     counts = {"screened", "eligible", "enrolled", "allocated", "withdrawn", "excluded", "on_study"}
     parts = [
         '<nav><a href="index.html">all trials</a></nav>',
@@ -282,7 +177,7 @@ def _trial_body(
         "deviations).</p>"
     )
     head = ["study_id", "site", "arm", "allocated", "status", "next_planned", "deviations"]
-    rows = []
+    trs: list[str] = []
     for p in patients:
         link = f'<a href="timelines/{_e(p["study_id"])}.svg">{_e(p["study_id"])}</a>'
         dev = f'<span class="dev">{p["deviations"]}</span>' if p["deviations"] else "0"
@@ -300,11 +195,11 @@ def _trial_body(
             f'<td class="n">{c}</td>' if i == len(cells) - 1 else f"<td>{c}</td>"
             for i, c in enumerate(cells)
         )
-        rows.append(f"<tr{cls}>{tds}</tr>")
-    if not rows:
-        rows.append(f'<tr><td colspan="{len(head)}">nobody allocated yet</td></tr>')
+        trs.append(f"<tr{cls}>{tds}</tr>")
+    if not trs:
+        trs.append(f'<tr><td colspan="{len(head)}">nobody allocated yet</td></tr>')
     header = "".join(f"<th>{_e(h)}</th>" for h in head)
-    parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(trs)}</tbody></table>")
     return "\n".join(parts)
 
 

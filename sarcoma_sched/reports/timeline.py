@@ -1,5 +1,5 @@
-"""One patient's schedule as a Gantt chart: the data (``patient_timeline``) and the drawing
-(``draw_timeline``).
+"""One patient's schedule as a Gantt chart (``draw_timeline``), from the data
+``services.queries.patient_timeline`` reads.
 
 One row per planned occurrence (``rt``, ``ai.2``, ``follow_up.m12``) in date order. The
 protocol window is the pale band, the days the event occupies are the bar (solid once done,
@@ -16,104 +16,19 @@ a note; ``date_from``/``date_to`` choose another range.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from sarcoma_sched.db.models import Allocation, ParticipationEnd
 from sarcoma_sched.reports.style import DEVIATION, KIND_COLOURS, KIND_LABELS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["PatientTimeline", "TimelineEvent", "draw_timeline", "patient_timeline"]
+    from sarcoma_sched.services.queries.timeline import PatientTimeline, TimelineEvent
 
-AHEAD_DAYS = 120
+__all__ = ["draw_timeline", "timeline_figure"]
+
 ONE_DAY = dt.timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    event_id: str
-    label: str
-    kind: str
-    days: tuple[dt.date, ...]
-    target: dt.date
-    earliest: dt.date
-    latest: dt.date
-    status: str
-    actual_date: dt.date | None
-    deviation: str | None
-    pinned: bool
-    flagged: bool
-
-    @property
-    def first(self) -> dt.date:
-        return min((*self.days, self.earliest))
-
-    @property
-    def last(self) -> dt.date:
-        return max((*self.days, self.latest))
-
-
-@dataclass(frozen=True)
-class PatientTimeline:
-    study_id: str
-    protocol_id: str
-    site: str
-    arm: str | None
-    allocation_date: dt.date | None
-    ended: tuple[str, dt.date, str] | None  # kind, effective date, reason
-    events: list[TimelineEvent] = field(default_factory=list)
-
-    def default_range(self, today: dt.date) -> tuple[dt.date, dt.date]:
-        starts = [e.first for e in self.events]
-        if self.allocation_date:
-            starts.append(self.allocation_date)
-        start = min(starts, default=today) - dt.timedelta(days=3)
-        active = [e.last for e in self.events if e.kind != "follow_up"]
-        end = max([today, *active]) + dt.timedelta(days=AHEAD_DAYS)
-        return start, end
-
-
-def patient_timeline(session: Session, ref: str) -> PatientTimeline:
-    """Everything the chart needs about one patient (by study id or screening number)."""
-    from sarcoma_sched.services.events import patient_events
-    from sarcoma_sched.services.patients import find_patient
-
-    patient = find_patient(session, ref)
-    allocation = session.scalar(select(Allocation).where(Allocation.patient_id == patient.id))
-    end = session.scalar(select(ParticipationEnd).where(ParticipationEnd.patient_id == patient.id))
-    rows = patient_events(session, patient)
-    events = [
-        TimelineEvent(
-            event_id=r.event_id,
-            label=r.label,
-            kind=r.kind,
-            days=tuple(dt.date.fromisoformat(d) for d in r.days),
-            target=r.target,
-            earliest=r.earliest,
-            latest=r.latest,
-            status=r.status,
-            actual_date=r.actual_date,
-            deviation=r.deviation,
-            pinned=r.pinned is not None,
-            flagged=bool(r.flags),
-        )
-        for r in rows
-    ]
-    return PatientTimeline(
-        study_id=patient.study_id or patient.screening_number,
-        protocol_id=patient.protocol_id,
-        site=patient.site_code,
-        arm=allocation.arm if allocation else None,
-        allocation_date=allocation.allocation_date if allocation else None,
-        ended=(end.kind, end.effective_date, end.reason) if end else None,
-        events=events,
-    )
 
 
 def _runs(days: tuple[dt.date, ...]) -> list[tuple[dt.date, int]]:
@@ -146,6 +61,7 @@ def timeline_figure(
     date_to: dt.date | None = None,
 ) -> Figure:
     import matplotlib.dates as mdates
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -308,7 +224,7 @@ def timeline_figure(
     fig.text(0.01, 1 - 0.4 / height, subtitle, fontsize=9, va="top", color="#333333")
 
     kinds = [k for k in KIND_COLOURS if any(e.kind == k for e in shown)]
-    handles = [Patch(color=KIND_COLOURS[k], label=KIND_LABELS[k]) for k in kinds]
+    handles: list[Artist] = [Patch(color=KIND_COLOURS[k], label=KIND_LABELS[k]) for k in kinds]
     handles += [
         Patch(facecolor="#888888", alpha=0.18, label="window"),
         Patch(facecolor="#888888", alpha=0.45, label="planned"),

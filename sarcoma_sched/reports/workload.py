@@ -1,4 +1,5 @@
-"""Site workload: how many event-days of each kind fall on each day or week.
+"""Site workload as stacked bars per day or week (``draw_workload``), from the counts
+``services.queries.workload`` makes.
 
 An *event-day* is one patient at the site on one day for one planned event: each RT fraction and
 each inpatient infusion day counts on its own day (five fractions are five event-days, a D1-D5
@@ -15,106 +16,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from sarcoma_sched.db.models import Patient, ScheduledEvent, Site
-from sarcoma_sched.errors import Conflict, NotFound
-from sarcoma_sched.vocabulary import EVENT_KINDS
+from sarcoma_sched.calendar.capacity import week_of
 from sarcoma_sched.reports.style import KIND_COLOURS, KIND_LABELS
+from sarcoma_sched.vocabulary import WORKLOAD_KINDS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = [
-    "COUNTED_STATUSES",
-    "WORKLOAD_KINDS",
-    "draw_workload",
-    "non_working_days",
-    "workload",
-    "workload_columns",
-]
-
-# Every event kind but oral home medication, in the order of a patient's pathway.
-WORKLOAD_KINDS = tuple(kind for kind in EVENT_KINDS if kind != "oral")
-COUNTED_STATUSES = ("planned", "done")
-PERIODS = ("day", "week")
-
-
-def workload_columns(by: str) -> list[str]:
-    return [by, *WORKLOAD_KINDS, "total"]
+__all__ = ["draw_workload", "workload_figure", "workload_title"]
 
 
 def _period(day: dt.date, by: str) -> dt.date:
-    return day - dt.timedelta(days=day.weekday()) if by == "week" else day
-
-
-def workload(
-    session: Session,
-    date_from: dt.date,
-    date_to: dt.date,
-    *,
-    site: str | None = None,
-    protocol: str | None = None,
-    by: str = "day",
-) -> list[dict[str, Any]]:
-    """One row per day (or per week, keyed by its Monday) in [from, to], zeros included, with
-    event-days per kind and the total."""
-    if by not in PERIODS:
-        raise Conflict(f"--by {by}: choose day or week")
-    if date_to < date_from:
-        raise Conflict(f"--to {date_to} is before --from {date_from}")
-    if site is not None:
-        site = site.upper()
-        if session.get(Site, site) is None:
-            known = ", ".join(session.scalars(select(Site.code).order_by(Site.code))) or "none"
-            raise NotFound(f"no site {site!r} (sites: {known})")
-    query = (
-        select(ScheduledEvent.kind, ScheduledEvent.days)
-        .join(Patient, Patient.id == ScheduledEvent.patient_id)
-        .where(
-            ScheduledEvent.first_day <= date_to,
-            ScheduledEvent.last_day >= date_from,
-            ScheduledEvent.status.in_(COUNTED_STATUSES),
-            ScheduledEvent.kind.in_(WORKLOAD_KINDS),
-        )
-    )
-    if site is not None:
-        query = query.where(Patient.site_code == site)
-    if protocol is not None:
-        query = query.where(Patient.protocol_id == protocol.upper())
-
-    rows: dict[dt.date, dict[str, Any]] = {}
-    day = date_from
-    while day <= date_to:
-        key = _period(day, by)
-        rows.setdefault(key, {by: key, **dict.fromkeys(WORKLOAD_KINDS, 0), "total": 0})
-        day += dt.timedelta(days=1)
-    for kind, days in session.execute(query):
-        for text in days:
-            d = dt.date.fromisoformat(text)
-            if date_from <= d <= date_to:
-                row = rows[_period(d, by)]
-                row[kind] += 1
-                row["total"] += 1
-    return [rows[k] for k in sorted(rows)]
-
-
-def non_working_days(
-    session: Session, site: str, date_from: dt.date, date_to: dt.date
-) -> list[dt.date]:
-    """The site's days off in [from, to]: weekends, public holidays (make-up working days are
-    working days) and recorded closures, from the same calendar the planner uses."""
-    from sarcoma_sched.services.schedules import site_calendar
-
-    calendar = site_calendar(session, site.upper())
-    days = []
-    day = date_from
-    while day <= date_to:
-        if not calendar.is_working_day(day):
-            days.append(day)
-        day += dt.timedelta(days=1)
-    return days
+    return week_of(day) if by == "week" else day
 
 
 def workload_figure(
@@ -130,6 +43,7 @@ def workload_figure(
     daily chart; without them, weekends are."""
     import matplotlib.dates as mdates
     from matplotlib.patches import Patch
+    from matplotlib.ticker import AutoLocator
 
     from sarcoma_sched.reports.style import figure
 
@@ -174,7 +88,9 @@ def workload_figure(
     )
     top = max(bottom, default=0)
     ax.set_ylim(0, max(top * 1.15, 1))
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    counts = AutoLocator()  # the axis's default locator, on whole numbers: counts of days
+    counts.set_params(integer=True)
+    ax.yaxis.set_major_locator(counts)
     locator = mdates.AutoDateLocator(minticks=5, maxticks=14)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -196,8 +112,8 @@ def workload_figure(
     )
     handles = [Patch(color=KIND_COLOURS[k], label=KIND_LABELS[k]) for k in used]
     if by == "day":
-        off = "weekend" if days_off is None else "non-working day (weekend, holiday, closure)"
-        handles.append(Patch(color="#ececec", label=off))
+        shaded = "weekend" if days_off is None else "non-working day (weekend, holiday, closure)"
+        handles.append(Patch(color="#ececec", label=shaded))
     if handles:
         fig.legend(
             handles=handles,

@@ -37,9 +37,8 @@ from sarcoma_sched.protocol.allocation import (
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.enrollment import enroll_in, latest_screening
-from sarcoma_sched.services.patients import find_patient
-from sarcoma_sched.services.protocols import protocol_version
-from sarcoma_sched.services.schedules import site_calendar, store_plan
+from sarcoma_sched.services.lookups import find_patient, protocol_version, site_calendar
+from sarcoma_sched.services.schedules import store_plan
 
 __all__ = ["AllocationOutcome", "allocate_patient", "history", "needs_secret", "trial_stream"]
 

@@ -16,7 +16,7 @@ from sarcoma_sched.db.models import Allocation, Patient
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.services.allocation import history, trial_stream
-from sarcoma_sched.services.protocols import current_protocol
+from sarcoma_sched.services.lookups import current_protocol
 
 __all__ = ["VerifyOutcome", "reveal_sequence", "verify_allocations"]
 

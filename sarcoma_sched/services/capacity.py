@@ -1,4 +1,5 @@
-"""Site capacities in the database: set them, load them with everyone's bookings, report use.
+"""Site capacities in the database: set them, and load them with everyone's bookings for the
+planner (the listing of use is ``services.queries.capacity_usage``).
 
 Bookings are read inside the caller's write transaction, which holds the database's one write
 lock (``Database.write``): two coordinators placing surgeries at once are serialised, so the
@@ -8,70 +9,20 @@ second sees the first's booking and a session is never overbooked.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Mapping
-from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.calendar.capacity import (
-    RESOURCES,
-    WEEKDAYS,
-    Capacity,
-    Limit,
-    resource_units,
-    week_of,
-)
-from sarcoma_sched.db.models import Patient, ScheduledEvent, SiteResource
+from sarcoma_sched.calendar.capacity import RESOURCES, WEEKDAYS, Capacity, Limit
+from sarcoma_sched.db.models import SiteResource
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict
+from sarcoma_sched.services.lookups import get_site
+from sarcoma_sched.services.queries.capacity import bookings, site_limits
 
-__all__ = [
-    "USAGE_COLUMNS",
-    "capacity_usage",
-    "set_capacity",
-    "site_capacity",
-    "site_limits",
-]
-
-USAGE_COLUMNS = ["slot", "resource", "booked", "capacity", "free", "over_capacity"]
-_KINDS = tuple(kind for kind, _, _ in RESOURCES.values())
-
-
-def site_limits(session: Session, site_code: str) -> dict[str, Limit]:
-    per_weekday: dict[str, dict[int, int]] = {}
-    limits: dict[str, Limit] = {}
-    for row in session.scalars(select(SiteResource).where(SiteResource.site_code == site_code)):
-        if row.weekday is None:
-            limits[row.resource] = Limit(row.resource, per_week=row.capacity)
-        else:
-            per_weekday.setdefault(row.resource, {})[row.weekday] = row.capacity
-    for resource, days in per_weekday.items():
-        limits[resource] = Limit(resource, per_weekday=days)
-    return limits
-
-
-def _bookings(
-    session: Session, site_code: str, since: dt.date, exclude_patient: int | None
-) -> Counter[tuple[str, dt.date]]:
-    query = (
-        select(ScheduledEvent.kind, ScheduledEvent.days)
-        .join(Patient, Patient.id == ScheduledEvent.patient_id)
-        .where(
-            Patient.site_code == site_code,
-            ScheduledEvent.status.in_(("planned", "done")),
-            ScheduledEvent.kind.in_(_KINDS),
-            ScheduledEvent.last_day >= week_of(since),
-        )
-    )
-    if exclude_patient is not None:
-        query = query.where(ScheduledEvent.patient_id != exclude_patient)
-    booked: Counter[tuple[str, dt.date]] = Counter()
-    for kind, days in session.execute(query):
-        booked.update(resource_units(kind, (dt.date.fromisoformat(d) for d in days)))
-    return booked
+__all__ = ["set_capacity", "site_capacity"]
 
 
 def site_capacity(
@@ -82,7 +33,7 @@ def site_capacity(
     limits = site_limits(session, site_code)
     if not limits:
         return None
-    return Capacity(limits, _bookings(session, site_code, since, exclude_patient))
+    return Capacity(limits, bookings(session, site_code, since, exclude_patient))
 
 
 def set_capacity(
@@ -99,8 +50,6 @@ def set_capacity(
     Patients already booked keep their days: a lower capacity shows as over-capacity in
     ``capacity`` and is flagged when their calendar is next re-planned.
     """
-    from sarcoma_sched.services.sites import get_site
-
     if resource not in RESOURCES:
         raise Conflict(f"resource must be one of {', '.join(RESOURCES)} (got {resource!r})")
     if per_weekday and per_week is not None:
@@ -147,39 +96,3 @@ def set_capacity(
         session.add_all(rows)
         session.flush()
         return site_limits(session, site.code).get(resource)
-
-
-def capacity_usage(
-    session: Session,
-    site_code: str,
-    date_from: dt.date,
-    date_to: dt.date,
-) -> list[dict[str, Any]]:
-    """Booked vs capacity per limited resource and slot (day, or week for weekly resources)."""
-    from sarcoma_sched.services.sites import get_site
-
-    site = get_site(session, site_code)
-    limits = site_limits(session, site.code)
-    booked = _bookings(session, site.code, date_from, None)
-    rows = []
-    for resource, limit in sorted(limits.items()):
-        period = RESOURCES[resource][2]
-        slot = week_of(date_from) if period == "week" else date_from
-        step = dt.timedelta(days=7 if period == "week" else 1)
-        while slot <= date_to:
-            capacity = limit.at(slot)
-            used = booked[(resource, slot)]
-            if capacity or used:
-                rows.append(
-                    {
-                        "slot": slot,
-                        "resource": resource,
-                        "booked": used,
-                        "capacity": capacity,
-                        "free": max(capacity - used, 0),
-                        "over_capacity": max(used - capacity, 0),
-                    }
-                )
-            slot += step
-    rows.sort(key=lambda r: (r["slot"], r["resource"]))
-    return rows

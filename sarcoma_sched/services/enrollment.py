@@ -12,7 +12,7 @@ from sarcoma_sched.db.models import Enrollment, Patient, Screening
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict, IneligibleError
-from sarcoma_sched.services.patients import find_patient
+from sarcoma_sched.services.lookups import find_patient
 
 __all__ = ["EnrollmentOutcome", "enroll", "enroll_in", "latest_screening"]
 

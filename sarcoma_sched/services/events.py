@@ -25,9 +25,8 @@ from sarcoma_sched.db.models import (
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.services.capacity import site_capacity
-from sarcoma_sched.services.patients import find_patient
-from sarcoma_sched.services.protocols import protocol_version
-from sarcoma_sched.services.schedules import actuals_of, apply_plan, site_calendar
+from sarcoma_sched.services.lookups import find_patient, protocol_version, site_calendar
+from sarcoma_sched.services.schedules import actuals_of, apply_plan
 
 __all__ = [
     "RECORDABLE",

@@ -12,8 +12,7 @@ from sarcoma_sched.db.models import Allocation, Enrollment, ParticipationEnd, Sc
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict, NotFound
-from sarcoma_sched.services.patients import find_patient
-from sarcoma_sched.services.protocols import protocol_version
+from sarcoma_sched.services.lookups import find_patient, protocol_version
 from sarcoma_sched.services.schedules import cancel_future
 
 __all__ = ["ParticipationOutcome", "end_participation"]

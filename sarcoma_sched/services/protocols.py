@@ -1,10 +1,10 @@
-"""Protocol versions in the database, and the sites they bring."""
+"""Loading protocol versions into the database, and the sites they bring (reading one back is
+``services.lookups``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,18 +12,10 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.db.models import ProtocolVersion, Site
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
-from sarcoma_sched.errors import NotFound
-from sarcoma_sched.protocol.loader import LoadedProtocol, parse_protocol
+from sarcoma_sched.protocol.loader import LoadedProtocol
 from sarcoma_sched.protocol.model import Protocol
 
-__all__ = [
-    "LoadResult",
-    "StoredProtocol",
-    "current_protocol",
-    "initialize",
-    "load_protocols",
-    "protocol_version",
-]
+__all__ = ["LoadResult", "initialize", "load_protocols"]
 
 
 @dataclass(frozen=True)
@@ -32,14 +24,6 @@ class LoadResult:
     version: str
     content_hash: str
     new: bool
-
-
-@dataclass(frozen=True)
-class StoredProtocol:
-    """A protocol version as stored: its row id and the definition parsed from its source."""
-
-    version_id: int
-    protocol: Protocol
 
 
 def initialize(db: Database, actor: str) -> tuple[str | None, str | None, list[LoadResult]]:
@@ -104,33 +88,3 @@ def _add_missing_sites(session: Session, protocol: Protocol) -> None:
             )
         )
 
-
-def current_protocol(session: Session, protocol_id: str) -> StoredProtocol:
-    """The newest stored version of a protocol: what new screenings use."""
-    row = session.scalars(
-        select(ProtocolVersion)
-        .where(ProtocolVersion.protocol_id == protocol_id.upper())
-        .order_by(ProtocolVersion.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        known = ", ".join(session.scalars(select(ProtocolVersion.protocol_id).distinct()))
-        raise NotFound(
-            f"protocol {protocol_id!r} is not in the database (loaded: {known or 'none'}; "
-            "run `sarcoma-sched init`)"
-        )
-    return protocol_version(session, row.id)
-
-
-def protocol_version(session: Session, version_id: int) -> StoredProtocol:
-    """A stored version, parsed from the exact source it was loaded from."""
-    row = session.get(ProtocolVersion, version_id)
-    if row is None:
-        raise NotFound(f"protocol version {version_id} does not exist")
-    return StoredProtocol(version_id, _parse(row.source, row.source_name))
-
-
-@lru_cache(maxsize=32)
-def _parse(source: str, name: str) -> Protocol:
-    # Parsing and validating a protocol costs milliseconds; every allocation needs one.
-    return parse_protocol(source, source=name)

@@ -11,11 +11,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.calendar import Actual, Plan, PlannedEvent, SiteCalendar
-from sarcoma_sched.db.models import Patient, ScheduledEvent, Site, SiteClosure
+from sarcoma_sched.calendar import Actual, Plan, PlannedEvent
+from sarcoma_sched.db.models import Patient, ScheduledEvent
 from sarcoma_sched.db.types import utc_now
 
 __all__ = [
@@ -24,28 +23,8 @@ __all__ = [
     "cancel_future",
     "event_fields",
     "event_uid",
-    "site_calendar",
     "store_plan",
 ]
-
-
-def site_calendar(session: Session, site_code: str) -> SiteCalendar:
-    """The site's working days: its holiday country and subdivision plus recorded closures."""
-    site = session.get(Site, site_code)
-    if site is None:  # pragma: no cover - patients reference existing sites
-        raise LookupError(site_code)
-    closures: set[dt.date] = set()
-    for closure in session.scalars(select(SiteClosure).where(SiteClosure.site_code == site_code)):
-        day = closure.first_day
-        while day <= closure.last_day:
-            closures.add(day)
-            day += dt.timedelta(days=1)
-    return SiteCalendar(
-        site.holiday_country,
-        site.holiday_subdivision,
-        time_zone=site.time_zone,
-        closures=closures,
-    )
 
 
 def event_uid(patient: Patient, event_id: str) -> str:

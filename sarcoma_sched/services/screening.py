@@ -17,8 +17,7 @@ from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.eligibility import EligibilityResult, evaluate, parse_field_values
 from sarcoma_sched.errors import Conflict, InputFileError, NotFound
-from sarcoma_sched.services.patients import find_patient
-from sarcoma_sched.services.protocols import current_protocol
+from sarcoma_sched.services.lookups import current_protocol, find_patient
 
 __all__ = ["ScreeningOutcome", "screen"]
 

@@ -1,4 +1,4 @@
-"""Sites: add one, list them, close one for some days (and re-plan whoever that moves)."""
+"""Sites: add one, close one for some days (and re-plan whoever that moves)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from sarcoma_sched.db.models import (
     Allocation,
@@ -19,10 +18,11 @@ from sarcoma_sched.db.models import (
 )
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
-from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.errors import Conflict
 from sarcoma_sched.services.events import EventChange, patient_events, replan_patient
+from sarcoma_sched.services.lookups import get_site
 
-__all__ = ["ClosureOutcome", "add_site", "close_site", "get_site", "list_sites"]
+__all__ = ["ClosureOutcome", "add_site", "close_site"]
 
 SITE_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 
@@ -34,14 +34,6 @@ class ClosureOutcome:
     last_day: dt.date
     moved: dict[str, list[EventChange]]  # study id → what moved
     flags: dict[str, list[str]]  # study id → events that could not be placed cleanly
-
-
-def get_site(session: Session, code: str) -> Site:
-    site = session.get(Site, code.upper())
-    if site is None:
-        known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
-        raise NotFound(f"no site {code!r} (sites: {known or 'none; run `sarcoma-sched init`'})")
-    return site
 
 
 def _check_calendar(time_zone: str, country: str, subdivision: str | None) -> None:
@@ -95,34 +87,6 @@ def add_site(
         session.add(site)
         session.flush()
         return site
-
-
-def list_sites(session: Session, today: dt.date) -> list[dict[str, object]]:
-    patients = dict(
-        session.execute(
-            select(Patient.site_code, func.count(Allocation.id))
-            .join(Allocation, Allocation.patient_id == Patient.id)
-            .group_by(Patient.site_code)
-        ).all()
-    )
-    closures: dict[str, list[str]] = {}
-    for c in session.scalars(
-        select(SiteClosure).where(SiteClosure.last_day >= today).order_by(SiteClosure.first_day)
-    ):
-        span = str(c.first_day) if c.first_day == c.last_day else f"{c.first_day}..{c.last_day}"
-        closures.setdefault(c.site_code, []).append(span)
-    return [
-        {
-            "site": s.code,
-            "name": s.name,
-            "time_zone": s.time_zone,
-            "holidays": s.holiday_country
-            + (f"-{s.holiday_subdivision}" if s.holiday_subdivision else ""),
-            "allocated": patients.get(s.code, 0),
-            "closures": ", ".join(closures.get(s.code, [])),
-        }
-        for s in session.scalars(select(Site).order_by(Site.code))
-    ]
 
 
 def close_site(

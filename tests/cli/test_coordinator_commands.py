@@ -89,9 +89,9 @@ def build_cohort(db: str) -> None:
     """
     from sarcoma_sched.db.session import Database
     from sarcoma_sched.services.allocation import allocate_patient
+    from sarcoma_sched.services.lookups import site_calendar
     from sarcoma_sched.services.participation import end_participation
     from sarcoma_sched.services.protocols import initialize
-    from sarcoma_sched.services.schedules import site_calendar
     from sarcoma_sched.services.screening import screen
 
     today = dt.date.today()
@@ -243,7 +243,7 @@ def _event(
 def calendar(db: str, site: str) -> SiteCalendar:
     """The site's working days as the engine sees them (holidays and recorded closures)."""
     from sarcoma_sched.db.session import Database
-    from sarcoma_sched.services.schedules import site_calendar
+    from sarcoma_sched.services.lookups import site_calendar
 
     database = Database(db)
     try:

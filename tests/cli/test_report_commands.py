@@ -344,7 +344,8 @@ def test_a_single_arm_consort_shows_a_patient_not_yet_treated_as_not_received(
 
 
 def test_the_consort_diagram_renders_as_a_png(sqlite_cohort, tmp_path):
-    from sarcoma_sched.reports import consort_flow, draw_consort
+    from sarcoma_sched.reports import draw_consort
+    from sarcoma_sched.services.queries import consort_flow
 
     with sqlite_cohort.read() as session:
         flow = consort_flow(session, "NATARS")
@@ -398,7 +399,8 @@ def test_a_timeline_shows_events_the_deviation_and_today(command, sqlite_cohort,
 def test_a_withdrawn_patient_timeline_marks_the_withdrawal_and_renders_as_png(
     command, sqlite_cohort, tmp_path
 ):
-    from sarcoma_sched.reports import draw_timeline, patient_timeline
+    from sarcoma_sched.reports import draw_timeline
+    from sarcoma_sched.services.queries import patient_timeline
 
     with sqlite_cohort.read() as session:
         timeline = patient_timeline(session, "PKUIH-NATARS-0002")
@@ -424,7 +426,7 @@ def workload_rows(command: str, cohort: Cohort, *args: str) -> list[dict]:
 
 
 def test_workload_counts_each_infusion_day_and_never_oral_or_cancelled_events(command, cohort):
-    from sarcoma_sched.reports import workload
+    from sarcoma_sched.services.queries import workload
 
     # PKUIH-NATARS-0001's cycle 1 was given from day -40: five inpatient days.
     rows = workload_rows(command, cohort, "--site", "PKUIH", "--from", day(-40), "--to", day(-36))
@@ -458,7 +460,7 @@ KINDS = (
 
 
 def test_weekly_workload_adds_up_the_daily_counts(command, sqlite_cohort):
-    from sarcoma_sched.reports import workload
+    from sarcoma_sched.services.queries import workload
 
     weekly = workload_rows(
         command, sqlite_cohort, "--from", day(-63), "--to", day(90), "--by", "week"
@@ -476,7 +478,8 @@ def test_weekly_workload_adds_up_the_daily_counts(command, sqlite_cohort):
 def test_workload_prints_csv_draws_a_png_and_refuses_an_unknown_site(
     command, run, sqlite_cohort, tmp_path
 ):
-    from sarcoma_sched.reports import draw_workload, workload
+    from sarcoma_sched.reports import draw_workload
+    from sarcoma_sched.services.queries import workload
 
     csv_text = sqlite_cohort.run(
         command, "report", "workload", "--from", day(0), "--to", day(6), "--format", "csv"

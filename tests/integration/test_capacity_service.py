@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sarcoma_sched.db.audit import verify
 from sarcoma_sched.db.models import Patient, ScheduledEvent
 from sarcoma_sched.services.allocation import allocate_patient
-from sarcoma_sched.services.capacity import capacity_usage, set_capacity
+from sarcoma_sched.services.capacity import set_capacity
 from sarcoma_sched.services.events import record_event
+from sarcoma_sched.services.queries import capacity_usage
 from sarcoma_sched.services.screening import screen
 from tests.cohort import ELIGIBLE_NATARS
 

@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.services import queries as q
-from sarcoma_sched.services.patients import find_patient
+from sarcoma_sched.services.lookups import find_patient
 from sarcoma_sched.services.protocols import initialize
 
 AS_OF = dt.date(2026, 11, 21)

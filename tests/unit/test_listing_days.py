@@ -9,7 +9,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sarcoma_sched.services.queries import _days_text
+from sarcoma_sched.services.queries.days import days_text as _days_text
 
 
 def _reference(days: list[str], time: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Calendars to export: a patient's, or a site's master calendar, as ``CalendarEvent`` values.
+"""Calendars to export: a patient's, or a site's master calendar, as ``CalendarEvent`` values
+(``exports.ical`` turns them into iCalendar).
 
 Read-only. Only pseudonymous columns are selected (study id, protocol, site): a name is never
 stored and the birth date is never read, so neither can reach a calendar file.
@@ -8,16 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Allocation, Enrollment, Patient, ScheduledEvent, Site
 from sarcoma_sched.errors import NotFound
-from sarcoma_sched.exports.ical import CalendarEvent
-from sarcoma_sched.services.patients import find_patient
-from sarcoma_sched.services.protocols import protocol_version
+from sarcoma_sched.protocol.schedule import Component, Event
+from sarcoma_sched.services.lookups import find_patient, get_site, protocol_version
+
+if TYPE_CHECKING:
+    from sarcoma_sched.exports.ical import CalendarEvent
 
 __all__ = ["patient_calendar", "site_calendar_export"]
 
@@ -47,7 +50,8 @@ class _Shapes:
             arm = protocol_version(self._session, version_id).protocol.arm(arm_id)
             shapes: dict[str, _Shape] = {}
             for event in arm.events:
-                for part in (event, *event.components):
+                parts: list[Event | Component] = [event, *event.components]
+                for part in parts:
                     shapes[part.key] = _Shape(
                         part.span.show_as, part.span.days, part.description.strip()
                     )
@@ -100,6 +104,9 @@ def _query() -> Select[Any]:
 
 
 def _events(session: Session, query: Select[Any]) -> list[CalendarEvent]:
+    # The export's value type; icalendar itself loads only when a calendar is exported.
+    from sarcoma_sched.exports.ical import CalendarEvent
+
     shapes = _Shapes(session)
     events = []
     date = dt.date.fromisoformat
@@ -154,10 +161,7 @@ def site_calendar_export(
     """The site's master calendar: every event of its allocated patients (every trial) with a
     day in ``[date_from, date_to]`` (either end open). Cancelled events are kept, so a client
     subscribed to the calendar removes them instead of keeping a stale visit."""
-    site = session.get(Site, site_code) or session.get(Site, site_code.upper())
-    if site is None:
-        known = ", ".join(session.scalars(select(Site.code).order_by(Site.code))) or "none"
-        raise NotFound(f"no site {site_code!r} (sites: {known})")
+    site = get_site(session, site_code)
     query = _query().where(Patient.site_code == site.code)
     # first_day/last_day are indexed: the database narrows, the days themselves decide below.
     if date_from is not None:

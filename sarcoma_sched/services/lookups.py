@@ -1,0 +1,111 @@
+"""Get one thing by the name a coordinator uses, or raise ``NotFound`` naming what exists.
+
+A patient by study id or screening number, a site by code (and its working-day calendar), a
+protocol's current or stored version. The read side (``services.queries``) and every use case
+share these, and this module imports no other service: it is the bottom of ``services``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from sarcoma_sched.calendar import SiteCalendar
+from sarcoma_sched.db.models import Patient, ProtocolVersion, Site, SiteClosure
+from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.protocol.loader import parse_protocol
+from sarcoma_sched.protocol.model import Protocol
+
+__all__ = [
+    "StoredProtocol",
+    "current_protocol",
+    "find_patient",
+    "get_site",
+    "protocol_version",
+    "site_calendar",
+]
+
+
+def find_patient(session: Session, ref: str, *, for_update: bool = False) -> Patient:
+    """By study id (``PKUIH-NATARS-0007``) or screening number (``PKUIH-NATARS-S0007``)."""
+    query = select(Patient).where(or_(Patient.study_id == ref, Patient.screening_number == ref))
+    if for_update:
+        query = query.with_for_update()
+    found = session.scalars(query).all()
+    if not found:
+        raise NotFound(f"no patient with study id or screening number {ref!r}")
+    if len(found) > 1:
+        trials = ", ".join(sorted(p.protocol_id for p in found))
+        raise Conflict(f"{ref!r} names patients in several trials ({trials}); use the study id")
+    return found[0]
+
+
+def get_site(session: Session, code: str) -> Site:
+    """By code, in any case (site codes are stored upper case)."""
+    site = session.get(Site, code.upper())
+    if site is None:
+        known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
+        raise NotFound(f"no site {code!r} (sites: {known or 'none; run `sarcoma-sched init`'})")
+    return site
+
+
+def site_calendar(session: Session, site_code: str) -> SiteCalendar:
+    """The site's working days: its holiday country and subdivision plus recorded closures."""
+    site = session.get(Site, site_code)
+    if site is None:  # pragma: no cover - patients reference existing sites
+        raise LookupError(site_code)
+    closures: set[dt.date] = set()
+    for closure in session.scalars(select(SiteClosure).where(SiteClosure.site_code == site_code)):
+        day = closure.first_day
+        while day <= closure.last_day:
+            closures.add(day)
+            day += dt.timedelta(days=1)
+    return SiteCalendar(
+        site.holiday_country,
+        site.holiday_subdivision,
+        time_zone=site.time_zone,
+        closures=closures,
+    )
+
+
+@dataclass(frozen=True)
+class StoredProtocol:
+    """A protocol version as stored: its row id and the definition parsed from its source."""
+
+    version_id: int
+    protocol: Protocol
+
+
+def current_protocol(session: Session, protocol_id: str) -> StoredProtocol:
+    """The newest stored version of a protocol: what new screenings use."""
+    row = session.scalars(
+        select(ProtocolVersion)
+        .where(ProtocolVersion.protocol_id == protocol_id.upper())
+        .order_by(ProtocolVersion.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        known = ", ".join(session.scalars(select(ProtocolVersion.protocol_id).distinct()))
+        raise NotFound(
+            f"protocol {protocol_id!r} is not in the database (loaded: {known or 'none'}; "
+            "run `sarcoma-sched init`)"
+        )
+    return protocol_version(session, row.id)
+
+
+def protocol_version(session: Session, version_id: int) -> StoredProtocol:
+    """A stored version, parsed from the exact source it was loaded from."""
+    row = session.get(ProtocolVersion, version_id)
+    if row is None:
+        raise NotFound(f"protocol version {version_id} does not exist")
+    return StoredProtocol(version_id, _parse(row.source, row.source_name))
+
+
+@lru_cache(maxsize=32)
+def _parse(source: str, name: str) -> Protocol:
+    # Parsing and validating a protocol costs milliseconds; every allocation needs one.
+    return parse_protocol(source, source=name)
