@@ -23,7 +23,6 @@ __all__ = [
     "KIND_COLOURS",
     "KIND_LABELS",
     "NBSP",
-    "TREATMENT_KINDS",
     "FontStyle",
     "check_out_path",
     "figure",
@@ -34,10 +33,6 @@ __all__ = [
 
 # The font styles matplotlib draws.
 FontStyle = Literal["normal", "italic", "oblique"]
-
-# The kinds that are the allocated intervention itself (the CONSORT "received" question and the
-# SDTM elements use the same list).
-TREATMENT_KINDS = ("radiotherapy", "infusion", "oral", "surgery")
 
 # Colour-blind-safe (Okabe-Ito and Paul Tol muted); red is kept for deviations only.
 KIND_COLOURS = {

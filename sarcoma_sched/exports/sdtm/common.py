@@ -11,6 +11,7 @@ from typing import Any
 
 from sarcoma_sched.exports.files import write_atomic
 from sarcoma_sched.protocol.schedule import Arm
+from sarcoma_sched.vocabulary import TREATMENT_KINDS
 
 __all__ = [
     "COLUMNS",
@@ -50,9 +51,9 @@ REQUIRED: dict[str, list[str]] = {
     "TS": ["STUDYID", "DOMAIN", "TSSEQ", "TSPARMCD", "TSPARM"],
 }
 
-# What makes an element: the events that *are* the allocated intervention. Everything else
-# (baseline, labs, imaging, post-operative checks, follow-up, visits) is a visit inside one.
-TREATMENT_KINDS = ("radiotherapy", "infusion", "oral", "surgery")
+# What makes an element: the events that *are* the allocated intervention (TREATMENT_KINDS,
+# the CONSORT "received" question's list too). Everything else (baseline, labs, imaging,
+# post-operative checks, follow-up, visits) is a visit inside one.
 # Oral dosing at home is a period in the patient's calendar, not a visit to the site.
 NOT_VISITS = ("oral",)
 
