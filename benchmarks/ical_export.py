@@ -4,7 +4,7 @@
                                      [--runs 5] [--quick] [--rebuild] [--profile]
 
 Measured: what ``sarcoma-sched export ical --site SITE`` does in process, from an open
-``Database`` to the bytes: the read session and query (``services.export.site_calendar_export``),
+``Database`` to the bytes: the read session and query (``services.queries.site_calendar_export``),
 the components (``ical.build_calendar``) and ``Calendar.to_ical()``. Not the process start-up
 (``benchmarks.cli_startup`` measures that) nor writing the file.
 

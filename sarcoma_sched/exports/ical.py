@@ -1,8 +1,8 @@
 """iCalendar (RFC 5545) export of scheduled events, through the ``icalendar`` library only.
 
-Pure: no database. ``sarcoma_sched.services.export`` turns stored rows into ``CalendarEvent``
-values; this module turns those into a calendar a client (Thunderbird, Outlook, Apple, Google)
-imports or subscribes to, and replaces on the next export.
+Pure: no database. ``sarcoma_sched.services.queries.calendars`` turns stored rows into
+``CalendarEvent`` values; this module turns those into a calendar a client (Thunderbird,
+Outlook, Apple, Google) imports or subscribes to, and replaces on the next export.
 
 How one scheduled event becomes calendar components:
 
