@@ -12,7 +12,9 @@ In the order of issue 7 (BENCHMARKS.md holds the figures):
 5. ``planner``: full NATARS neoadjuvant plans per second;
 6. ``ical_export``: a 1,000-patient site calendar vs ``icalendar``'s own serialization;
 7. ``simulation``: ``allocation simulate`` vs the ``smallerize`` package (``pip install
-   '.[bench]'``).
+   '.[bench]'``);
+8. ``predictability``: how often the next arm is guessed right from what a coordinator reads
+   (own site) and from the whole database, for minimization and permuted blocks (issue 19).
 
 Networks are cached (``~/.cache/sarcoma-sched-benchmarks/``, and the PostgreSQL schema
 ``bench_network_N``); ``--reuse`` keeps one built before instead of rebuilding it. Each
@@ -121,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ok &= _run("planner", *(["--plans", "500"] if args.quick else []))
     ok &= _run("ical_export", *quick)
     ok &= _run("simulation", *quick)
+    ok &= _run("predictability", *quick)
     sys.exit(0 if ok else 1)
 
 
