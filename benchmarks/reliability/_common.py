@@ -22,6 +22,7 @@ A *consistent* database, as ``check_consistency`` defines it from the schema:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 # A fixed trial secret: the scripts replay the minimization sequence with it.
-SECRET = bytes(range(32))
+SECRET = hashlib.sha256(b"sarcoma-sched test key").digest()
 
 _NATARS_SITES = ("PKUIH", "BJFH", "XJTU1", "PKUFH", "SHCH", "SHZS", "QDUAH")
 _HISTOLOGIES = ("DDLPS", "LMS", "UPS", "SFT")

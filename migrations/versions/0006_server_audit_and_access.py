@@ -19,7 +19,8 @@ A table owner or superuser can still disable triggers; ``audit anchor`` (a copy 
 kept outside the database) is what catches that. SQLite keeps the engine-written trail: whoever
 can write the file is trusted, and the README says so.
 
-New tables on both backends: ``access_grants`` (who holds which role at which site; on SQLite a
+New tables on both backends: ``installation`` (this database's id, and whether it is a demo),
+``access_grants`` (who holds which role at which site; on SQLite a
 record only) and ``trial_keys`` (the commitment to a trial's allocation secret, written when the
 trial first allocates, so a different key is refused from then on).
 
@@ -50,6 +51,7 @@ AUDITED = {
     "allocations": "id",
     "scheduled_events": "id",
     "participation_ends": "id",
+    "installation": "id",
     "access_grants": "id",
     "trial_keys": "protocol_id",
 }
@@ -243,6 +245,17 @@ FUNCTIONS = (
 
 
 def upgrade() -> None:
+    # Its one row is written by the engine (`init`, `demo`), through the audited write path.
+    op.create_table(
+        "installation",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("uid", sa.String(length=36), nullable=False),
+        sa.Column("purpose", sa.String(length=8), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_installation_single_row")),
+        sa.CheckConstraint("purpose IN ('trial', 'demo')", name=op.f("ck_installation_purpose")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_installation")),
+    )
     op.create_table(
         "access_grants",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -300,3 +313,4 @@ def downgrade() -> None:
             bind.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}")
     op.drop_table("trial_keys")
     op.drop_table("access_grants")
+    op.drop_table("installation")

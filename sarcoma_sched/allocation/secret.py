@@ -7,6 +7,8 @@ others can read is refused rather than used.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
@@ -16,11 +18,14 @@ from sarcoma_sched.errors import Conflict, SecretError
 from sarcoma_sched.files import AlreadyExists, write_new
 
 __all__ = [
+    "DEMO_SECRET",
     "INIT_SECRET_COMMAND",
     "MIN_SECRET_BYTES",
     "SECRET_BYTES",
     "SECRET_ENV",
+    "check_for_database",
     "generate_secret",
+    "key_fingerprint",
     "load_secret",
     "write_secret_file",
 ]
@@ -28,8 +33,13 @@ __all__ = [
 SECRET_ENV = "SARCOMA_SCHED_SECRET"
 INIT_SECRET_COMMAND = "sarcoma-sched allocation init-secret"
 SECRET_BYTES = 32
-# 128 bits: below this an attacker with the allocation history could search the key space.
-MIN_SECRET_BYTES = 16
+# 256 bits, the HMAC-SHA256 key the stream is built for; shorter keys were accepted before and
+# are refused now.
+MIN_SECRET_BYTES = 32
+# The key the demo publishes beside its database so anyone can replay the demo's draws. Being
+# public it conceals nothing: refused for any database that is not a demo's.
+DEMO_SECRET = bytes(range(32))
+_COMMITMENT = b"sarcoma-sched/key-commitment/v1"
 
 
 def generate_secret() -> bytes:
@@ -100,3 +110,27 @@ def _check_length(secret: bytes, where: str) -> None:
             f"{where}: the trial secret has {len(secret)} bytes; at least {MIN_SECRET_BYTES} "
             "are needed"
         )
+    if len(set(secret)) == 1:
+        # All zeros, all 0xff: what a placeholder or a broken generator leaves, and the first
+        # keys anyone trying to predict the sequence would try.
+        raise SecretError(
+            f"{where}: the trial secret is one byte repeated ({secret[0]:02x}); "
+            f"make a real one with `{INIT_SECRET_COMMAND}`"
+        )
+
+
+def check_for_database(secret: bytes, where: str, *, demo: bool) -> None:
+    """Refuse a key this database must not use: too short, degenerate, or the demo's."""
+    _check_length(secret, where)
+    if secret == DEMO_SECRET and not demo:
+        raise SecretError(
+            f"{where}: this is the demo's published key, not a trial's; "
+            f"make one with `{INIT_SECRET_COMMAND}`"
+        )
+
+
+def key_fingerprint(secret: bytes, trial_id: str) -> str:
+    """A commitment to ``secret`` for one trial: reveals nothing of the key (HMAC under it),
+    yet no other key gives the same value, so a swapped key is caught at once."""
+    message = _COMMITMENT + trial_id.encode("utf-8")
+    return hmac.digest(secret, message, hashlib.sha256).hex()

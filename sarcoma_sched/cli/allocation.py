@@ -54,18 +54,40 @@ def allocation() -> None:
 
 @allocation.command("init-secret")
 @secret_option
-def init_secret(secret_file: Path | None) -> None:
-    """Create the trial secret key file (owner-only), never overwriting one.
+@click.option(
+    "--server",
+    "server_protocol",
+    metavar="PROTOCOL",
+    help="PostgreSQL: have the server make (or, with --secret-file, take) PROTOCOL's secret and "
+    "keep it where no site role can read it; it then draws every arm itself.",
+)
+@click.pass_context
+def init_secret(ctx: click.Context, secret_file: Path | None, server_protocol: str | None) -> None:
+    """Create the trial secret key file (owner-only), never overwriting one; or, with --server,
+    the secret held by the PostgreSQL server.
 
-    Keep it outside the database and back it up: without it, no randomized allocation can be
-    made or verified. Whoever reads it can predict the next assignments.
+    Keep a key file outside the database and back it up: without it, no randomized allocation
+    can be made or verified. Whoever reads it can predict the next assignments: on a multi-site
+    PostgreSQL database prefer --server, so no coordinator ever holds it.
 
     \b
     Example:
       sarcoma-sched allocation init-secret --secret-file /secure/natars.key
+      sarcoma-sched --db postgresql://stat@db/natars allocation init-secret --server NATARS-R
     """
     from sarcoma_sched.allocation import write_secret_file
     from sarcoma_sched.errors import Conflict
+
+    if server_protocol is not None:
+        from sarcoma_sched.services.allocation import init_server_secret
+
+        given = read_secret(secret_file) if secret_file is not None else None
+        fingerprint = init_server_secret(open_db(ctx), acting_user(ctx), server_protocol, given)
+        click.echo(
+            f"{server_protocol.upper()}: the server holds the trial secret "
+            f"(fingerprint {fingerprint[:16]}…, committed in the audit log)"
+        )
+        return
 
     path = secret_file or default_secret_file()
     try:
@@ -87,17 +109,24 @@ def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
     Example:
       sarcoma-sched allocation verify NATARS-R
     """
-    from sarcoma_sched.services.allocation import needs_secret
+    from sarcoma_sched.services.allocation import key_file_needed, server_secret
     from sarcoma_sched.services.allocation_audit import verify_allocations
-    from sarcoma_sched.services.lookups import current_protocol
 
     database = open_db(ctx)
-    with database.read() as session:
-        randomized = needs_secret(current_protocol(session, protocol).protocol)
-    secret = read_secret(secret_file) if randomized else None
+    secret = (
+        read_secret(secret_file)
+        if key_file_needed(database, protocol)
+        else server_secret(database, protocol)
+    )
     result = verify_allocations(database, protocol, secret)
     if result.mismatches:
         raise VerifyFailed(result.mismatches)
+    for call in result.unrecorded_draws:
+        click.echo(
+            f"warning: server draw {call} of {result.protocol_id} was made but never recorded "
+            "(an allocation rolled back after its arm was drawn: a preview, or a failure)",
+            err=True,
+        )
     click.echo(
         f"{result.protocol_id} ({result.method}): all {result.checked} allocations confirmed"
     )
@@ -122,16 +151,17 @@ def list_(
     Example:
       sarcoma-sched allocation list NATARS-R --reveal --format csv
     """
-    from sarcoma_sched.services.allocation import needs_secret
+    from sarcoma_sched.services.allocation import key_file_needed, server_secret
     from sarcoma_sched.services.allocation_audit import reveal_sequence
-    from sarcoma_sched.services.lookups import current_protocol
     from sarcoma_sched.services.queries import ALLOCATION_COLUMNS, allocation_listing
 
     database = open_db(ctx)
     if reveal:
-        with database.read() as session:
-            randomized = needs_secret(current_protocol(session, protocol).protocol)
-        secret = read_secret(secret_file) if randomized else None
+        secret = (
+            read_secret(secret_file)
+            if key_file_needed(database, protocol)
+            else server_secret(database, protocol)
+        )
         rows = reveal_sequence(database, acting_user(ctx), protocol, secret)
         columns = [
             "position",

@@ -193,13 +193,14 @@ def allocate(
       sarcoma-sched allocate PKUIH-NATARS-0007 --arm NEOADJUVANT --basis mdt_decision \\
         --reason "MDT 2026-11-18: borderline resectable"
     """
-    from sarcoma_sched.services.allocation import allocate_patient, needs_secret
-    from sarcoma_sched.services.lookups import current_protocol, find_patient
+    from sarcoma_sched.services.allocation import allocate_patient, key_file_needed
+    from sarcoma_sched.services.lookups import find_patient
 
     database = open_db(ctx)
     with database.read() as session:
-        proto = current_protocol(session, find_patient(session, patient).protocol_id).protocol
-    secret = read_secret(secret_file) if needs_secret(proto) else None
+        protocol_id = find_patient(session, patient).protocol_id
+    # A PostgreSQL database that holds the trial's secret draws the arm itself: no key file.
+    secret = read_secret(secret_file) if key_file_needed(database, protocol_id) else None
     outcome = allocate_patient(
         database,
         acting_user(ctx),

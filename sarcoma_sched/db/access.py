@@ -80,7 +80,7 @@ def owner_name(prefix: str) -> str:
 
 def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
     """Table privileges per group: {group: {privileges: tables}}."""
-    reference = ("protocol_versions", "trial_keys", "alembic_version")
+    reference = ("protocol_versions", "trial_keys", "installation", "alembic_version")
     site_data = (*SITE_TABLES, "site_closures", "site_resources")
     patient_data = ("patients", *PATIENT_TABLES)
     everything = (*reference, *site_data, *patient_data, "access_grants")
@@ -105,14 +105,15 @@ def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
     }
 
 
-def setup_statements(prefix: str, schema: str) -> list[str]:
+def setup_statements(prefix: str, schema: str, crypto_schema: str = "public") -> list[str]:
     """The DDL of ``access setup`` for ``schema``; idempotent, so it may be run again after a
     migration added a table (new tables must be handed to the owner and granted too)."""
     if not valid_prefix(prefix):
         raise ValueError(f"invalid role prefix {prefix!r}")
     owner = owner_name(prefix)
     groups = {role: group_name(prefix, role) for role in ROLES}
-    path = f'SET search_path = "{schema}", pg_temp'
+    # Fixed for every function the setup makes: a caller's search_path cannot redirect them.
+    path = f'SET search_path = "{schema}", "{crypto_schema}", pg_temp'
     out: list[str] = []
     for role in (owner, *groups.values()):
         out.append(
@@ -125,7 +126,10 @@ def setup_statements(prefix: str, schema: str) -> list[str]:
         out.append(f"GRANT {group} TO {owner} WITH ADMIN OPTION")
     out.append(f'REVOKE CREATE ON SCHEMA "{schema}" FROM PUBLIC')
     out.append(f'GRANT USAGE ON SCHEMA "{schema}" TO {", ".join(groups.values())}, {owner}')
+    # The owner's functions create each randomized trial's draw sequence.
+    out.append(f'GRANT CREATE ON SCHEMA "{schema}" TO {owner}')
     out.extend(_functions(prefix, schema, owner, groups, path))
+    out.extend(_server_allocation(prefix, groups, path))
     out.append(
         "DO $$ DECLARE r record; BEGIN "
         "FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
@@ -153,6 +157,7 @@ def setup_statements(prefix: str, schema: str) -> list[str]:
         "sarcoma_sees_all_sites()",
         "sarcoma_my_sites()",
         "sarcoma_access_prefix()",
+        "sarcoma_has_server_secret(text)",
     ):
         out.append(f"GRANT EXECUTE ON FUNCTION {function} TO {everyone}")
     for function in (
@@ -160,6 +165,15 @@ def setup_statements(prefix: str, schema: str) -> list[str]:
         "sarcoma_access_revoke(text, text, text)",
     ):
         out.append(f"GRANT EXECUTE ON FUNCTION {function} TO {groups['trial_admin']}")
+    out.append(
+        "GRANT EXECUTE ON FUNCTION sarcoma_allocate(integer, jsonb, text[], jsonb, date) "
+        f"TO {groups['coordinator']}"
+    )
+    out.append(
+        "GRANT EXECUTE ON FUNCTION sarcoma_trial_secret_init(text, bytea) "
+        f"TO {groups['statistician']}, {groups['trial_admin']}"
+    )
+    out.append(f"GRANT EXECUTE ON FUNCTION sarcoma_trial_secret(text) TO {groups['statistician']}")
     # Every analyst view reads as the person querying it, so the policies hold through it.
     out.append(
         "DO $$ DECLARE r record; BEGIN "
@@ -287,3 +301,167 @@ def _policies(owner: str) -> list[str]:
             f"CREATE POLICY sarcoma_site ON {table} USING {predicate} WITH CHECK {predicate}"
         )
     return out
+
+
+# The published demo key (``allocation.secret.DEMO_SECRET``): bytes 0..31.
+_DEMO_KEY_HEX = bytes(range(32)).hex()
+
+
+def _server_allocation(prefix: str, groups: dict[str, str], path: str) -> list[str]:
+    """The trial secret held by the server and the draw made there.
+
+    ``trial_secrets`` has no grant at all: only the owner's functions read it. Coordinators
+    call ``sarcoma_allocate`` for a randomized trial's patient; it reads the whole history (which
+    row-level security hides from them), decides with ``sarcoma_decide`` (``db.pg_allocation``,
+    bit for bit the Python allocator) and writes the allocation. They get back the arm and the
+    position. A direct INSERT of a randomized allocation by anyone else is refused.
+
+    Every draw takes a number from the trial's own sequence, which a rollback does not give
+    back: an arm looked at and rolled back (a preview) leaves a gap that ``allocation verify``
+    reports.
+    """
+    coordinator = groups["coordinator"]
+    statistician = groups["statistician"]
+    admin = groups["trial_admin"]
+    superuser = "(SELECT rolsuper FROM pg_roles WHERE rolname = session_user)"
+    return [
+        """CREATE TABLE IF NOT EXISTS trial_secrets (
+  protocol_id varchar(32) PRIMARY KEY,
+  secret bytea NOT NULL,
+  created_at timestamp NOT NULL,
+  created_by varchar(64) NOT NULL
+)""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_key_fingerprint(p_secret bytea, p_trial text)
+RETURNS text LANGUAGE sql IMMUTABLE {path} AS $$
+  SELECT encode(hmac(convert_to('sarcoma-sched/key-commitment/v1' || p_trial, 'UTF8'),
+                     p_secret, 'sha256'), 'hex')
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_draw_sequence(p_protocol text)
+RETURNS text LANGUAGE sql IMMUTABLE {path} AS $$
+  SELECT 'sarcoma_draws_' || left(md5(p_protocol), 16)
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_has_server_secret(p_protocol text)
+RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER {path} AS $$
+  SELECT EXISTS (SELECT 1 FROM trial_secrets WHERE protocol_id = p_protocol)
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_trial_secret_init(p_protocol text, p_secret bytea)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER {path} AS $$
+DECLARE
+  key bytea := coalesce(p_secret, gen_random_bytes(32));
+  fp text;
+  committed text;
+  demo boolean := EXISTS (SELECT 1 FROM installation WHERE purpose = 'demo');
+BEGIN
+  IF NOT (pg_has_role(session_user, '{statistician}', 'MEMBER')
+          OR pg_has_role(session_user, '{admin}', 'MEMBER') OR {superuser}) THEN
+    RAISE EXCEPTION 'only a statistician or trial admin may set a trial secret'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF EXISTS (SELECT 1 FROM trial_secrets WHERE protocol_id = p_protocol) THEN
+    RAISE EXCEPTION '% already has its secret; a trial secret is never replaced', p_protocol;
+  END IF;
+  IF length(key) < 32 THEN
+    RAISE EXCEPTION 'the trial secret has % bytes; at least 32 are needed', length(key);
+  END IF;
+  IF ltrim(encode(key, 'hex'), substr(encode(key, 'hex'), 1, 2)) = '' THEN
+    RAISE EXCEPTION 'the trial secret is one byte repeated: not a key';
+  END IF;
+  IF encode(key, 'hex') = '{_DEMO_KEY_HEX}' AND NOT demo THEN
+    RAISE EXCEPTION 'this is the demo''s published key, not a trial''s';
+  END IF;
+  fp := sarcoma_key_fingerprint(key, p_protocol);
+  SELECT fingerprint INTO committed FROM trial_keys WHERE protocol_id = p_protocol;
+  IF committed IS NULL THEN
+    INSERT INTO trial_keys (protocol_id, fingerprint, committed_at, committed_by)
+    VALUES (p_protocol, fp, clock_timestamp() AT TIME ZONE 'UTC', session_user);
+  ELSIF committed <> fp THEN
+    RAISE EXCEPTION 'this is not the key % committed to at its first allocation', p_protocol;
+  END IF;
+  INSERT INTO trial_secrets VALUES (p_protocol, key, clock_timestamp() AT TIME ZONE 'UTC',
+                                    session_user);
+  -- This trial's draws are numbered by a sequence, which a rollback does not give back.
+  EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I', sarcoma_draw_sequence(p_protocol));
+  RETURN fp;
+END
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_trial_secret(p_protocol text)
+RETURNS bytea LANGUAGE plpgsql STABLE SECURITY DEFINER {path} AS $$
+DECLARE
+  key bytea;
+BEGIN
+  IF NOT (pg_has_role(session_user, '{statistician}', 'MEMBER') OR {superuser}) THEN
+    RAISE EXCEPTION 'only a statistician may read a trial secret'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  SELECT secret INTO key FROM trial_secrets WHERE protocol_id = p_protocol;
+  RETURN key;
+END
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_allocate(
+  p_patient integer, p_method jsonb, p_arms text[], p_factors jsonb, p_date date)
+RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER {path} AS $$
+DECLARE
+  pat record;
+  key bytea;
+  hist jsonb;
+  pos integer;
+  d jsonb;
+  call bigint;
+BEGIN
+  SELECT id, site_code, protocol_id INTO pat FROM patients WHERE id = p_patient;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no patient %', p_patient;
+  END IF;
+  IF NOT ({superuser} OR (pg_has_role(session_user, '{coordinator}', 'MEMBER')
+          AND pat.site_code IN (SELECT unnest(sarcoma_my_sites())))) THEN
+    RAISE EXCEPTION 'only a coordinator of % may allocate its patients', pat.site_code
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  SELECT secret INTO key FROM trial_secrets WHERE protocol_id = pat.protocol_id;
+  IF key IS NULL THEN
+    RAISE EXCEPTION 'no server-held secret for %: a statistician runs %',
+      pat.protocol_id, '`sarcoma-sched allocation init-secret --server ' || pat.protocol_id || '`';
+  END IF;
+  IF EXISTS (SELECT 1 FROM allocations WHERE patient_id = p_patient) THEN
+    RAISE EXCEPTION 'patient % is already allocated', p_patient;
+  END IF;
+  call := nextval(sarcoma_draw_sequence(pat.protocol_id));
+  SELECT coalesce(jsonb_agg(jsonb_build_object('position', a.position, 'arm', a.arm,
+                                               'factors', a.factors::jsonb)
+                            ORDER BY a.position), '[]'::jsonb),
+         coalesce(max(a.position), 0) + 1
+    INTO hist, pos
+    FROM allocations a WHERE a.protocol_id = pat.protocol_id;
+  d := sarcoma_decide(p_method, p_arms, hist, p_factors, pos,
+                      sarcoma_trial_key(key, pat.protocol_id));
+  INSERT INTO allocations (patient_id, protocol_id, position, arm, method, stratum, factors,
+                           detail, basis, reason, allocation_date, allocated_at, allocated_by)
+  VALUES (p_patient, pat.protocol_id, pos, d ->> 'arm', p_method ->> 'method',
+          d ->> 'stratum', (d -> 'factors')::json,
+          ((d -> 'detail') || jsonb_build_object('draw_call', call))::json, NULL, NULL,
+          p_date, clock_timestamp() AT TIME ZONE 'UTC', session_user);
+  RETURN jsonb_build_object('arm', d -> 'arm', 'position', pos, 'stratum', d -> 'stratum',
+                            'deterministic', d -> 'deterministic');
+END
+$$""",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_guard_allocation() RETURNS trigger
+LANGUAGE plpgsql {path} AS $$
+BEGIN
+  IF NEW.method IN ('stratified_blocks', 'minimization')
+     AND current_user <> '{prefix}_owner' AND NOT {superuser} THEN
+    RAISE EXCEPTION 'a randomized allocation is drawn by the server (sarcoma_allocate), not written'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF TG_OP = 'UPDATE' AND current_user <> '{prefix}_owner' AND NOT {superuser}
+     AND (NEW.arm, NEW.position, NEW.protocol_id, NEW.patient_id)
+         IS DISTINCT FROM (OLD.arm, OLD.position, OLD.protocol_id, OLD.patient_id) THEN
+    RAISE EXCEPTION 'an allocation''s arm and position are never changed'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END
+$$""",
+        "DROP TRIGGER IF EXISTS sarcoma_guard ON allocations",
+        "CREATE TRIGGER sarcoma_guard BEFORE INSERT OR UPDATE ON allocations "
+        "FOR EACH ROW EXECUTE FUNCTION sarcoma_guard_allocation()",
+    ]

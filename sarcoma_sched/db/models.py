@@ -35,6 +35,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "Enrollment",
+    "Installation",
     "ParticipationEnd",
     "Patient",
     "ProtocolVersion",
@@ -307,6 +308,22 @@ class ParticipationEnd(Base):
     recorded_by: Mapped[str] = mapped_column(String(64))
 
 
+class Installation(Base):
+    """This database itself, one row: an id that tells two installations' calendars apart, and
+    whether it is a demonstration (whose published key may then allocate) or a trial."""
+
+    __tablename__ = "installation"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("purpose IN ('trial', 'demo')", name="purpose"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    uid: Mapped[str] = mapped_column(String(36))
+    purpose: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime]
+
+
 class AccessGrant(Base):
     """A login's role in the trial, at one site (coordinator, monitor) or at all (``site_code``
     NULL). On PostgreSQL the row-level security policies read it; on SQLite it is a record only,
@@ -383,6 +400,7 @@ AUDITED: dict[str, type[Base]] = {
         Allocation,
         ScheduledEvent,
         ParticipationEnd,
+        Installation,
         AccessGrant,
         TrialKey,
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sarcoma_sched.allocation.secret import DEMO_SECRET
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.demo.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
 
@@ -27,9 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["DemoResult", "Story", "run_demo"]
 
 ACTOR = "demo"
-# A fixed demo key so `allocation verify NATARS-R --secret-file DIR/demo.key` reproduces the
-# demo's minimization draws. Never use it for a real trial: `allocation init-secret` makes one.
-DEMO_SECRET = bytes(range(32))
+# A fixed, published demo key so `allocation verify NATARS-R --secret-file DIR/demo.key`
+# reproduces the demo's minimization draws; every database but a demo's refuses it.
 
 NATARS_SITES = ("PKUIH", "BJFH", "XJTU1", "PKUFH", "SHCH", "SHZS", "QDUAH")
 MDT_REASONS = {
@@ -151,7 +151,7 @@ def run_demo(
 ) -> DemoResult:
     from sarcoma_sched.services.protocols import initialize
 
-    initialize(db, ACTOR)
+    initialize(db, ACTOR, purpose="demo")
     _capacities(db)
     result = DemoResult(as_of)
     patients = _cohort(random.Random(2026))

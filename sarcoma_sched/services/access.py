@@ -25,6 +25,8 @@ from sarcoma_sched.db.access import (
 )
 from sarcoma_sched.db.audit import note
 from sarcoma_sched.db.models import AccessGrant
+from sarcoma_sched.db.pg_allocation import ensure_pgcrypto
+from sarcoma_sched.db.pg_allocation import install as install_decide
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import Conflict, InputError
 
@@ -99,11 +101,14 @@ def setup_access(db: Database, actor: str, prefix: str | None = None) -> SetupOu
                 f"--prefix {chosen!r}: lower-case letters, digits and _, starting with a letter, "
                 "at most 40 characters"
             )
-        statements = setup_statements(chosen, schema)
         conn = session.connection()
+        # The server draws randomized allocations (db.pg_allocation): pgcrypto's HMAC.
+        crypto = ensure_pgcrypto(conn)
+        install_decide(conn, schema)
+        statements = setup_statements(chosen, schema, crypto)
         for statement in statements:
-            # The driver reads % as a placeholder (DO blocks use format('%I')): doubled.
-            conn.exec_driver_sql(statement.replace("%", "%%"))
+            # DO blocks use format('%I'), which the driver would read as a placeholder.
+            conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
         note(session, "access", chosen, {"setup": schema, "roles": list(ROLES)})
     return SetupOutcome(
         prefix=chosen,

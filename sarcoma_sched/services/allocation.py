@@ -8,11 +8,13 @@ coordinators never share or skip a position, on SQLite or PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.allocation import (
@@ -23,11 +25,19 @@ from sarcoma_sched.allocation import (
     method_fields,
     trial_key,
 )
+from sarcoma_sched.allocation.secret import check_for_database, key_fingerprint
 from sarcoma_sched.calendar import plan_arm
-from sarcoma_sched.db.models import Allocation, Enrollment, ParticipationEnd, Patient
+from sarcoma_sched.db.models import (
+    Allocation,
+    Enrollment,
+    Installation,
+    ParticipationEnd,
+    Patient,
+    TrialKey,
+)
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
-from sarcoma_sched.errors import Conflict, IneligibleError
+from sarcoma_sched.errors import Conflict, IneligibleError, SecretError
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     AssignedAllocation,
@@ -37,10 +47,24 @@ from sarcoma_sched.protocol.allocation import (
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.enrollment import enroll_in, latest_screening
-from sarcoma_sched.services.lookups import find_patient, protocol_version, site_calendar
+from sarcoma_sched.services.lookups import (
+    current_protocol,
+    find_patient,
+    protocol_version,
+    site_calendar,
+)
 from sarcoma_sched.services.schedules import store_plan
 
-__all__ = ["AllocationOutcome", "allocate_patient", "history", "needs_secret", "trial_stream"]
+__all__ = [
+    "AllocationOutcome",
+    "allocate_patient",
+    "history",
+    "init_server_secret",
+    "key_file_needed",
+    "needs_secret",
+    "server_secret",
+    "trial_stream",
+]
 
 # Fixed and assigned designs draw nothing; their stream is never read.
 _UNUSED_KEY = b"\x00" * 32
@@ -70,6 +94,114 @@ def trial_stream(protocol: Protocol, secret: bytes | None) -> DrawStream:
     if secret is None:  # the CLI loads the secret; a library caller must pass it
         raise Conflict(f"{protocol.id} is randomized: the trial secret is needed to allocate")
     return DrawStream(trial_key(secret, protocol.id))
+
+
+def server_holds_secret(session: Session, protocol_id: str) -> bool:
+    """Whether this PostgreSQL database holds ``protocol_id``'s secret and draws its arms."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    if session.scalar(text("SELECT to_regprocedure('sarcoma_has_server_secret(text)')")) is None:
+        return False
+    return bool(session.scalar(text("SELECT sarcoma_has_server_secret(:p)"), {"p": protocol_id}))
+
+
+def key_file_needed(db: Database, protocol_id: str) -> bool:
+    """Whether allocating or verifying ``protocol_id`` needs a key file (or $SARCOMA_SCHED_SECRET):
+    a randomized trial whose secret the server does not hold."""
+    with db.read() as session:
+        protocol = current_protocol(session, protocol_id).protocol
+        return needs_secret(protocol) and not server_holds_secret(session, protocol.id)
+
+
+def server_secret(db: Database, protocol_id: str) -> bytes | None:
+    """The server-held secret, for a statistician's replay; None when the server holds none.
+    Anyone else is refused by the database itself."""
+    with db.read() as session:
+        if not server_holds_secret(session, protocol_id):
+            return None
+        value = session.scalar(text("SELECT sarcoma_trial_secret(:p)"), {"p": protocol_id})
+        return None if value is None else bytes(value)
+
+
+def init_server_secret(
+    db: Database, actor: str, protocol_id: str, secret: bytes | None = None
+) -> str:
+    """Give the server ``protocol_id``'s secret (a new random one, or an existing key file's
+    when the trial already allocated with it); returns the key's fingerprint. PostgreSQL only:
+    the key never leaves the server afterwards except to statisticians."""
+    if db.backend != "postgresql":
+        raise Conflict(
+            "a server-held secret needs PostgreSQL with `access setup`; on SQLite the key file "
+            "is the secret (`sarcoma-sched allocation init-secret`)"
+        )
+    with db.write(actor, "allocation init-secret") as session:
+        protocol = current_protocol(session, protocol_id).protocol
+        if not needs_secret(protocol):
+            raise Conflict(f"{protocol.id} is not randomized: it has no secret")
+        if (
+            session.scalar(text("SELECT to_regprocedure('sarcoma_trial_secret_init(text, bytea)')"))
+            is None
+        ):
+            raise Conflict(
+                "access is not set up on this database: run `sarcoma-sched access setup`"
+            )
+        return str(
+            session.scalar(
+                text("SELECT sarcoma_trial_secret_init(:p, :secret)"),
+                {"p": protocol.id, "secret": secret},
+            )
+        )
+
+
+def _server_draw(
+    session: Session,
+    patient: Patient,
+    protocol: Protocol,
+    factors: dict[str, str],
+    allocation_date: dt.date,
+) -> dict[str, Any]:
+    session.flush()  # the enrolment, if this call made it, before the server reads
+    drawn = session.scalar(
+        text(
+            "SELECT sarcoma_allocate(:patient, CAST(:method AS jsonb), :arms, "
+            "CAST(:factors AS jsonb), :day)"
+        ),
+        {
+            "patient": patient.id,
+            "method": json.dumps(protocol.allocation.model_dump(mode="json")),
+            "arms": [a.id for a in protocol.arms],
+            "factors": json.dumps(factors),
+            "day": allocation_date,
+        },
+    )
+    return dict(drawn)
+
+
+def commit_key(session: Session, protocol_id: str, secret: bytes | None) -> None:
+    """Refuse a key this database must not use, and hold every allocation of a trial to the
+    first key it drew with: that key's fingerprint is written (audited) at the first draw."""
+    if secret is None:
+        raise Conflict(f"{protocol_id} is randomized: the trial secret is needed to allocate")
+    installation = session.get(Installation, 1)
+    demo = installation is not None and installation.purpose == "demo"
+    check_for_database(secret, "the trial secret", demo=demo)
+    fingerprint = key_fingerprint(secret, protocol_id)
+    committed = session.get(TrialKey, protocol_id)
+    if committed is None:
+        session.add(
+            TrialKey(
+                protocol_id=protocol_id,
+                fingerprint=fingerprint,
+                committed_at=utc_now(),
+                committed_by=str(session.info.get("sarcoma_actor", "")),
+            )
+        )
+    elif not hmac.compare_digest(committed.fingerprint, fingerprint):
+        raise SecretError(
+            f"this is not the key {protocol_id} committed to at its first allocation "
+            f"({committed.committed_at:%Y-%m-%d}, fingerprint {committed.fingerprint[:12]}…): "
+            "refusing to allocate with another key"
+        )
 
 
 def history(session: Session, protocol_id: str) -> list[PriorAllocation]:
@@ -135,38 +267,48 @@ def allocate_patient(
         protocol = protocol_version(session, enrollment.protocol_version_id).protocol
         method = protocol.allocation
         _check_assignment(method, arm, basis, reason)
-        past = history(session, protocol.id)
         factors = _factors(method_fields(method), screening.field_values, patient, ref)
-        decision = allocate(
-            method,
-            [a.id for a in protocol.arms],
-            past,
-            factors,
-            len(past) + 1,
-            trial_stream(protocol, secret),
-            assigned_arm=arm,
-        )
-        session.add(
-            Allocation(
-                patient_id=patient.id,
-                protocol_id=protocol.id,
-                position=len(past) + 1,
-                arm=decision.arm,
-                method=method.method,
-                stratum=decision.stratum,
-                factors=dict(decision.factors),
-                # Never decision.concealed: it would reveal the rest of a permuted block.
-                detail=dict(decision.detail),
-                basis=basis,
-                reason=reason,
-                allocation_date=allocation_date,
-                allocated_at=utc_now(),
-                allocated_by=actor,
+        if needs_secret(protocol) and server_holds_secret(session, protocol.id):
+            # PostgreSQL with `access setup`: the server draws from the whole history, which
+            # the coordinator's row-level security hides, with a key no site role can read.
+            drawn = _server_draw(session, patient, protocol, factors, allocation_date)
+            arm_drawn, position, stratum = drawn["arm"], int(drawn["position"]), drawn["stratum"]
+        else:
+            if needs_secret(protocol):
+                commit_key(session, protocol.id, secret)
+            past = history(session, protocol.id)
+            position = len(past) + 1
+            decision = allocate(
+                method,
+                [a.id for a in protocol.arms],
+                past,
+                factors,
+                position,
+                trial_stream(protocol, secret),
+                assigned_arm=arm,
             )
-        )
+            arm_drawn, stratum = decision.arm, decision.stratum
+            session.add(
+                Allocation(
+                    patient_id=patient.id,
+                    protocol_id=protocol.id,
+                    position=position,
+                    arm=decision.arm,
+                    method=method.method,
+                    stratum=decision.stratum,
+                    factors=dict(decision.factors),
+                    # Never decision.concealed: it would reveal the rest of a permuted block.
+                    detail=dict(decision.detail),
+                    basis=basis,
+                    reason=reason,
+                    allocation_date=allocation_date,
+                    allocated_at=utc_now(),
+                    allocated_by=actor,
+                )
+            )
         plan = plan_arm(
             protocol,
-            decision.arm,
+            arm_drawn,
             allocation_date,
             site_calendar(session, patient.site_code),
             capacity=site_capacity(
@@ -179,10 +321,10 @@ def allocate_patient(
             study_id=patient.study_id or "",
             protocol_id=protocol.id,
             site_code=patient.site_code,
-            arm=decision.arm,
-            position=len(past) + 1,
+            arm=arm_drawn,
+            position=position,
             method=method.method,
-            stratum=decision.stratum,
+            stratum=stratum,
             allocation_date=allocation_date,
             events=[
                 {

@@ -5,16 +5,18 @@ Both need the trial secret. Revealing is itself recorded in the audit log (who l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hmac
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from sarcoma_sched.allocation import replay, replay_decisions
+from sarcoma_sched.allocation.secret import key_fingerprint
 from sarcoma_sched.db.audit import note
-from sarcoma_sched.db.models import Allocation, Patient
+from sarcoma_sched.db.models import Allocation, Patient, TrialKey
 from sarcoma_sched.db.session import Database
-from sarcoma_sched.errors import NotFound
+from sarcoma_sched.errors import NotFound, SecretError
 from sarcoma_sched.services.allocation import history, trial_stream
 from sarcoma_sched.services.lookups import current_protocol
 
@@ -27,6 +29,9 @@ class VerifyOutcome:
     method: str
     checked: int
     mismatches: list[str]
+    # Server draws (PostgreSQL) never recorded: an arm seen and rolled back, or an allocation
+    # that failed after its draw. Not proof of tampering, but a statistician should ask.
+    unrecorded_draws: list[int] = field(default_factory=list)
 
 
 def verify_allocations(db: Database, protocol_id: str, secret: bytes | None) -> VerifyOutcome:
@@ -34,6 +39,22 @@ def verify_allocations(db: Database, protocol_id: str, secret: bytes | None) -> 
         protocol = current_protocol(session, protocol_id).protocol
         past = history(session, protocol.id)
         positions = [p.position for p in past]
+        committed = session.get(TrialKey, protocol.id)
+        calls = [
+            int(detail["draw_call"])
+            for (detail,) in session.execute(
+                select(Allocation.detail).where(Allocation.protocol_id == protocol.id)
+            )
+            if isinstance(detail, dict) and isinstance(detail.get("draw_call"), int)
+        ]
+    fingerprint = None if secret is None else key_fingerprint(secret, protocol.id)
+    if committed is not None and fingerprint is not None:  # noqa: SIM102 - the why reads apart
+        # Replaying under another key would report every arm as a mismatch: say why instead.
+        if not hmac.compare_digest(committed.fingerprint, fingerprint):
+            raise SecretError(
+                f"this is not the key {protocol.id} committed to at its first allocation "
+                f"(fingerprint {committed.fingerprint[:12]}…): every replayed arm would differ"
+            )
     mismatches = [
         f"position {p}: expected position {i} (the sequence has a gap or duplicate)"
         for i, p in enumerate(positions, start=1)
@@ -51,7 +72,16 @@ def verify_allocations(db: Database, protocol_id: str, secret: bytes | None) -> 
             for r in rows
             if not r.match
         ]
-    return VerifyOutcome(protocol.id, protocol.allocation.method, len(past), mismatches)
+    return VerifyOutcome(
+        protocol.id, protocol.allocation.method, len(past), mismatches, _missing(calls)
+    )
+
+
+def _missing(calls: list[int]) -> list[int]:
+    if not calls:
+        return []
+    seen = set(calls)
+    return [n for n in range(1, max(calls) + 1) if n not in seen]
 
 
 def reveal_sequence(

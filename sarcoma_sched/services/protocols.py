@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.db.models import ProtocolVersion, Site
+from sarcoma_sched.db.models import Installation, ProtocolVersion, Site
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.protocol.loader import LoadedProtocol
@@ -26,13 +27,22 @@ class LoadResult:
     new: bool
 
 
-def initialize(db: Database, actor: str) -> tuple[str | None, str | None, list[LoadResult]]:
-    """What ``sarcoma-sched init`` does: the schema to head, then the bundled protocols and
-    their sites. Returns (revision before, revision after, what each protocol file gave)."""
+def initialize(
+    db: Database, actor: str, *, purpose: str = "trial"
+) -> tuple[str | None, str | None, list[LoadResult]]:
+    """What ``sarcoma-sched init`` does: the schema to head, this installation's row, then the
+    bundled protocols and their sites. Returns (revision before, revision after, what each
+    protocol file gave). ``purpose`` "demo" only for the demonstration's own database."""
     from sarcoma_sched.db.migrate import upgrade  # alembic: only when a database is set up
     from sarcoma_sched.protocol import list_protocols
 
     before, after = upgrade(db.engine)
+    with db.write(actor, "init") as session:
+        # Once set, a database's purpose stays: re-running init never turns a trial into a demo.
+        if session.get(Installation, 1) is None:
+            session.add(
+                Installation(id=1, uid=str(uuid.uuid4()), purpose=purpose, created_at=utc_now())
+            )
     return before, after, load_protocols(db, actor, list_protocols())
 
 
@@ -87,4 +97,3 @@ def _add_missing_sites(session: Session, protocol: Protocol) -> None:
                 created_at=utc_now(),
             )
         )
-

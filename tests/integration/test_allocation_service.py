@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from sarcoma_sched.db.models import (
     ParticipationEnd,
     ScheduledEvent,
 )
-from sarcoma_sched.errors import AllocationError, Conflict, IneligibleError
+from sarcoma_sched.errors import AllocationError, Conflict, IneligibleError, SecretError
 from sarcoma_sched.protocol.loader import LoadedProtocol, parse_protocol
 from sarcoma_sched.services.allocation import allocate_patient, history
 from sarcoma_sched.services.allocation_audit import reveal_sequence, verify_allocations
@@ -32,7 +33,7 @@ from sarcoma_sched.services.screening import screen
 from tests.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
 
 DAY = dt.date(2026, 11, 2)
-SECRET = bytes(range(32))
+SECRET = hashlib.sha256(b"sarcoma-sched test key").digest()
 ROOT = Path(__file__).parents[2]
 
 
@@ -254,8 +255,56 @@ def test_verify_replays_every_allocation_and_catches_an_arm_changed_afterwards(d
         conn.exec_driver_sql(f"UPDATE allocations SET arm = '{other}' WHERE position = 7")
     result = verify_allocations(database, "NATARS-R", SECRET)
     assert result.mismatches[0] == f"position 7: recorded {other}, the sequence gives {arm}"
-    # A wrong secret cannot confirm the sequence either.
-    assert verify_allocations(database, "NATARS-R", bytes(32)).mismatches
+    # A wrong secret cannot confirm the sequence either: the trial's key commitment says so
+    # before any arm is replayed.
+    with pytest.raises(SecretError, match="not the key NATARS-R committed to"):
+        verify_allocations(database, "NATARS-R", bytes(range(1, 33)))
+
+
+def test_a_trial_allocates_only_with_the_key_it_committed_to_and_never_the_demo_key(database):
+    from sarcoma_sched.allocation.secret import DEMO_SECRET
+
+    with pytest.raises(SecretError, match="demo's published key"):
+        allocate_patient(
+            database,
+            "nurse",
+            _screen(database).screening_number,
+            today=DAY,
+            consent_date=DAY,
+            secret=DEMO_SECRET,
+        )
+    with pytest.raises(SecretError, match="one byte repeated"):
+        allocate_patient(
+            database,
+            "nurse",
+            _screen(database).screening_number,
+            today=DAY,
+            consent_date=DAY,
+            secret=bytes(32),
+        )
+    allocate_patient(
+        database,
+        "nurse",
+        _screen(database).screening_number,
+        today=DAY,
+        consent_date=DAY,
+        secret=SECRET,
+    )
+    with database.read() as session:
+        (count,) = session.execute(select(func.count()).select_from(Allocation)).one()
+    # A coordinator's own key, however strong, no longer matches the trial's commitment.
+    with pytest.raises(SecretError, match="not the key NATARS-R committed to"):
+        allocate_patient(
+            database,
+            "nurse",
+            _screen(database).screening_number,
+            today=DAY,
+            consent_date=DAY,
+            secret=hashlib.sha256(b"steering attempt 6").digest(),
+        )
+    with database.read() as session:
+        assert session.execute(select(func.count()).select_from(Allocation)).one() == (count,)
+        assert verify(session).problems == []
 
 
 def test_revealing_the_sequence_is_itself_audited(database):

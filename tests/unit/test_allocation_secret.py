@@ -65,7 +65,7 @@ def test_a_group_readable_secret_file_is_refused_with_the_fix(tmp_path):
 
 def test_the_environment_variable_wins_over_the_file(tmp_path):
     path = tmp_path / "trial.key"
-    write_secret_file(path, bytes(32))
+    write_secret_file(path, bytes(range(1, 33)))
     from_env = bytes(range(32))
     assert load_secret(path, env={SECRET_ENV: from_env.hex()}) == from_env
 
@@ -84,5 +84,17 @@ def test_a_secret_that_is_not_hex_is_refused_without_echoing_it():
 
 
 def test_a_short_secret_is_refused():
-    with pytest.raises(SecretError, match="at least 16"):
-        load_secret(None, env={SECRET_ENV: "00" * 8})
+    # 256 bits: the key of the HMAC-SHA256 stream; 128-bit keys were accepted before.
+    with pytest.raises(SecretError, match="at least 32"):
+        load_secret(None, env={SECRET_ENV: "5a" * 16})
+
+
+@pytest.mark.parametrize("byte", [0x00, 0xFF, 0x41])
+def test_a_secret_of_one_repeated_byte_is_refused_from_the_environment_and_as_a_file(
+    tmp_path, byte
+):
+    with pytest.raises(SecretError, match="one byte repeated"):
+        load_secret(None, env={SECRET_ENV: f"{byte:02x}" * 32})
+    with pytest.raises(SecretError, match="one byte repeated"):
+        write_secret_file(tmp_path / "trial.key", bytes([byte]) * 32)
+    assert not (tmp_path / "trial.key").exists()
