@@ -71,10 +71,22 @@ def demo(db_path: Path | None, out_dir: Path, as_of: dt.date, replace: bool) -> 
         )
     finally:
         database.dispose()
-    _summary(result, db_path, out_dir)
+    key = _write_demo_key(out_dir)
+    _summary(result, db_path, out_dir, key)
 
 
-def _summary(result: DemoResult, db_path: Path, out_dir: Path) -> None:
+def _write_demo_key(out_dir: Path) -> Path:
+    # The demo's published key, beside its database (owner-only, as any key file), so that
+    # `allocation verify` can replay the demo's draws; a trial database refuses this key.
+    from sarcoma_sched.allocation.secret import DEMO_SECRET
+    from sarcoma_sched.files import write_atomic
+
+    key = out_dir / "demo.key"
+    write_atomic(key, DEMO_SECRET.hex() + "\n", mode=0o600)
+    return key
+
+
+def _summary(result: DemoResult, db_path: Path, out_dir: Path, key: Path) -> None:
     failures = [(n, p, f) for n, p, ok, f in result.screened if not ok]
     click.echo(f"sarcoma-sched demo, as of {result.as_of}")
     click.echo(f"database   {db_path} (SQLite)")
@@ -107,5 +119,6 @@ def _summary(result: DemoResult, db_path: Path, out_dir: Path) -> None:
         f"{db} report enrollment --by protocol,site",
         f"{db} capacity --site PKUIH",
         f"{db} audit verify",
+        f"{db} allocation verify NATARS-R --secret-file {key}",
     ):
         click.echo(f"  {line}")
