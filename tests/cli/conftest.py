@@ -99,3 +99,26 @@ def query(db: str | Path, sql: str, **params: object) -> list[tuple]:
             engine.dispose()
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def _is_url(db: str | Path) -> bool:
+    text = str(db)
+    return "://" in text and not text.startswith("sqlite")
+
+
+def as_user(db: str | Path, name: str) -> list[str]:
+    """``--user NAME`` for an SQLite database; nothing for a PostgreSQL URL, where the login
+    acts (the server refuses a --user that is not the login)."""
+    return [] if _is_url(db) else ["--user", name]
+
+
+def actor(db: str | Path, name: str) -> str:
+    """Who the audit log and the ``*_by`` columns name after ``as_user(db, name)``: ``name`` on
+    SQLite, the URL's login on PostgreSQL."""
+    if not _is_url(db):
+        return name
+    from sqlalchemy.engine import make_url
+
+    login = make_url(str(db)).username
+    assert login, f"no login in {db}"
+    return login

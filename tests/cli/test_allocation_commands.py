@@ -7,6 +7,7 @@ work on their own copy of it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import invoke, query, today
+from tests.cli.conftest import actor, as_user, invoke, query, today
 from tests.cohort import ELIGIBLE_NATARS
 
 ARMS = {"SURGERY_ONLY", "NEOADJUVANT"}
@@ -130,12 +131,15 @@ def test_a_randomized_allocation_needs_the_secret_and_takes_it_from_the_environm
 def test_minimization_allocations_replay_from_the_secret_on_either_database(
     run, db_arg, monkeypatch
 ):
-    monkeypatch.setenv("SARCOMA_SCHED_SECRET", "5a" * 32)
+    # Any key that is not one byte repeated (such a key is refused by design).
+    monkeypatch.setenv(
+        "SARCOMA_SCHED_SECRET", hashlib.sha256(b"sarcoma-sched cli test key").hexdigest()
+    )
     run("--db", db_arg, "init", check=True)
     run("--db", db_arg, "screen", "NATARS-R", "--site", "SHCH", *fields(ELIGIBLE_NATARS),
         check=True)  # fmt: skip
     allocated = run(
-        "--db", db_arg, "--user", "sam", "allocate", "SHCH-NATARS-R-S0001",
+        "--db", db_arg, *as_user(db_arg, "sam"), "allocate", "SHCH-NATARS-R-S0001",
         "--consent-date", "today", check=True,
     )  # fmt: skip
     [(arm, position, stratum)] = query(db_arg, "SELECT arm, position, stratum FROM allocations")
@@ -146,7 +150,7 @@ def test_minimization_allocations_replay_from_the_secret_on_either_database(
     verified = run("--db", db_arg, "allocation", "verify", "NATARS-R", check=True)
     assert verified.stdout == "NATARS-R (minimization): all 1 allocations confirmed\n"
     assert query(db_arg, "SELECT DISTINCT actor FROM audit_log WHERE action = 'allocate'") == [
-        ("sam",)
+        (actor(db_arg, "sam"),)
     ]
 
 

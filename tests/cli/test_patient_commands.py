@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import invoke, query, today
+from tests.cli.conftest import actor, as_user, invoke, query, today
 from tests.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
 
 # Never let the caller's environment choose the database, user or trial secret.
@@ -374,7 +374,7 @@ def test_a_fixed_arm_patient_is_allocated_once_and_withdrawn_once(run, db_arg):
     assert screen.stdout.splitlines()[-1].startswith("FJMUUH-TNT-STS-S0001: ELIGIBLE")
 
     allocated = run(
-        "--db", db_arg, "--user", "dana", "allocate", "FJMUUH-TNT-STS-S0001",
+        "--db", db_arg, *as_user(db_arg, "dana"), "allocate", "FJMUUH-TNT-STS-S0001",
         "--consent-date", "today", "--date", "today",
         check=True,
     )  # fmt: skip
@@ -385,7 +385,7 @@ def test_a_fixed_arm_patient_is_allocated_once_and_withdrawn_once(run, db_arg):
     assert header == EVENT_COLUMNS
     assert rows[0][0] == "baseline"
     assert query(db_arg, "SELECT arm, method, position, allocated_by FROM allocations") == [
-        ("TNT", "fixed", 1, "dana")
+        ("TNT", "fixed", 1, actor(db_arg, "dana"))
     ]
     assert query(db_arg, "SELECT count(*) FROM scheduled_events WHERE status = 'planned'") == [
         (len(rows),)
@@ -399,7 +399,7 @@ def test_a_fixed_arm_patient_is_allocated_once_and_withdrawn_once(run, db_arg):
     assert query(db_arg, "SELECT count(*) FROM allocations") == [(1,)]
 
     withdrawn = run(
-        "--db", db_arg, "--user", "erin", "withdraw", "FJMUUH-TNT-STS-0001",
+        "--db", db_arg, *as_user(db_arg, "erin"), "withdraw", "FJMUUH-TNT-STS-0001",
         "--reason", "withdrew consent", "--date", "+0d",
         check=True,
     )  # fmt: skip
@@ -411,16 +411,47 @@ def test_a_fixed_arm_patient_is_allocated_once_and_withdrawn_once(run, db_arg):
         ("cancelled", len(rows))
     ]
     assert query(db_arg, "SELECT kind, recorded_by FROM participation_ends") == [
-        ("withdrawn", "erin")
+        ("withdrawn", actor(db_arg, "erin"))
     ]
     assert query(db_arg, "SELECT DISTINCT actor FROM audit_log WHERE action = 'withdraw'") == [
-        ("erin",)
+        (actor(db_arg, "erin"),)
     ]
 
     twice = run("--db", db_arg, "withdraw", "FJMUUH-TNT-STS-0001", "--reason", "again")
     assert twice.returncode == 1
     assert twice.stderr == "error: patient FJMUUH-TNT-STS-0001 is already recorded as withdrawn\n"
     assert query(db_arg, "SELECT count(*) FROM participation_ends") == [(1,)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_arg", ["postgresql"], indirect=True)
+def test_on_postgresql_a_user_that_is_not_the_login_is_refused_and_the_login_is_audited(
+    run, db_arg
+):
+    """On PostgreSQL the audit names the authenticated login: ``--user`` naming anyone else is
+    refused before anything is written; without it the command acts as the login."""
+    from sqlalchemy.engine import make_url
+
+    from tests.dumps import dump
+
+    login = make_url(db_arg).username
+    assert login and login != "mallory"
+    run("--db", db_arg, "init", check=True)
+    screen = ("screen", "TNT-STS", "--site", "FJMUUH", *fields(ELIGIBLE_TNT))
+    before = dump(db_arg)
+    refused = run("--db", db_arg, "--user", "mallory", *screen)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith(f"error: --user mallory is not the PostgreSQL login {login}: ")
+    assert dump(db_arg) == before, "a refused command changed the database"
+
+    done = run("--db", db_arg, *screen, check=True)
+    assert done.stdout.splitlines()[-1].startswith("FJMUUH-TNT-STS-S0001: ELIGIBLE")
+    assert query(db_arg, "SELECT DISTINCT actor FROM audit_log WHERE action = 'screen'") == [
+        (login,)
+    ]
+    assert query(db_arg, "SELECT recorded_by FROM screenings") == [(login,)]
 
 
 def test_a_bad_value_in_the_file_is_blamed_on_the_file_and_a_bad_field_on_the_option(run, tmp_path):

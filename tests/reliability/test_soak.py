@@ -21,6 +21,7 @@ from sarcoma_sched.db import session as session_module
 from sarcoma_sched.db.session import BUSY_RETRIES, Database
 from sarcoma_sched.errors import DatabaseBusy
 from sarcoma_sched.services.sites import add_site
+from tests.cli.conftest import as_user
 from tests.dumps import dump
 from tests.reliability.databases import BACKENDS, migrated_database
 
@@ -128,7 +129,7 @@ def test_the_command_prints_a_notice_per_retry_and_fails_only_if_the_lock_never_
 
         monkeypatch.setattr(session_module, "Database", functools.wraps(Database)(short_timeout))
         status, out, err, escaped = run_cli(
-            ["--db", db_url, "--user", "nurse", "site", "add", code, "--name", "West China",
+            ["--db", db_url, *as_user(db_url, "nurse"), "site", "add", code, "--name", "West China",
              "--time-zone", "Asia/Shanghai", "--holiday-country", "CN"],
             {"XDG_CONFIG_HOME": str(tmp_path), "SARCOMA_SCHED_DB": None},
         )  # fmt: skip
