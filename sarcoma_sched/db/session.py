@@ -6,13 +6,15 @@ the audit entries or not at all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, event, make_url, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.sql.elements import TextClause
 
 from sarcoma_sched.db.audit import ACTION_KEY, ACTOR_KEY, SERVER_AUDIT_KEY, record_flush
 from sarcoma_sched.db.engine import (
@@ -22,7 +24,7 @@ from sarcoma_sched.db.engine import (
     resolve_url,
 )
 from sarcoma_sched.db.migrate import check_schema
-from sarcoma_sched.db.models import AuditHead
+from sarcoma_sched.db.models import AUDITED, AuditHead
 from sarcoma_sched.errors import (
     AccessDenied,
     ActorMismatch,
@@ -49,6 +51,37 @@ def _audit_after_flush(session: Session, _context: object) -> None:
     # as well would chain every change twice.
     if not session.info.get(SERVER_AUDIT_KEY):
         record_flush(session)
+
+
+_WRITE_SQL = re.compile(
+    r"^\s*(?:WITH\b.*?\)\s*)?(INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+(?:TABLE\s+)?"
+    r"\"?(\w+)\"?",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@event.listens_for(AuditedSession, "do_orm_execute")
+def _refuse_unaudited_writes(state: ORMExecuteState) -> None:
+    # The audit log records what a flush changed (record_flush); a bulk UPDATE or DELETE, a Core
+    # INSERT or a textual write through the session never reaches it, and `audit verify` would
+    # later call the row changed behind the engine's back. Refused here, for every audited
+    # table, on both backends, so the one write path stays the only one.
+    statement = state.statement
+    tables: set[str] = set()
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(statement, "table", None)
+        if table is not None and getattr(table, "name", None):
+            tables.add(table.name)
+    elif isinstance(statement, TextClause):
+        match = _WRITE_SQL.match(statement.text)
+        if match:
+            tables.add(match.group(2).lower())
+    bypassing = sorted(tables & set(AUDITED) | (tables & {"audit_log", "audit_head"}))
+    if bypassing:
+        raise RuntimeError(
+            f"a bulk write to {', '.join(bypassing)} would bypass the audit log: change rows "
+            "through the session (add, attribute changes, delete) inside Database.write"
+        )
 
 
 class Database:

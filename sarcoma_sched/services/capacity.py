@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from sqlalchemy import delete
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar.capacity import RESOURCES, WEEKDAYS, Capacity, Limit
@@ -70,12 +70,16 @@ def set_capacity(
         raise Conflict(f"--week {per_week}: a capacity cannot be negative")
     with db.write(actor, "site capacity") as session:
         site = get_site(session, site_code)
-        session.execute(
-            delete(SiteResource).where(
+        # Row by row through the session, so each replaced capacity gets its audit entry (a bulk
+        # DELETE would bypass the log; the write guard refuses one). Flushed before the new rows
+        # go in: the unit of work would insert first and trip the unique weekday.
+        for old in session.scalars(
+            select(SiteResource).where(
                 SiteResource.site_code == site.code, SiteResource.resource == resource
-            ),
-            execution_options={"synchronize_session": "fetch"},
-        )
+            )
+        ):
+            session.delete(old)
+        session.flush()
         now = utc_now()
         rows = [
             SiteResource(
