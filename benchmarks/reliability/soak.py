@@ -84,7 +84,10 @@ class _Cli:
             "SARCOMA_SCHED_DEBUG": None,
             "XDG_CONFIG_HOME": str(self.work),
         }
-        code, out, err, escaped = run_cli(["--db", self.url, "--user", self.role, *args], env)
+        # On PostgreSQL the login is the actor and any other --user is refused; the role is a
+        # label only where labels are what the audit records (SQLite).
+        label = [] if self.url.startswith("postgresql") else ["--user", self.role]
+        code, out, err, escaped = run_cli(["--db", self.url, *label, *args], env)
         self.report.commands += 1
         lines = err.splitlines()
         self.report.busy_notices += sum(1 for line in lines if line.startswith("notice: "))
