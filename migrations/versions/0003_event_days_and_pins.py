@@ -146,7 +146,18 @@ def _audit_backfill(conn: sa.Connection, added: dict[str, dict[str, str | None]]
 
 def downgrade() -> None:
     # The audit entries of the upgrade stay: the log is append-only, and `audit verify` on a
-    # downgraded database compares the columns that exist.
+    # downgraded database compares the columns that exist. A coordinator's pins are recorded
+    # decisions (first_day/last_day are derived from days): refused unless forced and dumped.
+    from sarcoma_sched.db.downgrade_guard import refuse_data_loss
+
+    refuse_data_loss(
+        op.get_bind(),
+        "0003",
+        {
+            "scheduled_events.pinned": "SELECT id, patient_id, event_id, pinned "
+            "FROM scheduled_events WHERE pinned IS NOT NULL ORDER BY id"
+        },
+    )
     op.execute("DROP VIEW v_visit_schedule")
     with op.batch_alter_table("scheduled_events") as batch:
         batch.drop_index(batch.f("ix_scheduled_events_last_day"))

@@ -46,6 +46,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    from sarcoma_sched.db.downgrade_guard import refuse_data_loss
+
+    refuse_data_loss(
+        op.get_bind(), "0004", {"site_resources": "SELECT * FROM site_resources ORDER BY id"}
+    )
     with op.batch_alter_table("site_resources") as batch:
         batch.drop_index(batch.f("ix_site_resources_site_code"))
     op.drop_table("site_resources")

@@ -293,12 +293,20 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    from sarcoma_sched.db.downgrade_guard import refuse_data_loss
+
     bind = op.get_bind()
-    # Grants and key commitments are trial records: dropping them silently would lose data.
-    for table in ("access_grants", "trial_keys"):
-        rows = bind.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-        if rows:
-            raise RuntimeError(f"downgrade below 0006 would drop {rows} {table} row(s); refused")
+    # Grants, key commitments and the installation's id are trial records: refused unless
+    # forced, and then written to the named file first.
+    refuse_data_loss(
+        bind,
+        "0006",
+        {
+            "access_grants": "SELECT * FROM access_grants ORDER BY id",
+            "trial_keys": "SELECT * FROM trial_keys ORDER BY protocol_id",
+            "installation": "SELECT * FROM installation",
+        },
+    )
     if bind.dialect.name == "postgresql":
         for table in (*AUDITED, "audit_log", "audit_head"):
             for trigger in (

@@ -99,12 +99,20 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     return before, current_revision(engine)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
+def downgrade(
+    engine: Engine, revision: str, *, force: bool = False, dump: str | Path | None = None
+) -> None:
+    """Migrate down to ``revision``. A step that would drop recorded rows refuses unless
+    ``force``, which needs ``dump``: where those rows are written first (db.downgrade_guard)."""
     from alembic import command
+
+    from sarcoma_sched.db.downgrade_guard import DUMP_KEY, FORCE_KEY
 
     config = _config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
+        config.attributes[FORCE_KEY] = force
+        config.attributes[DUMP_KEY] = str(dump) if dump else None
         command.downgrade(config, revision)
 
 
