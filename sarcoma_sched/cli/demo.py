@@ -22,7 +22,7 @@ DEFAULT_DIR = Path("sarcoma-demo")
 @click.option(
     "--db",
     "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH|sqlite:///PATH",
     help="The demo's SQLite file [default: sarcoma-demo/demo.db].",
 )
 @click.option(
@@ -35,7 +35,7 @@ DEFAULT_DIR = Path("sarcoma-demo")
 )
 @click.option("--as-of", type=DATE, default="today", show_default=True, help="The demo's today.")
 @click.option("--replace", is_flag=True, help="Delete an earlier demo database first.")
-def demo(db_path: Path | None, out_dir: Path, as_of: dt.date, replace: bool) -> None:
+def demo(db_path: str | None, out_dir: Path, as_of: dt.date, replace: bool) -> None:
     """Run the demonstration: both trials, ~30 synthetic patients, calendars to import.
 
     Creates a fresh SQLite database with the bundled protocols, the NATARS sites and their
@@ -50,11 +50,17 @@ def demo(db_path: Path | None, out_dir: Path, as_of: dt.date, replace: bool) -> 
       sarcoma-sched demo
       sarcoma-sched --db sarcoma-demo/demo.db visits --site PKUIH --from today --to +28d
     """
+    from sarcoma_sched.db.engine import sqlite_file
+
+    db_file = sqlite_file(db_path) if db_path else out_dir / "demo.db"
+    _run(db_file, out_dir, as_of, replace)
+
+
+def _run(db_path: Path, out_dir: Path, as_of: dt.date, replace: bool) -> None:
     from sarcoma_sched.db.session import Database
     from sarcoma_sched.demo.scenario import run_demo
     from sarcoma_sched.errors import Conflict
 
-    db_path = db_path or out_dir / "demo.db"
     if db_path.exists():
         if not replace:
             raise Conflict(

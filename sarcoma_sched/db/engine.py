@@ -9,6 +9,7 @@ writer at a time costs nothing and buys gap-free sequences without retry loops.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ __all__ = [
     "default_sqlite_path",
     "make_engine",
     "resolve_url",
+    "sqlite_file",
 ]
 
 DB_ENV = "SARCOMA_SCHED_DB"
@@ -44,6 +46,14 @@ def default_sqlite_path(env: Mapping[str, str] = os.environ) -> Path:
 def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -> str:
     """``--db`` wins over ``SARCOMA_SCHED_DB``; a bare path means an SQLite file."""
     raw = value or env.get(DB_ENV) or str(default_sqlite_path(env))
+    scheme = _SCHEME.match(raw)
+    if scheme and "://" not in raw:
+        # `sqlite:/x` or `postgresql:db` read as a path would quietly create a file named
+        # after the scheme; it is a URL with a slash missing.
+        raise DatabaseUrlError(
+            f"database {raw!r} looks like a URL but is not one: give a file path, "
+            "sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
     if "://" not in raw:
         path = Path(raw).expanduser()
         if path.is_dir():
@@ -58,10 +68,25 @@ def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -
             f"database URL {url.render_as_string(hide_password=True)}: only sqlite and "
             "postgresql are supported"
         )
+    if url.get_backend_name() == "sqlite" and not url.database:
+        raise DatabaseUrlError(f"database URL {raw!r} names no file: sqlite:///PATH")
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         # psycopg 3 is the driver we install and test; plain postgresql:// would want psycopg2.
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
+
+
+_SCHEME = re.compile(r"^(?:sqlite|postgres|postgresql|[a-z]+\+[a-z0-9]+):", re.IGNORECASE)
+
+
+def sqlite_file(value: str) -> Path:
+    """The file of an SQLite ``--db`` given as a path or ``sqlite:///PATH`` (the demo, which
+    runs on SQLite only); anything else is refused in one line."""
+    url = resolve_url(value, env={})
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        raise DatabaseUrlError(f"{value!r}: this command needs an SQLite file")
+    return Path(parsed.database)
 
 
 def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
