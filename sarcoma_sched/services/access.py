@@ -137,7 +137,8 @@ def grant_access(
         raise InputError(f"--role {role} sees every site: leave out --site")
     _prefix(db)
     with db.write(actor, "access grant") as session:
-        for site in sites or [None]:
+        targets: Sequence[str | None] = sites or [None]  # None: an all-sites role
+        for site in targets:
             session.execute(
                 text("SELECT sarcoma_access_grant(:login, :role, :site)"),
                 {"login": login, "role": role, "site": site.upper() if site else None},
