@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.output import emit_rows, format_option
+
+if TYPE_CHECKING:
+    from sarcoma_sched.services.access import GrantRow
 
 __all__ = ["access"]
 
@@ -110,11 +115,11 @@ def list_(ctx: click.Context, login: str | None, fmt: str) -> None:
     emit_rows([_row(r) for r in list_access(open_db(ctx), login)], COLUMNS, fmt)
 
 
-def _row(grant: object) -> dict[str, object]:
+def _row(grant: GrantRow) -> dict[str, object]:
     return {
-        "login": grant.login,  # type: ignore[attr-defined]
-        "role": grant.role,  # type: ignore[attr-defined]
-        "site": grant.site,  # type: ignore[attr-defined]
-        "granted_at": grant.granted_at.isoformat(timespec="seconds"),  # type: ignore[attr-defined]
-        "granted_by": grant.granted_by,  # type: ignore[attr-defined]
+        "login": grant.login,
+        "role": grant.role,
+        "site": grant.site,
+        "granted_at": grant.granted_at.isoformat(timespec="seconds"),
+        "granted_by": grant.granted_by,
     }

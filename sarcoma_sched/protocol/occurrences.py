@@ -230,8 +230,9 @@ def anchor_order(arm: Arm) -> list[Event]:
             return
         seen.add(key)
         e = events[key]
-        anchor = e.timing.anchor if e.timing else e.series.anchor  # type: ignore[union-attr]
-        visit(anchor.event)
+        timed = e.timing or e.series
+        assert timed is not None, key  # the model holds exactly one of the two
+        visit(timed.anchor.event)
         done.append(e)
 
     for e in arm.events:
