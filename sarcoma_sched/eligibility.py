@@ -36,21 +36,20 @@ from sarcoma_sched.protocol.screening import (
     Rule,
     ScreeningField,
 )
+from sarcoma_sched.vocabulary import CriterionStage
 
 __all__ = [
     "CriterionResult",
     "EligibilityResult",
     "Outcome",
-    "Stage",
     "evaluate",
     "evaluate_rule",
     "parse_field_values",
 ]
 
 Outcome = Literal["pass", "fail", "missing"]
-Stage = Literal["screening", "post_allocation"]
 _OUTCOMES: tuple[str, ...] = get_args(Outcome)
-_STAGES: tuple[str, ...] = get_args(Stage)
+_STAGES = tuple(CriterionStage)
 _KINDS = ("inclusion", "exclusion")
 _JSON_FORMAT = 1
 
@@ -232,7 +231,7 @@ class CriterionResult:
 
 @dataclass(frozen=True)
 class EligibilityResult:
-    stage: Stage
+    stage: CriterionStage
     criteria: tuple[CriterionResult, ...]
 
     @property
@@ -267,7 +266,7 @@ class EligibilityResult:
         items = data.get("criteria")
         if stage not in _STAGES or not isinstance(items, list):
             raise ValueError("malformed eligibility result: needs a stage and a criteria list")
-        result = cls(cast(Stage, stage), tuple(CriterionResult.from_json(c) for c in items))
+        result = cls(CriterionStage(stage), tuple(CriterionResult.from_json(c) for c in items))
         # The stored verdict is what a coordinator acted on; if it disagrees with its own
         # criteria the record was altered or written by a bug, and must not be trusted silently.
         if "eligible" in data and data["eligible"] != result.eligible:
@@ -276,7 +275,9 @@ class EligibilityResult:
 
 
 def evaluate(
-    protocol: Protocol, values: Mapping[str, object], stage: Stage = "screening"
+    protocol: Protocol,
+    values: Mapping[str, object],
+    stage: CriterionStage = CriterionStage.SCREENING,
 ) -> EligibilityResult:
     """Evaluate every criterion of ``stage``, in protocol order.
 

@@ -61,6 +61,7 @@ from sarcoma_sched.protocol.screening import (
     NotInRule,
     Rule,
 )
+from sarcoma_sched.vocabulary import CriterionStage
 
 __all__ = [
     "LevelImbalance",
@@ -311,7 +312,7 @@ def eligible_levels(protocol: Protocol, name: str) -> list[str]:
     allowed = set(levels)
     field = next(f for f in protocol.fields if f.id == name)
     for criterion in protocol.criteria:
-        if criterion.stage == "screening":
+        if criterion.stage == CriterionStage.SCREENING:
             allowed = _narrow(criterion.rule, name, allowed, isinstance(field, BooleanField))
     kept = [lv for lv in levels if lv in allowed]
     # Contradictory criteria leave no level: simulate all rather than nothing.

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sarcoma_sched.vocabulary import EventKind, Resource
+
 __all__ = [
     "RESOURCES",
     "WEEKDAYS",
@@ -31,9 +33,9 @@ __all__ = [
 
 # resource → (the event kind that uses it, "each" day of the event or its "first" day, period)
 RESOURCES: dict[str, tuple[str, str, str]] = {
-    "theatre": ("surgery", "first", "day"),
-    "infusion": ("infusion", "each", "day"),
-    "rt_course": ("radiotherapy", "first", "week"),
+    Resource.THEATRE: (EventKind.SURGERY, "first", "day"),
+    Resource.INFUSION: (EventKind.INFUSION, "each", "day"),
+    Resource.RT_COURSE: (EventKind.RADIOTHERAPY, "first", "week"),
 }
 _BY_KIND = {kind: resource for resource, (kind, _, _) in RESOURCES.items()}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -10,6 +10,7 @@ from itertools import pairwise
 from sarcoma_sched.calendar.plan import PlannedEvent, Violation
 from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef
+from sarcoma_sched.vocabulary import NOT_HAPPENED, ViolationRule
 
 __all__ = ["by_key", "check_events", "gap_problem", "point", "ref_words"]
 
@@ -31,7 +32,7 @@ def point(
     if not occurrences:
         return None
     e = occurrences[0] if ref.occurrence == "first" else occurrences[-1]
-    if e.status in ("missed", "skipped"):
+    if e.status in NOT_HAPPENED:
         return None
     return e.start if ref.point == "start" else e.end
 
@@ -82,7 +83,7 @@ def check_events(
             found.append(Violation(c.id, involved, problem))
     is_working_day = calendar.is_working_day
     for e in events:
-        if e.status in ("missed", "skipped"):
+        if e.status in NOT_HAPPENED:
             continue
         # Nearly every event is inside its window on an allowed day: say so without walking
         # the rules one by one (the planner checks every event of every plan).
@@ -100,12 +101,12 @@ def check_events(
         for before, after in pairwise(occurrences):
             if (
                 after.days[0] <= before.days[-1]
-                and before.status not in ("missed", "skipped")
-                and after.status not in ("missed", "skipped")
+                and before.status not in NOT_HAPPENED
+                and after.status not in NOT_HAPPENED
             ):
                 found.append(
                     Violation(
-                        "order",
+                        ViolationRule.ORDER,
                         (before.id, after.id),
                         f"{after.id} starts {after.start}, not after {before.id} ends {before.end}",
                     )
@@ -123,23 +124,25 @@ def _occurrence_id(ref: EventRef, grouped: dict[str, list[PlannedEvent]]) -> str
 def _event_violations(e: PlannedEvent, calendar: SiteCalendar) -> Iterable[Violation]:
     if not e.earliest <= e.start <= e.latest:
         yield Violation(
-            "window",
+            ViolationRule.WINDOW,
             (e.id,),
             f"{e.id} on {e.start} is outside its window {e.earliest} … {e.latest}",
         )
     if e.working_days_only and not calendar.is_working_day(e.start):
         why = calendar.why_not_working(e.start)
-        yield Violation("working_day", (e.id,), f"{e.id} on {e.start} is not a working day ({why})")
+        yield Violation(
+            ViolationRule.WORKING_DAY, (e.id,), f"{e.id} on {e.start} is not a working day ({why})"
+        )
     if e.consecutive_working_days:
         for day in e.days:
             if not calendar.is_working_day(day):
-                yield Violation("span", (e.id,), f"{e.id}: {day} is not a working day")
+                yield Violation(ViolationRule.SPAN, (e.id,), f"{e.id}: {day} is not a working day")
         for a, b in pairwise(e.days):
             gap = [a + dt.timedelta(days=i) for i in range(1, (b - a).days)]
             skipped = [d for d in gap if calendar.is_working_day(d)]
             if b <= a or skipped:
                 yield Violation(
-                    "span",
+                    ViolationRule.SPAN,
                     (e.id,),
                     f"{e.id}: {a} and {b} are not consecutive working days",
                 )

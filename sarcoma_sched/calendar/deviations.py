@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from sarcoma_sched.calendar.plan import Deviation, PlannedEvent, Violation
 from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.schedule import Arm
+from sarcoma_sched.vocabulary import BUILTIN_RULES, DeviationKind, EventStatus
 
 __all__ = ["find_deviations"]
 
@@ -21,22 +22,22 @@ def find_deviations(
     found: list[Deviation] = []
     for e in events:
         # An event still planned where the planner put it has nothing to report.
-        if e.status == "planned" and not e.pinned:
+        if e.status == EventStatus.PLANNED and not e.pinned:
             continue
         found.extend(_event_deviations(e, reason_after.get(e.key), calendar))
     status: dict[str, str] | None = None
     for v in violations:
-        if v.rule in ("window", "working_day", "span", "order"):
+        if v.rule in BUILTIN_RULES:
             continue
         if status is None:
             status = {e.id: e.status for e in events}
         # A broken hard constraint is a deviation once a recorded date causes it; while every
         # event involved is still planned it is the planner's unsatisfiable flag instead.
-        if any(status.get(i) == "done" for i in v.events):
+        if any(status.get(i) == EventStatus.DONE for i in v.events):
             found.append(
                 Deviation(
                     v.events[-1],
-                    "constraint",
+                    DeviationKind.CONSTRAINT,
                     None,
                     f"hard constraint broken by actual dates: {v.message}",
                 )
@@ -47,32 +48,35 @@ def find_deviations(
 def _event_deviations(
     e: PlannedEvent, reason_after: int | None, calendar: SiteCalendar
 ) -> Iterable[Deviation]:
-    if e.status == "missed":
+    if e.status == EventStatus.MISSED:
         yield Deviation(
-            e.id, "missed", None, f"{e.label} was missed (window {e.earliest} … {e.latest})"
+            e.id,
+            DeviationKind.MISSED,
+            None,
+            f"{e.label} was missed (window {e.earliest} … {e.latest})",
         )
         return
-    if e.status == "skipped":
+    if e.status == EventStatus.SKIPPED:
         why = f": {e.reason}" if e.reason else " (no reason recorded)"
-        yield Deviation(e.id, "skipped", None, f"{e.label} was skipped{why}")
+        yield Deviation(e.id, DeviationKind.SKIPPED, None, f"{e.label} was skipped{why}")
         return
-    if e.status == "planned" and e.pinned and not e.earliest <= e.start <= e.latest:
+    if e.status == EventStatus.PLANNED and e.pinned and not e.earliest <= e.start <= e.latest:
         side = "before its window opens" if e.start < e.earliest else "after its window closes"
         why = f": {e.reason}" if e.reason else " (no reason recorded)"
         yield Deviation(
             e.id,
-            "rescheduled",
+            DeviationKind.RESCHEDULED,
             None,
             f"{e.label} rescheduled to {e.start}, {side} ({e.earliest} … {e.latest}){why}",
         )
         return
-    if e.status != "done":
+    if e.status != EventStatus.DONE:
         return
     if e.start < e.earliest:
         n = (e.earliest - e.start).days
         yield Deviation(
             e.id,
-            "early",
+            DeviationKind.EARLY,
             n,
             f"{e.label} done {e.start}, {_days(n)} before its window opened "
             f"({e.earliest} … {e.latest})",
@@ -81,7 +85,7 @@ def _event_deviations(
         n = (e.start - e.latest).days
         yield Deviation(
             e.id,
-            "late",
+            DeviationKind.LATE,
             n,
             f"{e.label} done {e.start}, {_days(n)} after its window closed "
             f"({e.earliest} … {e.latest})",
@@ -96,7 +100,7 @@ def _event_deviations(
     ):
         yield Deviation(
             e.id,
-            "needs_reason",
+            DeviationKind.NEEDS_REASON,
             late,
             f"{e.label} given {_days(late)} after its target {e.target}: a delay "
             f"beyond {reason_after} days needs a documented reason",
@@ -104,7 +108,7 @@ def _event_deviations(
     if e.working_days_only and not calendar.is_working_day(e.start):
         yield Deviation(
             e.id,
-            "non_working_day",
+            DeviationKind.NON_WORKING_DAY,
             None,
             f"{e.label} done on {e.start}, not a working day at the site "
             f"({calendar.why_not_working(e.start)})",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+
+from sarcoma_sched.vocabulary import DeviationKind, EventStatus, FlagCode
 
 __all__ = [
     "Actual",
@@ -14,25 +15,22 @@ __all__ = [
     "Pin",
     "Plan",
     "PlannedEvent",
-    "Status",
     "Violation",
 ]
-
-Status = Literal["planned", "done", "missed", "skipped"]
 
 
 @dataclass(frozen=True)
 class Actual:
     """What happened to one planned event, as a coordinator records it."""
 
-    status: Literal["done", "missed", "skipped"]
+    status: EventStatus  # one of RECORDABLE_STATUSES
     date: dt.date | None = None
     # The days actually used, when they differ from the protocol's span (an interrupted course).
     days: tuple[dt.date, ...] | None = None
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if self.status == "done" and self.date is None:
+        if self.status == EventStatus.DONE and self.date is None:
             raise ValueError("a done event needs its actual date")
         if self.days is not None and (not self.days or self.date not in (None, self.days[0])):
             raise ValueError("actual days must start on the actual date")
@@ -49,9 +47,9 @@ class Pin:
 
 @dataclass(frozen=True)
 class Flag:
-    """Something a coordinator must look at: ``unsatisfiable``, ``estimated_holidays``."""
+    """Something a coordinator must look at."""
 
-    code: str
+    code: FlagCode
     message: str
 
 
@@ -72,7 +70,7 @@ class PlannedEvent:
     working_days_only: bool  # the start must be a working day
     consecutive_working_days: bool  # every day a working day, none skipped (an RT course)
     time: dt.time | None = None
-    status: Status = "planned"
+    status: EventStatus = EventStatus.PLANNED
     reason: str = ""
     flags: tuple[Flag, ...] = ()
     pinned: bool = False  # placed on a coordinator's date, not searched
@@ -87,12 +85,12 @@ class PlannedEvent:
 
     @property
     def unsatisfiable(self) -> bool:
-        return any(f.code == "unsatisfiable" for f in self.flags)
+        return any(f.code == FlagCode.UNSATISFIABLE for f in self.flags)
 
     @property
     def fixed(self) -> bool:
         """Done, missed and skipped events are history: re-planning never moves them."""
-        return self.status != "planned"
+        return self.status != EventStatus.PLANNED
 
     def starts_at(self, time_zone: str) -> dt.datetime | None:
         """The zoned start of a timed event: the same wall-clock time whatever the DST offset."""
@@ -142,7 +140,7 @@ class Violation:
 @dataclass(frozen=True)
 class Deviation:
     event: str
-    code: str  # "early", "late", "missed", "skipped", "needs_reason", "constraint", ...
+    code: DeviationKind
     days: int | None
     message: str
 

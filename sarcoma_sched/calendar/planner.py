@@ -43,11 +43,14 @@ from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.occurrences import occurrences as arm_occurrences
 from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef
+from sarcoma_sched.vocabulary import BOOKED_STATUSES, NOT_HAPPENED, EventStatus, FlagCode
 
 __all__ = ["diff_plans", "plan_arm"]
 
 ONE_DAY = dt.timedelta(days=1)
-_NO_DATE = ("missed", "skipped")
+# Module globals, not attribute lookups on the enum: these are compared once per event per plan.
+_PLANNED = EventStatus.PLANNED
+_DONE = EventStatus.DONE
 
 
 def plan_arm(
@@ -102,7 +105,7 @@ def _holiday_warnings(events: list[PlannedEvent], calendar: SiteCalendar) -> lis
     years: set[int] = set()
     official = calendar.is_official
     for e in events:
-        if e.status != "planned" or not e.working_days_only:
+        if e.status != _PLANNED or not e.working_days_only:
             continue
         # A planned event's days run forward from its first (the planner lays them out so),
         # so its dates lie between these two; the years it touches are those two unless it
@@ -257,7 +260,7 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
                     "working_days_only": working,
                     "consecutive_working_days": span.day_counting == "working_days",
                     "time": o.time,
-                    "status": "planned",
+                    "status": _PLANNED,
                     "reason": "",
                     "flags": (),
                     "pinned": False,
@@ -356,7 +359,7 @@ class _Planner:
         """The days of an occurrence with history, a pin, limited capacity or constraints to
         meet, booked in the site's capacity."""
         flags: tuple[Flag, ...] = ()
-        if actual is not None and actual.status == "done":
+        if actual is not None and actual.status == _DONE:
             assert actual.date is not None
             days = actual.days or self._span_days(actual.date, step)
         elif pin is not None:
@@ -365,8 +368,8 @@ class _Planner:
             flags += self._capacity_flags(step, days)
         else:
             days, flags = self._search(step, target, earliest, latest)
-        status = actual.status if actual is not None else "planned"
-        if self.capacity is not None and status in ("planned", "done"):
+        status = actual.status if actual is not None else _PLANNED
+        if self.capacity is not None and status in BOOKED_STATUSES:
             self.capacity.book(step.kind, days)
         return days, flags
 
@@ -414,12 +417,12 @@ class _Planner:
                 f"{step.occurrence_id}); placed on {day}",
                 *(t for _, t in self._constraint_problems(step, days)),
             ]
-            return days, (Flag("unsatisfiable", "; ".join(messages)),)
+            return days, (Flag(FlagCode.UNSATISFIABLE, "; ".join(messages)),)
         message = (
             f"no day in the window {earliest} … {latest} satisfies every hard constraint; "
             f"kept {first_allowed[0]}: {'; '.join(failures.values())}"
         )
-        return first_allowed, (Flag("unsatisfiable", message),)
+        return first_allowed, (Flag(FlagCode.UNSATISFIABLE, message),)
 
     def _capacity_flags(
         self,
@@ -443,7 +446,7 @@ class _Planner:
             )
             if part
         )
-        return (Flag("over_capacity", message),)
+        return (Flag(FlagCode.OVER_CAPACITY, message),)
 
     def _first_fit(self, step: _Step, start: dt.date) -> dt.date | None:
         assert self.capacity is not None
@@ -471,7 +474,7 @@ class _Planner:
             + "; ".join(problems)
             + "; reschedule it again"
         )
-        return (Flag("unsatisfiable", message),)
+        return (Flag(FlagCode.UNSATISFIABLE, message),)
 
     def _shifted(self, day: dt.date, shift: str) -> dt.date:
         if shift == "backward":
@@ -500,7 +503,7 @@ class _Planner:
         if place == _AT_ALLOCATION:
             return self.allocation
         e = self.placed[place]
-        if e.status in _NO_DATE:
+        if e.status in NOT_HAPPENED:
             return None
         return e.days[0] if start else e.days[-1]
 

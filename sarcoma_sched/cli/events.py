@@ -10,6 +10,7 @@ import click
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus
 
 __all__ = ["record", "reschedule", "schedule"]
 
@@ -90,7 +91,7 @@ def _report(outcome: Any, headline: str, fmt: str) -> None:
 @click.argument("event")
 @click.option(
     "--status",
-    type=click.Choice(["done", "missed", "skipped"]),
+    type=click.Choice([s.value for s in RECORDABLE_STATUSES]),
     required=True,
     help="What happened.",
 )
@@ -134,7 +135,7 @@ def record(
         today=today(),
         correct=correct,
     )
-    when = f" {outcome.days[0]}" if status == "done" else ""
+    when = f" {outcome.days[0]}" if status == EventStatus.DONE else ""
     window = f"target {outcome.target}, window {outcome.earliest} … {outcome.latest}"
     _report(outcome, f"{outcome.study_id} {outcome.event_id}: {status}{when} ({window})", fmt)
 

@@ -15,6 +15,7 @@ from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.errors import InputFileError, Problem
+from sarcoma_sched.vocabulary import SEXES, EndKind, Sex
 
 __all__ = ["allocate", "enroll", "exclude", "screen", "withdraw"]
 
@@ -68,8 +69,8 @@ def _typed_fields(fields: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option(
     "--sex",
-    type=click.Choice(["female", "male", "other", "unknown"]),
-    default="unknown",
+    type=click.Choice(SEXES),
+    default=Sex.UNKNOWN.value,
     show_default=True,
 )
 @format_option
@@ -274,7 +275,7 @@ def withdraw(ctx: click.Context, patient: str, reason: str, date: dt.date) -> No
     Example:
       sarcoma-sched withdraw PKUIH-NATARS-0007 --reason "withdrew consent"
     """
-    _end(ctx, patient, "withdrawn", reason, date, None)
+    _end(ctx, patient, EndKind.WITHDRAWN, reason, date, None)
 
 
 @click.command()
@@ -292,4 +293,4 @@ def exclude(
     Example:
       sarcoma-sched exclude PKUIH-NATARS-0007 --criterion EXC-02 --reason "final pathology WDLPS"
     """
-    _end(ctx, patient, "excluded", reason, date, criterion)
+    _end(ctx, patient, EndKind.EXCLUDED, reason, date, criterion)

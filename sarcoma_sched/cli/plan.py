@@ -11,6 +11,7 @@ import click
 
 from sarcoma_sched.cli.dates import EARLIEST, LATEST
 from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.vocabulary import EventStatus
 
 if TYPE_CHECKING:
     from sarcoma_sched.calendar import Actual, HolidayTable, PlannedEvent
@@ -60,11 +61,11 @@ def _actuals(
         event, sep, day = item.partition("=")
         if not sep:
             raise click.BadParameter(f"{item!r} is not EVENT=DATE", param_hint="--done")
-        actuals[event] = Actual("done", _date(day, "--done"))
+        actuals[event] = Actual(EventStatus.DONE, _date(day, "--done"))
     for event in missed:
-        actuals[event] = Actual("missed")
+        actuals[event] = Actual(EventStatus.MISSED)
     for event in skipped:
-        actuals[event] = Actual("skipped")
+        actuals[event] = Actual(EventStatus.SKIPPED)
     return actuals
 
 
@@ -169,7 +170,7 @@ def plan(
             [
                 v.message
                 for v in result.violations
-                if all(result[i].status == "planned" for i in v.events)
+                if all(result[i].status == EventStatus.PLANNED for i in v.events)
             ],
         ),
         ("Warnings", list(result.warnings)),

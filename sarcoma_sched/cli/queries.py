@@ -11,7 +11,7 @@ import click
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_rows, format_option
-from sarcoma_sched.vocabulary import EVENT_KINDS
+from sarcoma_sched.vocabulary import BOOKED_STATUSES, EVENT_KINDS, EVENT_STATUSES
 
 __all__ = ["capacity", "deviations", "overdue", "visits"]
 
@@ -44,7 +44,7 @@ def _this_week() -> tuple[dt.date, dt.date]:
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(["planned", "done", "missed", "skipped", "cancelled"]),
+    type=click.Choice(EVENT_STATUSES),
     help="Only these statuses (repeatable) [default: planned and done].",
 )
 @click.option(
@@ -90,7 +90,7 @@ def visits(
             protocol=protocol,
             arm=arm,
             kind=kind,
-            statuses=statuses or ("planned", "done"),
+            statuses=statuses or BOOKED_STATUSES,
             over_capacity=over_capacity,
         )
     emit_rows(rows, EVENT_COLUMNS, fmt)
@@ -169,9 +169,7 @@ def deviations(
 @click.option("--to", "date_to", type=DATE, default="+27d", show_default=True)
 @format_option
 @click.pass_context
-def capacity(
-    ctx: click.Context, site: str, date_from: dt.date, date_to: dt.date, fmt: str
-) -> None:
+def capacity(ctx: click.Context, site: str, date_from: dt.date, date_to: dt.date, fmt: str) -> None:
     """Booked vs capacity per resource and day (per week for RT course slots).
 
     \b

@@ -9,6 +9,7 @@ import click
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.vocabulary import RESOURCE_NAMES
 
 __all__ = ["site"]
 
@@ -147,7 +148,7 @@ def site_close(
 
 @site.command("capacity")
 @click.argument("code")
-@click.argument("resource", required=False, type=click.Choice(["theatre", "infusion", "rt_course"]))
+@click.argument("resource", required=False, type=click.Choice(RESOURCE_NAMES))
 @click.option(
     "--day",
     "days",

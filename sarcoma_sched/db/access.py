@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+from sarcoma_sched.vocabulary import DatabasePurpose
+
 __all__ = [
     "ALL_SITES_ROLES",
     "ROLES",
@@ -350,7 +352,7 @@ DECLARE
   key bytea := coalesce(p_secret, gen_random_bytes(32));
   fp text;
   committed text;
-  demo boolean := EXISTS (SELECT 1 FROM installation WHERE purpose = 'demo');
+  demo boolean := EXISTS (SELECT 1 FROM installation WHERE purpose = '{DatabasePurpose.DEMO}');
 BEGIN
   IF NOT (pg_has_role(session_user, '{statistician}', 'MEMBER')
           OR pg_has_role(session_user, '{admin}', 'MEMBER') OR {superuser}) THEN

@@ -7,6 +7,7 @@ and exclusions are rows of their own, and cancelled events keep their row with s
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -26,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sarcoma_sched.db.types import UtcDateTime
+from sarcoma_sched.vocabulary import DatabasePurpose, EndKind, EventStatus, Sex
 
 __all__ = [
     "AUDITED",
@@ -46,8 +48,6 @@ __all__ = [
     "TrialKey",
 ]
 
-EVENT_STATUSES = ("planned", "done", "missed", "skipped", "cancelled")
-
 # Explicit constraint names keep migrations identical on SQLite and PostgreSQL and let a batch
 # migration on SQLite find the constraint it must drop.
 NAMING = {
@@ -57,6 +57,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
+    """The CHECK of a closed vocabulary, ``column IN ('a', 'b')``, as the migrations wrote it."""
+    words = ", ".join(f"'{member.value}'" for member in vocabulary)
+    return CheckConstraint(f"{column} IN ({words})", name=column)
 
 
 class Base(DeclarativeBase):
@@ -139,7 +145,7 @@ class Patient(Base):
     __table_args__ = (
         UniqueConstraint("protocol_id", "screening_number"),
         UniqueConstraint("protocol_id", "study_id"),
-        CheckConstraint("sex IN ('female', 'male', 'other', 'unknown')", name="sex"),
+        _one_of("sex", Sex),
         # Coordinators name a patient by either number without the trial (``find_patient``);
         # the unique indexes above start with protocol_id and cannot serve that lookup.
         Index(None, "study_id"),
@@ -151,7 +157,7 @@ class Patient(Base):
     site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), index=True)
     screening_number: Mapped[str] = mapped_column(String(64))
     study_id: Mapped[str | None] = mapped_column(String(64))
-    sex: Mapped[str] = mapped_column(String(8), default="unknown")
+    sex: Mapped[str] = mapped_column(String(8), default=Sex.UNKNOWN.value)
     # Only what eligibility needs; a birth date is optional and never exported by default.
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     age_at_consent: Mapped[int | None] = mapped_column(Integer)
@@ -218,9 +224,7 @@ class ScheduledEvent(Base):
     __tablename__ = "scheduled_events"
     __table_args__ = (
         UniqueConstraint("patient_id", "event_id"),
-        CheckConstraint(
-            "status IN ('planned', 'done', 'missed', 'skipped', 'cancelled')", name="status"
-        ),
+        _one_of("status", EventStatus),
         # The target may leave the window (a recorded deviation); the window itself may not invert.
         CheckConstraint("earliest <= latest", name="window"),
         # ``visits`` relies on span_days to bound its search (see ``span_days`` below): the
@@ -280,7 +284,7 @@ class ScheduledEvent(Base):
     # event_fields``; the default covers a row written without it.
     span_days: Mapped[int] = mapped_column(Integer, default=_span_days)
     local_time: Mapped[str | None] = mapped_column(String(5))
-    status: Mapped[str] = mapped_column(String(16), default="planned")
+    status: Mapped[str] = mapped_column(String(16), default=EventStatus.PLANNED.value)
     actual_date: Mapped[dt.date | None] = mapped_column(Date)
     # A coordinator's chosen start (``reschedule``); the planner keeps it through re-plans.
     pinned: Mapped[dt.date | None] = mapped_column(Date)
@@ -296,7 +300,7 @@ class ParticipationEnd(Base):
     """Withdrawal or post-allocation exclusion: the patient stays in the analysis (ITT)."""
 
     __tablename__ = "participation_ends"
-    __table_args__ = (CheckConstraint("kind IN ('withdrawn', 'excluded')", name="kind"),)
+    __table_args__ = (_one_of("kind", EndKind),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
@@ -315,7 +319,7 @@ class Installation(Base):
     __tablename__ = "installation"
     __table_args__ = (
         CheckConstraint("id = 1", name="single_row"),
-        CheckConstraint("purpose IN ('trial', 'demo')", name="purpose"),
+        _one_of("purpose", DatabasePurpose),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)

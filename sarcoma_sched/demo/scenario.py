@@ -20,6 +20,14 @@ from typing import TYPE_CHECKING
 from sarcoma_sched.allocation.secret import DEMO_SECRET
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.demo.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
+from sarcoma_sched.vocabulary import (
+    NOT_HAPPENED,
+    DatabasePurpose,
+    DeviationKind,
+    EndKind,
+    EventStatus,
+    Resource,
+)
 
 if TYPE_CHECKING:
     from sarcoma_sched.db.models import ScheduledEvent
@@ -44,7 +52,8 @@ class Story:
     """Something that happened to one event of one demo patient."""
 
     event: str
-    kind: str  # "late" (done N days late), "missed", "skipped", "reschedule" (+N days)
+    # LATE (done N days late), MISSED or SKIPPED (recorded so), "withdraw", "reschedule" (+N days)
+    kind: str
     days: int = 0
     reason: str = ""
 
@@ -83,12 +92,12 @@ def _natars_values(rng: random.Random, **overrides: str) -> dict[str, str]:
 # trial and arm, with the event due): delays that move later events, a missed visit, a skipped
 # cycle, a surgery moved for the theatre list, and a withdrawal.
 STORIES: tuple[tuple[str, Story], ...] = (
-    ("NATARS", Story("ai.2", "late", 7, "grade 3 neutropenia; cycle delayed one week")),
-    ("NATARS", Story("ai.1", "late", 3, "no inpatient bed")),
-    ("NATARS", Story("restaging", "missed", reason="CT scanner down")),
+    ("NATARS", Story("ai.2", DeviationKind.LATE, 7, "grade 3 neutropenia; cycle delayed one week")),
+    ("NATARS", Story("ai.1", DeviationKind.LATE, 3, "no inpatient bed")),
+    ("NATARS", Story("restaging", EventStatus.MISSED, reason="CT scanner down")),
     ("NATARS", Story("ai.1", "withdraw", reason="withdrew consent after cycle 1")),
-    ("NATARS-R", Story("ai.1", "skipped", reason="patient declined cycle 1")),
-    ("TNT-STS", Story("rt", "late", 2, "RT planning CT repeated")),
+    ("NATARS-R", Story("ai.1", EventStatus.SKIPPED, reason="patient declined cycle 1")),
+    ("TNT-STS", Story("rt", DeviationKind.LATE, 2, "RT planning CT repeated")),
     ("TNT-STS", Story("surgery", "reschedule", 5, "theatre list full that week")),
 )
 
@@ -132,7 +141,7 @@ def _cast(db: Database, patients: list[DemoPatient], as_of: dt.date) -> None:
             if p.protocol != protocol or p.stories:
                 continue
             row = _row(db, p.study_id, story.event)
-            if row is None or row.status != "planned":
+            if row is None or row.status != EventStatus.PLANNED:
                 continue
             in_reach = (
                 row.first_day > as_of if story.kind == "reschedule" else (row.first_day < cutoff)
@@ -151,7 +160,7 @@ def run_demo(
 ) -> DemoResult:
     from sarcoma_sched.services.protocols import initialize
 
-    initialize(db, ACTOR, purpose="demo")
+    initialize(db, ACTOR, purpose=DatabasePurpose.DEMO)
     _capacities(db)
     result = DemoResult(as_of)
     patients = _cohort(random.Random(2026))
@@ -173,15 +182,15 @@ def run_demo(
 # What the demo sites can do: PKUIH has two sarcoma theatre sessions a week and a 6-bed
 # infusion ward; FJMUUH starts at most 4 new RT courses a week and operates Wednesday and Friday.
 CAPACITIES = (
-    ("PKUIH", "theatre", {"tue": 1, "thu": 1}, None),
+    ("PKUIH", Resource.THEATRE, {"tue": 1, "thu": 1}, None),
     (
         "PKUIH",
-        "infusion",
+        Resource.INFUSION,
         dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), 6),
         None,
     ),
-    ("FJMUUH", "theatre", {"wed": 1, "fri": 1}, None),
-    ("FJMUUH", "rt_course", None, 4),
+    ("FJMUUH", Resource.THEATRE, {"wed": 1, "fri": 1}, None),
+    ("FJMUUH", Resource.RT_COURSE, None, 4),
 )
 
 
@@ -253,7 +262,7 @@ def _next_due(db: Database, study_id: str, before: dt.date) -> ScheduledEvent | 
             select(ScheduledEvent)
             .where(
                 ScheduledEvent.patient_id == patient.id,
-                ScheduledEvent.status == "planned",
+                ScheduledEvent.status == EventStatus.PLANNED,
                 ScheduledEvent.first_day < before,
             )
             .order_by(ScheduledEvent.first_day, ScheduledEvent.id)
@@ -280,8 +289,8 @@ def _live(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> N
             _reschedule(db, p, planned, as_of, result)
     while (row := _next_due(db, p.study_id, cutoff)) is not None:
         story = stories.get(row.event_id)
-        kind = story.kind if story else "done"
-        if kind in ("missed", "skipped"):
+        kind = story.kind if story else EventStatus.DONE
+        if kind in NOT_HAPPENED:
             assert story is not None
             record_event(
                 db, ACTOR, p.study_id, row.event_id, kind,
@@ -291,17 +300,17 @@ def _live(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> N
             result.recorded += 1
             continue
         day = row.first_day
-        if kind == "late":
+        if kind == DeviationKind.LATE:
             assert story is not None
             day = _working_day(db, p.site, day + dt.timedelta(days=story.days))
         if day > as_of:
             break
         outcome = record_event(
-            db, ACTOR, p.study_id, row.event_id, "done",
-            date=day, reason=story.reason if story and kind == "late" else None, today=as_of,
+            db, ACTOR, p.study_id, row.event_id, EventStatus.DONE, date=day,
+            reason=story.reason if story and kind == DeviationKind.LATE else None, today=as_of,
         )  # fmt: skip
         result.recorded += 1
-        if kind == "late":
+        if kind == DeviationKind.LATE:
             assert story is not None
             result.delays.append(
                 f"{p.study_id} {row.event_id} done {(day - row.first_day).days} days late "
@@ -311,7 +320,7 @@ def _live(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> N
             assert story is not None
             withdrawn_on = min(as_of, row.last_day + dt.timedelta(days=3))
             end = end_participation(
-                db, ACTOR, p.study_id, "withdrawn", story.reason,
+                db, ACTOR, p.study_id, EndKind.WITHDRAWN, story.reason,
                 effective_date=withdrawn_on, today=as_of,
             )  # fmt: skip
             result.delays.append(
@@ -381,7 +390,7 @@ def _close_a_site(db: Database, as_of: dt.date, result: DemoResult) -> None:
             .join(Patient, Patient.id == ScheduledEvent.patient_id)
             .where(
                 Patient.site_code == "PKUIH",
-                ScheduledEvent.status == "planned",
+                ScheduledEvent.status == EventStatus.PLANNED,
                 ScheduledEvent.first_day >= as_of + dt.timedelta(days=3),
             )
             .order_by(ScheduledEvent.first_day)

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from icalendar import Alarm, Calendar, Event
 
 from sarcoma_sched import __version__
+from sarcoma_sched.vocabulary import OFF_CALENDAR, EventStatus
 
 __all__ = [
     "ALL_DAY_ALARM",
@@ -63,13 +64,7 @@ ALL_DAY_ALARM = dt.timedelta(hours=-15)
 TIMED_ALARM = dt.timedelta(days=-1)
 
 # STATUS per stored status. Missed and skipped will not happen: shown cancelled (see above).
-STATUS = {
-    "planned": "CONFIRMED",
-    "done": "CONFIRMED",
-    "missed": "CANCELLED",
-    "skipped": "CANCELLED",
-    "cancelled": "CANCELLED",
-}
+STATUS: dict[str, str] = {s: "CANCELLED" if s in OFF_CALENDAR else "CONFIRMED" for s in EventStatus}
 
 PRODID = f"-//sarcoma-sched//{__version__}//EN"
 
@@ -164,7 +159,7 @@ def _summary(event: CalendarEvent, occurrence: Occurrence) -> str:
 
 def _status_line(event: CalendarEvent) -> str:
     because = f": {event.reason}" if event.reason else ""
-    if event.status == "done":
+    if event.status == EventStatus.DONE:
         return f"Status: done on {(event.actual_date or event.days[0]).isoformat()}{because}"
     return f"Status: {event.status}{because}"
 
@@ -227,7 +222,7 @@ def _vevent(event: CalendarEvent, occurrence: Occurrence) -> Event:
     vevent.add("transp", "TRANSPARENT" if event.show_as == "period" else "OPAQUE")
     if event.location:
         vevent.add("location", event.location)
-    if event.status == "planned":
+    if event.status == EventStatus.PLANNED:
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
         alarm.add("description", f"Tomorrow{_at(event)}: {summary}")

@@ -32,6 +32,7 @@ from sarcoma_sched.protocol.screening import (
     RangeRule,
     Rule,
 )
+from sarcoma_sched.vocabulary import CriterionStage, EventKind
 
 __all__ = ["describe_protocol", "describe_rule", "describe_timing"]
 
@@ -223,7 +224,7 @@ def _span(span: Span, kind: str) -> str | None:
         return None
     n = span.days
     if span.day_counting == "working_days":
-        unit = "fractions" if kind == "radiotherapy" else "days"
+        unit = "fractions" if kind == EventKind.RADIOTHERAPY else "days"
         return f"{n} {unit}, one per working day on consecutive working days"
     if span.show_as == "period":
         return f"D1–D{n} shown as one {n}-day period (not {n} visits)"
@@ -306,7 +307,7 @@ def _describe_event(
 def _describe_criteria(protocol: Protocol) -> list[str]:
     out = [f"Eligibility ({len(protocol.criteria)} criteria; each rule is what must hold to pass)"]
     for c in protocol.criteria:
-        stage = " [checked after allocation]" if c.stage == "post_allocation" else ""
+        stage = " [checked after allocation]" if c.stage == CriterionStage.POST_ALLOCATION else ""
         out.append(f"  {c.id} {c.text}{stage}")
         out.append(f"         pass if: {describe_rule(c.rule)}")
     return out

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from sarcoma_sched.vocabulary import EVENT_KINDS
 from sarcoma_sched.protocol.base import ArmId, Key, Model
+from sarcoma_sched.vocabulary import EVENT_KINDS
 
 __all__ = [
     "ALLOCATION",

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from sarcoma_sched.protocol.base import FieldId, Model
+from sarcoma_sched.vocabulary import CriterionStage
 
 __all__ = [
     "AllRule",
@@ -148,4 +149,4 @@ class Criterion(Model):
     rule: Rule
     # Some exclusions can only be known after allocation (NATARS: final pathology shows WDLPS).
     # They never block screening; they lead to a recorded post-allocation exclusion.
-    stage: Literal["screening", "post_allocation"] = "screening"
+    stage: CriterionStage = CriterionStage.SCREENING

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sarcoma_sched.errors import Conflict
 from sarcoma_sched.files import write_atomic
-from sarcoma_sched.vocabulary import WORKLOAD_KINDS
+from sarcoma_sched.vocabulary import WORKLOAD_KINDS, PatientStatus
 
 if TYPE_CHECKING:
     from sarcoma_sched.services.queries.trials import TrialReport
@@ -144,7 +144,7 @@ def _trial_body(
     date_from: dt.date,
     date_to: dt.date,
 ) -> str:
-    counts = {"screened", "eligible", "enrolled", "allocated", "withdrawn", "excluded", "on_study"}
+    counts: set[str] = set(PatientStatus)
     parts = [
         '<nav><a href="index.html">all trials</a></nav>',
         f"<h1>{_e(flow.protocol_id)}: {_e(flow.title)}</h1>",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.files import write_atomic
+from sarcoma_sched.vocabulary import EventKind
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,29 +36,29 @@ __all__ = [
 FontStyle = Literal["normal", "italic", "oblique"]
 
 # Colour-blind-safe (Okabe-Ito and Paul Tol muted); red is kept for deviations only.
-KIND_COLOURS = {
-    "baseline": "#9e9e9e",
-    "radiotherapy": "#882255",
-    "labs": "#88ccee",
-    "infusion": "#0072b2",
-    "oral": "#44aa99",
-    "imaging": "#117733",
-    "surgery": "#e69f00",
-    "postop": "#ddcc77",
-    "follow_up": "#6b4c9a",
-    "visit": "#555555",
+KIND_COLOURS: dict[str, str] = {
+    EventKind.BASELINE: "#9e9e9e",
+    EventKind.RADIOTHERAPY: "#882255",
+    EventKind.LABS: "#88ccee",
+    EventKind.INFUSION: "#0072b2",
+    EventKind.ORAL: "#44aa99",
+    EventKind.IMAGING: "#117733",
+    EventKind.SURGERY: "#e69f00",
+    EventKind.POSTOP: "#ddcc77",
+    EventKind.FOLLOW_UP: "#6b4c9a",
+    EventKind.VISIT: "#555555",
 }
-KIND_LABELS = {
-    "baseline": "baseline",
-    "radiotherapy": "radiotherapy fraction",
-    "labs": "labs",
-    "infusion": "infusion day",
-    "oral": "oral (at home)",
-    "imaging": "imaging",
-    "surgery": "surgery",
-    "postop": "post-op check",
-    "follow_up": "follow-up visit",
-    "visit": "visit",
+KIND_LABELS: dict[str, str] = {
+    EventKind.BASELINE: "baseline",
+    EventKind.RADIOTHERAPY: "radiotherapy fraction",
+    EventKind.LABS: "labs",
+    EventKind.INFUSION: "infusion day",
+    EventKind.ORAL: "oral (at home)",
+    EventKind.IMAGING: "imaging",
+    EventKind.SURGERY: "surgery",
+    EventKind.POSTOP: "post-op check",
+    EventKind.FOLLOW_UP: "follow-up visit",
+    EventKind.VISIT: "visit",
 }
 DEVIATION = "#d62728"
 FORMATS = (".svg", ".png")

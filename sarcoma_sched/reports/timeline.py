@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sarcoma_sched.reports.style import DEVIATION, KIND_COLOURS, KIND_LABELS
+from sarcoma_sched.vocabulary import NOT_HAPPENED, EventStatus
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -102,11 +103,11 @@ def timeline_figure(
             linewidth=0,
         )
         face, alpha, edge, style = colour, 0.45, colour, "solid"
-        if e.status == "done":
+        if e.status == EventStatus.DONE:
             alpha = 1.0
-        elif e.status in ("missed", "skipped"):
+        elif e.status in NOT_HAPPENED:
             face, alpha, edge, style = "white", 1.0, DEVIATION, "dashed"
-        elif e.status == "cancelled":
+        elif e.status == EventStatus.CANCELLED:
             face, alpha, edge = "#c8c8c8", 1.0, "#9a9a9a"
         if e.deviation:
             edge = DEVIATION
@@ -149,7 +150,7 @@ def timeline_figure(
                 markeredgewidth=0.6,
                 zorder=5,
             )
-        note = e.status if e.status in ("missed", "skipped") else "rescheduled" if e.pinned else ""
+        note = e.status if e.status in NOT_HAPPENED else "rescheduled" if e.pinned else ""
         if note:
             ax.text(
                 x(max((*e.days, e.target))) + 2,
@@ -227,14 +228,14 @@ def timeline_figure(
     handles: list[Artist] = [Patch(color=KIND_COLOURS[k], label=KIND_LABELS[k]) for k in kinds]
     handles += [
         Patch(facecolor="#888888", alpha=0.18, label="window"),
-        Patch(facecolor="#888888", alpha=0.45, label="planned"),
-        Patch(facecolor="#888888", label="done"),
+        Patch(facecolor="#888888", alpha=0.45, label=EventStatus.PLANNED),
+        Patch(facecolor="#888888", label=EventStatus.DONE),
         Line2D(
             [], [], color="black", marker="D", linestyle="none", markersize=4.5, label="actual date"
         ),
         Line2D([], [], color="#222222", marker="|", linestyle="none", markersize=8, label="target"),
         Patch(facecolor="white", edgecolor=DEVIATION, linewidth=1.6, label="deviation"),
-        Patch(facecolor="#c8c8c8", edgecolor="#9a9a9a", label="cancelled"),
+        Patch(facecolor="#c8c8c8", edgecolor="#9a9a9a", label=EventStatus.CANCELLED),
     ]
     fig.legend(
         handles=handles,

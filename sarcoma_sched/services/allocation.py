@@ -54,6 +54,7 @@ from sarcoma_sched.services.lookups import (
     site_calendar,
 )
 from sarcoma_sched.services.schedules import store_plan
+from sarcoma_sched.vocabulary import DatabasePurpose
 
 __all__ = [
     "AllocationOutcome",
@@ -183,7 +184,7 @@ def commit_key(session: Session, protocol_id: str, secret: bytes | None) -> None
     if secret is None:
         raise Conflict(f"{protocol_id} is randomized: the trial secret is needed to allocate")
     installation = session.get(Installation, 1)
-    demo = installation is not None and installation.purpose == "demo"
+    demo = installation is not None and installation.purpose == DatabasePurpose.DEMO
     check_for_database(secret, "the trial secret", demo=demo)
     fingerprint = key_fingerprint(secret, protocol_id)
     committed = session.get(TrialKey, protocol_id)

@@ -27,9 +27,15 @@ from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.lookups import find_patient, protocol_version, site_calendar
 from sarcoma_sched.services.schedules import actuals_of, apply_plan
+from sarcoma_sched.vocabulary import (
+    PLACEMENT_RULES,
+    RECORDABLE_STATUSES,
+    EventStatus,
+    FlagCode,
+    ViolationRule,
+)
 
 __all__ = [
-    "RECORDABLE",
     "EventChange",
     "EventOutcome",
     "patient_events",
@@ -38,8 +44,6 @@ __all__ = [
     "replan_patient",
     "reschedule_event",
 ]
-
-RECORDABLE = ("done", "missed", "skipped")
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def _pins(rows: Sequence[ScheduledEvent]) -> dict[str, Pin]:
     return {
         row.event_id: Pin(row.pinned, row.reason or "")
         for row in rows
-        if row.pinned is not None and row.status == "planned"
+        if row.pinned is not None and row.status == EventStatus.PLANNED
     }
 
 
@@ -191,7 +195,12 @@ def _outcome(
 ) -> EventOutcome:
     deviations = [f"{d.event}: {d.message}" for d in plan.deviations if d.event == row.event_id]
     deviations += [f"{d.event}: {d.message}" for d in plan.deviations if d.event != row.event_id]
-    flags = [f"{e.id}: {f.message}" for e in plan.events if e.status == "planned" for f in e.flags]
+    flags = [
+        f"{e.id}: {f.message}"
+        for e in plan.events
+        if e.status == EventStatus.PLANNED
+        for f in e.flags
+    ]
     return EventOutcome(
         study_id=patient.study_id or "",
         event_id=row.event_id,
@@ -224,11 +233,11 @@ def record_event(
     A recorded event is history: recording it again is refused unless ``correct`` (with a
     reason) says it is a correction; the audit log keeps what it replaced.
     """
-    if status not in RECORDABLE:
-        raise Conflict(f"status must be one of {', '.join(RECORDABLE)} (got {status!r})")
-    if status == "done" and date is None:
+    if status not in RECORDABLE_STATUSES:
+        raise Conflict(f"status must be one of {', '.join(RECORDABLE_STATUSES)} (got {status!r})")
+    if status == EventStatus.DONE and date is None:
         raise Conflict("a done event needs its date (--date)")
-    if status != "done" and date is not None:
+    if status != EventStatus.DONE and date is not None:
         raise Conflict(f"--date is the day a done event happened; a {status} event has none")
     if date is not None and date > today:
         raise Conflict(f"date {date} is in the future; record an event once it has happened")
@@ -236,18 +245,18 @@ def record_event(
         raise Conflict("a correction needs --reason (what was wrong)")
     with db.write(actor, f"record {status}") as session:
         patient, rows, row = _locate(session, patient_ref, event_id)
-        if row.status == "cancelled":
+        if row.status == EventStatus.CANCELLED:
             raise Conflict(
                 f"{patient.study_id} {event_id} is cancelled ({row.reason or 'no reason'}); "
                 "nothing to record"
             )
-        if row.status != "planned" and not correct:
+        if row.status != EventStatus.PLANNED and not correct:
             when = f" on {row.actual_date}" if row.actual_date else ""
             raise Conflict(
                 f"{patient.study_id} {event_id} is already recorded as {row.status}{when}; "
                 "to change it give --correct and --reason"
             )
-        if correct and row.status == "planned":
+        if correct and row.status == EventStatus.PLANNED:
             raise Conflict(f"{patient.study_id} {event_id} has nothing recorded to correct")
         ended = session.scalar(
             select(ParticipationEnd).where(ParticipationEnd.patient_id == patient.id)
@@ -259,15 +268,19 @@ def record_event(
                     f"{patient.study_id} was {ended.kind} from {ended.effective_date}; "
                     f"an event on {date} is after that"
                 )
-        if status == "missed" and row.first_day > today:
+        if status == EventStatus.MISSED and row.first_day > today:
             raise Conflict(
                 f"{patient.study_id} {event_id} is planned for {row.first_day}; it can only be "
                 "missed once that day has passed (a decision not to give it is `skipped`)"
             )
         # A correction needs no reset: the new actual replaces the recorded one in the re-plan.
-        actual = Actual(status, date, reason=(reason or "").strip())  # type: ignore[arg-type]
+        actual = Actual(EventStatus(status), date, reason=(reason or "").strip())
         plan, changes = replan_patient(session, patient, rows, actuals={event_id: actual})
-        order = [v.message for v in plan.violations if v.rule == "order" and event_id in v.events]
+        order = [
+            v.message
+            for v in plan.violations
+            if v.rule == ViolationRule.ORDER and event_id in v.events
+        ]
         if order:
             raise Conflict(f"{patient.study_id} {event_id} on {date}: {order[0]}")
         if correct:
@@ -294,7 +307,7 @@ def reschedule_event(
         raise Conflict(f"{to} is in the past; record what happened with `sarcoma-sched record`")
     with db.write(actor, "reschedule") as session:
         patient, rows, row = _locate(session, patient_ref, event_id)
-        if row.status != "planned":
+        if row.status != EventStatus.PLANNED:
             raise Conflict(
                 f"{patient.study_id} {event_id} is {row.status}; only planned events move"
             )
@@ -315,10 +328,10 @@ def reschedule_event(
                 "give --reason to move it there as a recorded deviation"
             )
         plan, changes = replan_patient(session, patient, rows, pins={event_id: Pin(to, reason)})
-        broken = [f.message for f in plan[event_id].flags if f.code == "unsatisfiable"] + [
+        broken = [f.message for f in plan[event_id].flags if f.code == FlagCode.UNSATISFIABLE] + [
             v.message
             for v in plan.violations
-            if event_id in v.events and v.rule not in ("window", "working_day")
+            if event_id in v.events and v.rule not in PLACEMENT_RULES
         ]
         if broken:
             raise Conflict(f"cannot move {event_id} to {to}: {broken[0]}")

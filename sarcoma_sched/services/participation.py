@@ -14,6 +14,7 @@ from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.services.lookups import find_patient, protocol_version
 from sarcoma_sched.services.schedules import cancel_future
+from sarcoma_sched.vocabulary import END_KINDS, CriterionStage, EndKind
 
 __all__ = ["ParticipationOutcome", "end_participation"]
 
@@ -37,13 +38,13 @@ def end_participation(
     today: dt.date,
     criterion_id: str | None = None,
 ) -> ParticipationOutcome:
-    if kind not in ("withdrawn", "excluded"):
+    if kind not in END_KINDS:
         raise ValueError(kind)
     if not reason.strip():
         raise Conflict(f"a {kind} patient needs a reason")
     if effective_date > today:
         raise Conflict(f"effective date {effective_date} is in the future")
-    with db.write(actor, "withdraw" if kind == "withdrawn" else "exclude") as session:
+    with db.write(actor, "withdraw" if kind == EndKind.WITHDRAWN else "exclude") as session:
         patient = find_patient(session, patient_ref)
         ref = patient.study_id or patient.screening_number
         allocation = session.scalar(select(Allocation).where(Allocation.patient_id == patient.id))
@@ -70,8 +71,10 @@ def end_participation(
             known = {c.id: c for c in protocol.criteria}
             if criterion_id not in known:
                 raise NotFound(f"protocol {protocol.id} has no criterion {criterion_id}")
-            if known[criterion_id].stage != "post_allocation":
-                later = [c.id for c in protocol.criteria if c.stage == "post_allocation"]
+            if known[criterion_id].stage != CriterionStage.POST_ALLOCATION:
+                later = [
+                    c.id for c in protocol.criteria if c.stage == CriterionStage.POST_ALLOCATION
+                ]
                 raise Conflict(
                     f"{criterion_id} is checked at screening, not after allocation "
                     f"(post-allocation criteria of {protocol.id}: {', '.join(later) or 'none'})"

@@ -15,6 +15,7 @@ from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.protocol.loader import LoadedProtocol
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.vocabulary import DatabasePurpose
 
 __all__ = ["LoadResult", "initialize", "load_protocols"]
 
@@ -28,7 +29,7 @@ class LoadResult:
 
 
 def initialize(
-    db: Database, actor: str, *, purpose: str = "trial"
+    db: Database, actor: str, *, purpose: str = DatabasePurpose.TRIAL
 ) -> tuple[str | None, str | None, list[LoadResult]]:
     """What ``sarcoma-sched init`` does: the schema to head, this installation's row, then the
     bundled protocols and their sites. Returns (revision before, revision after, what each

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.calendar import Actual, Plan, PlannedEvent
 from sarcoma_sched.db.models import Patient, ScheduledEvent
 from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus
 
 __all__ = [
     "actuals_of",
@@ -61,11 +62,12 @@ def event_fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
         "span_days": (event.end - event.start).days,
         "pinned": event.start if event.pinned else None,
         "local_time": event.time.strftime("%H:%M") if event.time else None,
-        "status": event.status,
-        "actual_date": event.days[0] if event.status == "done" else None,
+        # Plain text into the row and its JSON, whichever str the planner handed over.
+        "status": str(event.status),
+        "actual_date": event.days[0] if event.status == EventStatus.DONE else None,
         "deviation": deviation,
         "reason": event.reason or None,
-        "flags": [{"code": f.code, "message": f.message} for f in event.flags],
+        "flags": [{"code": str(f.code), "message": f.message} for f in event.flags],
     }
 
 
@@ -110,7 +112,7 @@ def apply_plan(
             session.add(new)
             changed.append(new)
             continue
-        if row.status == "cancelled":
+        if row.status == EventStatus.CANCELLED:
             continue
         if any(getattr(row, k) != v for k, v in fields.items()):
             for key, value in fields.items():
@@ -119,8 +121,8 @@ def apply_plan(
             row.updated_at = now
             changed.append(row)
     for row in by_id.values():  # no longer in the plan (e.g. a cycle dropped): keep, cancelled
-        if row.status == "planned":
-            row.status = "cancelled"
+        if row.status == EventStatus.PLANNED:
+            row.status = EventStatus.CANCELLED
             row.revision += 1
             row.updated_at = now
             changed.append(row)
@@ -136,8 +138,8 @@ def cancel_future(
     now = utc_now()
     cancelled = []
     for row in rows:
-        if row.status == "planned" and row.target >= from_date:
-            row.status = "cancelled"
+        if row.status == EventStatus.PLANNED and row.target >= from_date:
+            row.status = EventStatus.CANCELLED
             row.reason = reason
             row.revision += 1
             row.updated_at = now
@@ -149,12 +151,11 @@ def actuals_of(rows: Sequence[ScheduledEvent]) -> dict[str, Actual]:
     """What happened, as the planner takes it, from the stored rows."""
     actuals = {}
     for row in rows:
-        if row.status in ("done", "missed", "skipped"):
-            days = (
-                tuple(dt.date.fromisoformat(d) for d in row.days) if row.status == "done" else None
-            )
+        if row.status in RECORDABLE_STATUSES:
+            done = row.status == EventStatus.DONE
+            days = tuple(dt.date.fromisoformat(d) for d in row.days) if done else None
             actuals[row.event_id] = Actual(
-                row.status,  # type: ignore[arg-type]
+                EventStatus(row.status),
                 row.actual_date,
                 days=days if days and len(days) > 1 else None,
                 reason=row.reason or "",

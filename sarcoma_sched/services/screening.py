@@ -18,10 +18,9 @@ from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.eligibility import EligibilityResult, evaluate, parse_field_values
 from sarcoma_sched.errors import Conflict, InputFileError, NotFound
 from sarcoma_sched.services.lookups import current_protocol, find_patient
+from sarcoma_sched.vocabulary import SEXES, CriterionStage, Sex
 
 __all__ = ["ScreeningOutcome", "screen"]
-
-SEXES = ("female", "male", "other", "unknown")
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def screen(
     raw_values: Mapping[str, Any],
     *,
     screened_on: dt.date,
-    sex: str = "unknown",
+    sex: str = Sex.UNKNOWN,
     birth_date: dt.date | None = None,
     patient_ref: str | None = None,
     source: str = "--field",
@@ -60,7 +59,7 @@ def screen(
         stored = current_protocol(session, protocol_id)
         protocol = stored.protocol
         values = _parse_all(protocol, [(source, raw_values), ("--field", field_values or {})])
-        result = evaluate(protocol, values, "screening")
+        result = evaluate(protocol, values, CriterionStage.SCREENING)
         if patient_ref is not None:
             patient = find_patient(session, patient_ref)
             if patient.protocol_id != protocol.id:

@@ -21,6 +21,7 @@ from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict
 from sarcoma_sched.services.events import EventChange, patient_events, replan_patient
 from sarcoma_sched.services.lookups import get_site
+from sarcoma_sched.vocabulary import EventStatus
 
 __all__ = ["ClosureOutcome", "add_site", "close_site"]
 
@@ -126,7 +127,10 @@ def close_site(
             .where(
                 Patient.site_code == site.code,
                 select(ScheduledEvent.id)
-                .where(ScheduledEvent.patient_id == Patient.id, ScheduledEvent.status == "planned")
+                .where(
+                    ScheduledEvent.patient_id == Patient.id,
+                    ScheduledEvent.status == EventStatus.PLANNED,
+                )
                 .exists(),
                 ~select(ParticipationEnd.id)
                 .where(ParticipationEnd.patient_id == Patient.id)

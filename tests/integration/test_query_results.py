@@ -22,10 +22,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from benchmarks.network import build_network
-from sarcoma_sched.db.models import EVENT_STATUSES, Allocation, Patient, ScheduledEvent
+from sarcoma_sched.db.models import Allocation, Patient, ScheduledEvent
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.services import queries as q
+from sarcoma_sched.vocabulary import EVENT_STATUSES
 from tests.databases import pg_schema_url
 
 AS_OF = dt.date(2026, 11, 21)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sarcoma_sched.exports.files import write_atomic
 from sarcoma_sched.protocol.schedule import Arm
-from sarcoma_sched.vocabulary import TREATMENT_KINDS
+from sarcoma_sched.vocabulary import AT_HOME_KINDS, TREATMENT_KINDS
 
 __all__ = [
     "COLUMNS",
@@ -55,7 +55,7 @@ REQUIRED: dict[str, list[str]] = {
 # the CONSORT "received" question's list too). Everything else (baseline, labs, imaging,
 # post-operative checks, follow-up, visits) is a visit inside one.
 # Oral dosing at home is a period in the patient's calendar, not a visit to the site.
-NOT_VISITS = ("oral",)
+NOT_VISITS = AT_HOME_KINDS
 
 # SDTMIG length limits for the codes.
 ARMCD_MAX = 20

@@ -16,6 +16,7 @@ from sarcoma_sched.exports.sdtm.common import NOT_VISITS, TREATMENT_KINDS, Row, 
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.occurrences import occurrences
 from sarcoma_sched.protocol.schedule import Event
+from sarcoma_sched.vocabulary import EventKind
 
 __all__ = ["FOLLOW_UP_ETCD", "SCREENING_ETCD", "Element", "Elements", "elements", "rows"]
 
@@ -104,7 +105,7 @@ def _treatment_element(e: Event, etcd: str) -> Element:
             ),
             f"P{every}D",
         )
-    first = "First fraction" if e.kind == "radiotherapy" else "First day"
+    first = "First fraction" if e.kind == EventKind.RADIOTHERAPY else "First day"
     return Element(
         etcd,
         text(e.label, e.key),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sarcoma_sched.exports.sdtm.common import Row, text
 from sarcoma_sched.protocol.describe import describe_rule
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.vocabulary import CriterionStage
 
 __all__ = ["ietestcd", "rows"]
 
@@ -29,7 +30,7 @@ def rows(protocol: Protocol) -> list[Row]:
             "IETESTCD": ietestcd(c.id),
             "IETEST": text(c.text, c.id),
             "IECAT": c.kind.upper(),
-            "IESCAT": "POST-ALLOCATION" if c.stage == "post_allocation" else "",
+            "IESCAT": "POST-ALLOCATION" if c.stage == CriterionStage.POST_ALLOCATION else "",
             "TIRL": text(f"{c.id} passes if {describe_rule(c.rule)}"),
             "TIVERS": protocol.version,
         }

@@ -28,6 +28,7 @@ from sarcoma_sched.protocol.screening import (
     RangeRule,
     Rule,
 )
+from sarcoma_sched.vocabulary import CriterionStage
 
 __all__ = ["TSPARM", "rows"]
 
@@ -159,7 +160,7 @@ def _leaf_rules(rule: Rule) -> Iterator[Rule]:
 
 def _screening_rules(criteria: Iterable[Criterion]) -> Iterator[Rule]:
     for c in criteria:
-        if c.stage == "screening":
+        if c.stage == CriterionStage.SCREENING:
             yield from _leaf_rules(c.rule)
 
 

@@ -21,6 +21,7 @@ from sarcoma_sched.exports.sdtm.common import NOT_VISITS, Row, text
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.occurrences import Occurrence, occurrences
 from sarcoma_sched.protocol.schedule import Span
+from sarcoma_sched.vocabulary import EventKind
 
 __all__ = ["rows", "visit_numbers"]
 
@@ -60,7 +61,7 @@ def _days_text(span: Span, kind: str) -> str:
     if span.days == 1:
         return ""
     if span.day_counting == "working_days":
-        unit = "fractions" if kind == "radiotherapy" else "working days"
+        unit = "fractions" if kind == EventKind.RADIOTHERAPY else "working days"
         return f"; lasts {span.days} {unit} on consecutive working days"
     return f"; lasts {span.days} calendar days"
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.calendar.capacity import RESOURCES, Limit, resource_units, week_of
 from sarcoma_sched.db.models import Patient, ScheduledEvent, SiteResource
 from sarcoma_sched.services.lookups import get_site
+from sarcoma_sched.vocabulary import BOOKED_STATUSES
 
 __all__ = ["USAGE_COLUMNS", "bookings", "capacity_usage", "site_limits"]
 
@@ -46,7 +47,7 @@ def bookings(
         .join(Patient, Patient.id == ScheduledEvent.patient_id)
         .where(
             Patient.site_code == site_code,
-            ScheduledEvent.status.in_(("planned", "done")),
+            ScheduledEvent.status.in_(BOOKED_STATUSES),
             ScheduledEvent.kind.in_(_KINDS),
             ScheduledEvent.last_day >= week_of(since),
         )

@@ -37,7 +37,7 @@ from sarcoma_sched.db.models import (
     Screening,
 )
 from sarcoma_sched.services.lookups import current_protocol
-from sarcoma_sched.vocabulary import TREATMENT_KINDS
+from sarcoma_sched.vocabulary import NOT_HAPPENED, TREATMENT_KINDS, EndKind, EventStatus
 
 __all__ = ["ArmFlow", "ConsortFlow", "consort_flow"]
 
@@ -175,12 +175,12 @@ def consort_flow(session: Session, protocol_id: str) -> ConsortFlow:
             arm.by_basis[BASIS_LABELS.get(a.basis or "", a.basis or "not recorded")] += 1
         events = treatments.get(patient_id, [])
         end = ends.get(patient_id)
-        if any(e.status == "done" for e in events):
+        if any(e.status == EventStatus.DONE for e in events):
             arm.received += 1
         else:
             arm.not_received[_why_not(events, end)] += 1
         if end is not None:
-            if end.kind == "withdrawn":
+            if end.kind == EndKind.WITHDRAWN:
                 arm.withdrawn[end.reason] += 1
             else:
                 reason = f"{end.criterion_id}: {end.reason}" if end.criterion_id else end.reason
@@ -193,8 +193,8 @@ def _why_not(events: list[Any], end: ParticipationEnd | None) -> str:
     if end is not None:
         return f"{end.kind} before treatment"
     for e in events:
-        if e.status in ("missed", "skipped"):
+        if e.status in NOT_HAPPENED:
             return f"treatment {e.status}" + (f": {e.reason}" if e.reason else "")
-    if any(e.status == "planned" for e in events):
+    if any(e.status == EventStatus.PLANNED for e in events):
         return NOT_STARTED
     return "no treatment event scheduled"

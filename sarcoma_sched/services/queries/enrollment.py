@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Allocation, Enrollment, ParticipationEnd, Patient, Screening
 from sarcoma_sched.errors import Conflict
+from sarcoma_sched.vocabulary import ALLOCATED_STATUSES, PRE_ALLOCATION, EndKind
 
 __all__ = ["ENROLLMENT_GROUPS", "enrollment_columns", "enrollment_report"]
 
@@ -39,8 +40,8 @@ def enrollment_report(
         select(
             *keys,
             func.count(Allocation.id).label("allocated"),
-            func.count(ParticipationEnd.id).filter(ParticipationEnd.kind == "withdrawn"),
-            func.count(ParticipationEnd.id).filter(ParticipationEnd.kind == "excluded"),
+            func.count(ParticipationEnd.id).filter(ParticipationEnd.kind == EndKind.WITHDRAWN),
+            func.count(ParticipationEnd.id).filter(ParticipationEnd.kind == EndKind.EXCLUDED),
         )
         .join(Patient, Patient.id == Allocation.patient_id)
         .outerjoin(ParticipationEnd, ParticipationEnd.patient_id == Patient.id)
@@ -100,13 +101,13 @@ def _add_screening_counts(
             rows.append(row)
         row.update(screened=screened, eligible=eligible, enrolled=enrolled)
     for row in rows:
-        for name in ("screened", "eligible", "enrolled"):
-            row.setdefault(name, 0)
+        for status in PRE_ALLOCATION:
+            row.setdefault(status.value, 0)
     rows.sort(key=lambda row: tuple(str(row[b]) for b in by))
 
 
 def enrollment_columns(by: Sequence[str]) -> list[str]:
-    counts = ["allocated", "withdrawn", "excluded", "on_study"]
+    counts = [s.value for s in ALLOCATED_STATUSES]
     if not {"arm", "stratum"} & set(by):
-        counts = ["screened", "eligible", "enrolled", *counts]
+        counts = [*(s.value for s in PRE_ALLOCATION), *counts]
     return [*by, *counts]

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.db.models import Allocation, Patient, ScheduledEvent
 from sarcoma_sched.services.lookups import get_site
 from sarcoma_sched.services.queries.days import days_text, window_text
+from sarcoma_sched.vocabulary import BOOKED_STATUSES, EventStatus, FlagCode
 
 __all__ = [
     "DEVIATION_COLUMNS",
@@ -90,7 +91,7 @@ def _listing(question: str, shape: frozenset[str]) -> Select[Any]:
     if question == "visits":
         query = query.where(e.status.in_(bindparam("statuses", expanding=True)))
     elif question == "overdue":
-        query = query.where(e.status == "planned", e.first_day < bindparam("today"))
+        query = query.where(e.status == EventStatus.PLANNED, e.first_day < bindparam("today"))
     else:
         query = query.where(e.deviation.is_not(None))
     if "date_to" in shape:
@@ -109,9 +110,9 @@ def _listing(question: str, shape: frozenset[str]) -> Select[Any]:
         query = query.where(a.arm == bindparam("arm"))
     if "kind" in shape:
         query = query.where(e.kind == bindparam("kind"))
-    if "over_capacity" in shape:
+    if FlagCode.OVER_CAPACITY in shape:
         # The flag list is JSON; its text form is the same on both backends.
-        query = query.where(cast(e.flags, String).like('%"over_capacity"%'))
+        query = query.where(cast(e.flags, String).like(f'%"{FlagCode.OVER_CAPACITY}"%'))
     return query.order_by(e.first_day, p.study_id, e.event_id)
 
 
@@ -143,7 +144,7 @@ def _events(
         # span equal to its days, so the bound never drops a row that touches the range.
         span = session.execute(_LONGEST_SPAN).scalar() or 0
         params["earliest_start"] = params["date_from"] - dt.timedelta(days=span)
-    shape = frozenset(params) | ({"over_capacity"} if over_capacity else set())
+    shape = frozenset(params) | ({FlagCode.OVER_CAPACITY} if over_capacity else set())
     rows = session.execute(_listing(question, shape), params).all()
     if site and not rows:
         # A mistyped site is a mistake to name, not an empty list. Asked only when nothing was
@@ -204,7 +205,7 @@ def visits(
     protocol: str | None = None,
     arm: str | None = None,
     kind: str | None = None,
-    statuses: Sequence[str] = ("planned", "done"),
+    statuses: Sequence[str] = BOOKED_STATUSES,
     over_capacity: bool = False,
 ) -> list[dict[str, Any]]:
     """Events with at least one day in [from, to], in date order."""

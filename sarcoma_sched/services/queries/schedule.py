@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.db.models import Patient, ScheduledEvent
 from sarcoma_sched.services.lookups import find_patient
 from sarcoma_sched.services.queries.days import days_text, window_text
+from sarcoma_sched.vocabulary import OFF_CALENDAR
 
 __all__ = ["SCHEDULE_COLUMNS", "patient_schedule"]
 
@@ -38,7 +39,7 @@ def patient_schedule(session: Session, ref: str) -> tuple[Patient, list[dict[str
     out = []
     for r in rows:
         actual = r.actual_date.isoformat() if r.actual_date else None
-        if r.status in ("missed", "skipped", "cancelled"):
+        if r.status in OFF_CALENDAR:
             actual = r.status + (f": {r.reason}" if r.reason else "")
         out.append(
             {

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Allocation, ParticipationEnd, ScheduledEvent
 from sarcoma_sched.services.lookups import find_patient
+from sarcoma_sched.vocabulary import EventKind
 
 __all__ = ["PatientTimeline", "TimelineEvent", "patient_timeline"]
 
@@ -62,7 +63,7 @@ class PatientTimeline:
         if self.allocation_date:
             starts.append(self.allocation_date)
         start = min(starts, default=today) - dt.timedelta(days=3)
-        active = [e.last for e in self.events if e.kind != "follow_up"]
+        active = [e.last for e in self.events if e.kind != EventKind.FOLLOW_UP]
         end = max([today, *active]) + dt.timedelta(days=AHEAD_DAYS)
         return start, end
 

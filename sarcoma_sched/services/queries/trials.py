@@ -26,7 +26,7 @@ from sarcoma_sched.services.queries.consort import ConsortFlow, consort_flow
 from sarcoma_sched.services.queries.enrollment import enrollment_columns, enrollment_report
 from sarcoma_sched.services.queries.timeline import PatientTimeline, patient_timeline
 from sarcoma_sched.services.queries.workload import workload
-from sarcoma_sched.vocabulary import WORKLOAD_KINDS
+from sarcoma_sched.vocabulary import WORKLOAD_KINDS, EventStatus
 
 __all__ = [
     "TrialReport",
@@ -114,7 +114,7 @@ def trial_patients(session: Session, protocol_id: str, today: dt.date) -> list[d
     next_event = dict(
         session.execute(
             select(ScheduledEvent.patient_id, func.min(ScheduledEvent.first_day))
-            .where(ScheduledEvent.status == "planned", ScheduledEvent.first_day >= today)
+            .where(ScheduledEvent.status == EventStatus.PLANNED, ScheduledEvent.first_day >= today)
             .group_by(ScheduledEvent.patient_id)
         ).all()
     )

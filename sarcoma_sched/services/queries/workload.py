@@ -21,7 +21,7 @@ from sarcoma_sched.calendar.capacity import week_of
 from sarcoma_sched.db.models import Patient, ScheduledEvent
 from sarcoma_sched.errors import Conflict
 from sarcoma_sched.services.lookups import get_site, site_calendar
-from sarcoma_sched.vocabulary import WORKLOAD_KINDS
+from sarcoma_sched.vocabulary import BOOKED_STATUSES, WORKLOAD_KINDS
 
 __all__ = [
     "COUNTED_STATUSES",
@@ -30,7 +30,7 @@ __all__ = [
     "workload_columns",
 ]
 
-COUNTED_STATUSES = ("planned", "done")
+COUNTED_STATUSES = BOOKED_STATUSES
 PERIODS = ("day", "week")
 
 
