@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,16 +110,26 @@ def read_anchor(path: Path | str) -> Anchor:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path}: not an audit anchor ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not an audit anchor (a JSON object is expected)")
+    if data.get("format") != ANCHOR_FORMAT:
+        raise InputError(f"{path}: format: not {ANCHOR_FORMAT!r}")
+    for name, kind in (("seq", int), ("hash", str), ("at", str), ("entry_digests", str)):
+        value = data.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise InputError(f"{path}: {name}: missing or not a {kind.__name__}")
+    seq, digest = data["seq"], data["hash"]
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise InputError(f"{path}: hash: not 64 lower-case hex digits")
     try:
-        if data.get("format") != ANCHOR_FORMAT:
-            raise InputError(f"{path}: format: not {ANCHOR_FORMAT!r}")
-        seq, digest = int(data["seq"]), str(data["hash"])
         digests = base64.b64decode(data["entry_digests"], validate=True)
-        if seq < 0 or len(digests) != seq * _PREFIX or len(digest) != 64:
-            raise InputError(f"{path}: seq, hash and entry_digests do not agree")
-        return Anchor(seq, digest, str(data["at"]), str(data.get("database", "")), digests)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{path}: not an audit anchor ({exc.__class__.__name__})") from None
+    except ValueError:
+        raise InputError(f"{path}: entry_digests: not base64") from None
+    if seq < 0 or len(digests) != seq * _PREFIX:
+        raise InputError(
+            f"{path}: entry_digests: {len(digests) // _PREFIX} digests for seq {seq}"
+        )
+    return Anchor(seq, digest, data["at"], str(data.get("database", "")), digests)
 
 
 def _against_anchor(session: Session, anchor: Anchor) -> list[str]:
