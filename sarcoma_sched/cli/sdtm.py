@@ -32,8 +32,8 @@ def sdtm(protocol_name: str, out: Path) -> None:
       sarcoma-sched export sdtm my-protocol.toml --out sdtm/mine
     """
     from sarcoma_sched.errors import Conflict
-    from sarcoma_sched.protocol import find_protocol
     from sarcoma_sched.exports.sdtm import trial_design, write_csv
+    from sarcoma_sched.protocol import find_protocol
 
     protocol = find_protocol(protocol_name).protocol
     datasets = trial_design(protocol)

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 
 from sarcoma_sched.errors import NotFound
+from sarcoma_sched.exports.sdtm import COLUMNS, DATASETS, REQUIRED, trial_design, write_csv
 from sarcoma_sched.protocol import Protocol, find_protocol
 from sarcoma_sched.protocol.allocation import BlockAllocation, MinimizationAllocation
-from sarcoma_sched.exports.sdtm import COLUMNS, DATASETS, REQUIRED, trial_design, write_csv
 from tests.cli.conftest import ROOT
 from tests.strategies import protocols
 
