@@ -299,13 +299,16 @@ SITE_ADD = (
 )  # fmt: skip
 
 
-def test_a_database_at_an_older_revision_is_refused_with_the_command_that_upgrades_it(run, db_arg):
+def test_a_database_at_an_older_revision_is_refused_with_the_command_that_upgrades_it(
+    run, db_arg, tmp_path
+):
     from sarcoma_sched.db.migrate import downgrade, head_revision
 
     init(db_arg)
     engine = _engine(db_arg)
     try:
-        downgrade(engine, "0002")
+        # The installation row would be dropped: a downgrade of recorded data is forced.
+        downgrade(engine, "0002", force=True, dump=tmp_path / "dropped.jsonl")
     finally:
         engine.dispose()
     message = re.compile(

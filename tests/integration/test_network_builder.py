@@ -32,6 +32,8 @@ CLOCK = {
     "protocol_versions": {"loaded_at"},
     "sites": {"created_at"},
     "scheduled_events": {"updated_at"},
+    # Each installation gets an id of its own when it is made: two builds are two installations.
+    "installation": {"uid", "created_at"},
 }
 
 
