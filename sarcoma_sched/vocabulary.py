@@ -28,6 +28,7 @@ __all__ = [
     "OFF_CALENDAR",
     "PLACEMENT_RULES",
     "PRE_ALLOCATION",
+    "REASON_CODES",
     "RECORDABLE_STATUSES",
     "RESOURCE_NAMES",
     "SEXES",
@@ -41,6 +42,7 @@ __all__ = [
     "EventStatus",
     "FlagCode",
     "PatientStatus",
+    "ReasonCode",
     "Resource",
     "Sex",
     "ViolationRule",
@@ -191,6 +193,41 @@ class EndKind(StrEnum):
 
 
 END_KINDS = tuple(kind.value for kind in EndKind)
+
+
+class ReasonCode(StrEnum):
+    """Why something happened (a withdrawal, a delay, a move, a closure), as a code.
+
+    The code is what leaves the database: calendars, pictures, listings, SDTM and error
+    messages carry it. What a coordinator types beside it ("patient Zhang asked to stop, phone
+    138…") is a note, kept inside the database and shown only on an explicit ``--include-notes``.
+    Rows written before codes existed read as ``other``.
+    """
+
+    PATIENT_REQUEST = "patient_request"
+    TOXICITY = "toxicity"
+    PROGRESSION = "progression"
+    INTERCURRENT_ILLNESS = "intercurrent_illness"
+    CLINICIAN_DECISION = "clinician_decision"
+    SITE_CLOSED = "site_closed"
+    CAPACITY = "capacity"
+    LOGISTICS = "logistics"
+    DATA_ERROR = "data_error"  # a correction of what was recorded
+    INELIGIBLE = "ineligible"  # a criterion found not met after allocation
+    OTHER = "other"
+
+    @classmethod
+    def of(cls, value: str | None) -> ReasonCode | None:
+        """The code a stored reason stands for: itself, or ``other`` for free text."""
+        if value is None or value == "":
+            return None
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.OTHER
+
+
+REASON_CODES = tuple(code.value for code in ReasonCode)
 
 
 class Sex(StrEnum):

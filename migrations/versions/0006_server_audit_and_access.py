@@ -280,8 +280,13 @@ def upgrade() -> None:
         sa.Column("committed_by", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("protocol_id", name=op.f("pk_trial_keys")),
     )
+    # Reasons become codes (vocabulary.ReasonCode); what a coordinator typed goes to `note`,
+    # which stays in the database. Plain ALTER TABLE: a batch rebuild would trip the view.
+    for table in NOTED:
+        op.add_column(table, sa.Column("note", sa.Text(), nullable=True))
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
+        _move_notes(bind, audit_here=True)
         return
     schema = bind.execute(sa.text("SELECT current_schema()")).scalar_one()
     # Through the driver without parameters: the function bodies use % (format, modulo),
@@ -290,6 +295,99 @@ def upgrade() -> None:
     raw.execute(_functions(schema))
     for statement in _triggers():
         raw.execute(statement)
+    # From here the server audits every change, this migration's own included.
+    bind.execute(sa.text("SELECT set_config('sarcoma.action', :a, true)"), {"a": ACTION})
+    _move_notes(bind, audit_here=False)
+
+
+ACTION = "migrate 0006"
+NOTED = ("site_closures", "scheduled_events", "participation_ends")
+# The codes as of this revision (vocabulary.ReasonCode); a stored reason not among them is
+# free text, moved to `note`.
+CODES = (
+    "patient_request",
+    "toxicity",
+    "progression",
+    "intercurrent_illness",
+    "clinician_decision",
+    "site_closed",
+    "capacity",
+    "logistics",
+    "data_error",
+    "ineligible",
+    "other",
+)
+
+
+def _move_notes(bind: sa.Connection, *, audit_here: bool) -> None:
+    """Free-text reasons to `note`, `other` in their place; a deviation that quoted the text
+    quotes the code. On SQLite the entries are chained here, as 0005 did; on PostgreSQL the
+    triggers write them."""
+    import datetime as dt
+    import json
+
+    from sarcoma_sched.db.audit import canonical, entry_hash
+
+    codes = ", ".join(f"'{c}'" for c in CODES)
+    changes = []
+    for table in NOTED:
+        extra = ", deviation" if table == "scheduled_events" else ""
+        rows = bind.execute(
+            sa.text(
+                f"SELECT id, reason{extra} FROM {table} "
+                f"WHERE reason IS NOT NULL AND reason <> '' AND reason NOT IN ({codes}) "
+                "ORDER BY id"
+            )
+        ).all()
+        for row in rows:
+            new = {"reason": "other", "note": row.reason}
+            if extra and row.deviation:
+                new["deviation"] = row.deviation.replace(f": {row.reason}", ": other")
+            sets = ", ".join(f"{k} = :{k}" for k in new)
+            bind.execute(
+                sa.text(f"UPDATE {table} SET {sets} WHERE id = :id"), {**new, "id": row.id}
+            )
+            changes.append((table, str(row.id), new))
+    if not audit_here or not changes:
+        return
+    seq, prev = bind.execute(sa.text("SELECT seq, hash FROM audit_head WHERE id = 1")).one()
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    for table, entity_id, new in changes:
+        last = bind.execute(
+            sa.text(
+                "SELECT change FROM audit_log WHERE entity = :e AND entity_id = :i "
+                "ORDER BY seq DESC LIMIT 1"
+            ),
+            {"e": table, "i": entity_id},
+        ).scalar()
+        before = json.loads(last).get("after") if last else None
+        if before is None:
+            continue  # a row with no history is reported by `audit verify` as it was before
+        seq += 1
+        change = canonical({"op": "update", "before": before, "after": before | new})
+        digest = entry_hash(seq, at, "migration", ACTION, table, entity_id, change, prev)
+        bind.execute(
+            sa.text(
+                "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, change, "
+                "prev_hash, hash) VALUES (:seq, :at, 'migration', :action, :entity, :id, "
+                ":change, :prev, :hash)"
+            ),
+            {
+                "seq": seq,
+                "at": at,
+                "action": ACTION,
+                "entity": table,
+                "id": entity_id,
+                "change": change,
+                "prev": prev,
+                "hash": digest,
+            },
+        )
+        prev = digest
+    bind.execute(
+        sa.text("UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1"),
+        {"seq": seq, "hash": prev},
+    )
 
 
 def downgrade() -> None:
@@ -305,6 +403,10 @@ def downgrade() -> None:
             "access_grants": "SELECT * FROM access_grants ORDER BY id",
             "trial_keys": "SELECT * FROM trial_keys ORDER BY protocol_id",
             "installation": "SELECT * FROM installation",
+            **{
+                f"{table}.note": f"SELECT id, note FROM {table} WHERE note IS NOT NULL"
+                for table in NOTED
+            },
         },
     )
     if bind.dialect.name == "postgresql":
@@ -322,3 +424,6 @@ def downgrade() -> None:
     op.drop_table("trial_keys")
     op.drop_table("access_grants")
     op.drop_table("installation")
+    for table in NOTED:
+        # SQLite 3.35+ drops a column in place; a batch rebuild would trip the view.
+        op.execute(f"ALTER TABLE {table} DROP COLUMN note")

@@ -10,6 +10,7 @@ import click
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus
 
 __all__ = ["record", "reschedule", "schedule"]
@@ -96,7 +97,7 @@ def _report(outcome: Any, headline: str, fmt: str) -> None:
     help="What happened.",
 )
 @click.option("--date", "day", type=DATE, help="The day it was done (done only).")
-@click.option("--reason", help="Why (a delay, a skipped cycle, a correction).")
+@reason_options("Why (a delay, a skipped cycle, a correction).")
 @click.option("--correct", is_flag=True, help="Replace what was recorded before (needs --reason).")
 @format_option
 @click.pass_context
@@ -106,6 +107,7 @@ def record(
     event: str,
     status: str,
     day: dt.date | None,
+    reason_code: str | None,
     reason: str | None,
     correct: bool,
     fmt: str,
@@ -119,7 +121,7 @@ def record(
     Example:
       sarcoma-sched record PKUIH-NATARS-0007 ai.1 --status done --date 2026-11-20
       sarcoma-sched record PKUIH-NATARS-0007 ai.2 --status done --date +0d \\
-        --reason "neutropenia, delayed 7 days"
+        --reason-code toxicity --reason "neutropenia, delayed 7 days"
       sarcoma-sched record PKUIH-NATARS-0007 follow_up.m3 --status missed
     """
     from sarcoma_sched.services.events import record_event
@@ -134,6 +136,7 @@ def record(
         reason=reason,
         today=today(),
         correct=correct,
+        reason_code=reason_code,
     )
     when = f" {outcome.days[0]}" if status == EventStatus.DONE else ""
     window = f"target {outcome.target}, window {outcome.earliest} … {outcome.latest}"
@@ -144,11 +147,17 @@ def record(
 @click.argument("patient")
 @click.argument("event")
 @click.option("--to", "day", type=DATE, required=True, help="The new date.")
-@click.option("--reason", help="Why; required to move outside the window (a deviation).")
+@reason_options("Why; required to move outside the window (a deviation).")
 @format_option
 @click.pass_context
 def reschedule(
-    ctx: click.Context, patient: str, event: str, day: dt.date, reason: str | None, fmt: str
+    ctx: click.Context,
+    patient: str,
+    event: str,
+    day: dt.date,
+    reason_code: str | None,
+    reason: str | None,
+    fmt: str,
 ) -> None:
     """Move a planned event to another date; events timed from it follow.
 
@@ -159,12 +168,19 @@ def reschedule(
     \b
     Example:
       sarcoma-sched reschedule PKUIH-NATARS-0007 surgery --to 2027-01-12 \\
-        --reason "theatre list full"
+        --reason-code capacity --reason "theatre list full"
     """
     from sarcoma_sched.services.events import reschedule_event
 
     outcome = reschedule_event(
-        open_db(ctx), acting_user(ctx), patient, event, day, reason=reason, today=today()
+        open_db(ctx),
+        acting_user(ctx),
+        patient,
+        event,
+        day,
+        reason=reason,
+        today=today(),
+        reason_code=reason_code,
     )
     window = f"target {outcome.target}, window {outcome.earliest} … {outcome.latest}"
     _report(

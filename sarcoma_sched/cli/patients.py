@@ -14,6 +14,7 @@ from sarcoma_sched.cli.allocation import read_secret, secret_option
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.errors import InputFileError, Problem
 from sarcoma_sched.vocabulary import SEXES, EndKind, Sex
 
@@ -241,9 +242,10 @@ def _end(
     ctx: click.Context,
     patient: str,
     kind: str,
-    reason: str,
+    reason: str | None,
     date: dt.date,
     criterion: str | None,
+    reason_code: str | None,
 ) -> None:
     from sarcoma_sched.services.participation import end_participation
 
@@ -252,10 +254,11 @@ def _end(
         acting_user(ctx),
         patient,
         kind,
-        reason,
+        reason or "",
         effective_date=date,
         today=today(),
         criterion_id=criterion,
+        reason_code=reason_code,
     )
     click.echo(
         f"{outcome.study_id}: {kind} from {outcome.effective_date}; "
@@ -265,27 +268,35 @@ def _end(
 
 @click.command()
 @click.argument("patient")
-@click.option("--reason", required=True)
+@reason_options("Needed (or --reason-code).")
 @click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
 @click.pass_context
-def withdraw(ctx: click.Context, patient: str, reason: str, date: dt.date) -> None:
+def withdraw(
+    ctx: click.Context, patient: str, reason_code: str | None, reason: str | None, date: dt.date
+) -> None:
     """Record a withdrawal: planned events are cancelled, the patient stays in the ITT analysis.
 
     \b
     Example:
-      sarcoma-sched withdraw PKUIH-NATARS-0007 --reason "withdrew consent"
+      sarcoma-sched withdraw PKUIH-NATARS-0007 --reason-code patient_request \\
+        --reason "withdrew consent"
     """
-    _end(ctx, patient, EndKind.WITHDRAWN, reason, date, None)
+    _end(ctx, patient, EndKind.WITHDRAWN, reason, date, None, reason_code)
 
 
 @click.command()
 @click.argument("patient")
-@click.option("--reason", required=True)
+@reason_options("Needed (or --reason-code; default code: ineligible).")
 @click.option("--criterion", help="The post-allocation criterion, e.g. EXC-02.")
 @click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
 @click.pass_context
 def exclude(
-    ctx: click.Context, patient: str, reason: str, criterion: str | None, date: dt.date
+    ctx: click.Context,
+    patient: str,
+    reason_code: str | None,
+    reason: str | None,
+    criterion: str | None,
+    date: dt.date,
 ) -> None:
     """Record a post-allocation exclusion (e.g. final pathology shows WDLPS); never a deletion.
 
@@ -293,4 +304,4 @@ def exclude(
     Example:
       sarcoma-sched exclude PKUIH-NATARS-0007 --criterion EXC-02 --reason "final pathology WDLPS"
     """
-    _end(ctx, patient, EndKind.EXCLUDED, reason, date, criterion)
+    _end(ctx, patient, EndKind.EXCLUDED, reason, date, criterion, reason_code)

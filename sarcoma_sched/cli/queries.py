@@ -134,6 +134,9 @@ def overdue(
 @click.option("--from", "date_from", type=DATE, help="Events from this day.")
 @click.option("--to", "date_to", type=DATE, help="Events up to this day.")
 @_filters
+@click.option(
+    "--include-notes", is_flag=True, help="Add the coordinators' notes (free text: personal data)."
+)
 @format_option
 @click.pass_context
 def deviations(
@@ -143,9 +146,13 @@ def deviations(
     site: str | None,
     protocol: str | None,
     arm: str | None,
+    include_notes: bool,
     fmt: str,
 ) -> None:
     """Recorded protocol deviations: late, early, missed, skipped, moved outside the window.
+
+    Each names its reason's code; --include-notes adds what the coordinator typed (free text
+    that may hold personal data: do not send it on).
 
     \b
     Example:
@@ -156,9 +163,15 @@ def deviations(
 
     with open_db(ctx).read() as session:
         rows = query(
-            session, date_from=date_from, date_to=date_to, site=site, protocol=protocol, arm=arm
+            session,
+            date_from=date_from,
+            date_to=date_to,
+            site=site,
+            protocol=protocol,
+            arm=arm,
+            include_notes=include_notes,
         )
-    emit_rows(rows, DEVIATION_COLUMNS, fmt)
+    emit_rows(rows, [*DEVIATION_COLUMNS, *(["note"] if include_notes else [])], fmt)
     if fmt == "table":
         click.echo(f"{len(rows)} deviation(s)")
 

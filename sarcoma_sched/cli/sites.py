@@ -9,6 +9,7 @@ import click
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.vocabulary import RESOURCE_NAMES
 
 __all__ = ["site"]
@@ -85,7 +86,7 @@ def site_list(ctx: click.Context, fmt: str) -> None:
 @click.argument("code")
 @click.option("--from", "first_day", type=DATE, required=True, help="First closed day.")
 @click.option("--to", "last_day", type=DATE, help="Last closed day [default: --from].")
-@click.option("--reason", required=True, help="Why the site cannot treat.")
+@reason_options("Why the site cannot treat (or --reason-code; default code: site_closed).")
 @format_option
 @click.pass_context
 def site_close(
@@ -93,7 +94,8 @@ def site_close(
     code: str,
     first_day: dt.date,
     last_day: dt.date | None,
-    reason: str,
+    reason_code: str | None,
+    reason: str | None,
     fmt: str,
 ) -> None:
     """Record days a site cannot treat; re-plans its patients and prints what moved.
@@ -110,7 +112,13 @@ def site_close(
     from sarcoma_sched.services.sites import close_site
 
     outcome = close_site(
-        open_db(ctx), acting_user(ctx), code, first_day, last_day or first_day, reason
+        open_db(ctx),
+        acting_user(ctx),
+        code,
+        first_day,
+        last_day or first_day,
+        reason or "",
+        reason_code=reason_code,
     )
     rows = [
         {

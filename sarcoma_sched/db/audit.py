@@ -363,9 +363,15 @@ def _check_link(entry: Row, expected_seq: int, prev: str) -> str | None:
 
 
 def _differing(current: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
-    # Compared over the row's columns: a column a later migration dropped is no tampering, while
-    # a column added without an audit entry (a migration that skipped the log) is reported.
-    return sorted(k for k in current if k not in recorded or current[k] != recorded[k])
+    # Compared over the row's columns: a column a later migration dropped is no tampering, and
+    # neither is one it added empty (NULL: the row's recorded state says nothing, and nothing is
+    # there); a column added with values but no audit entry is reported.
+    return sorted(
+        k
+        for k in current
+        if (k not in recorded and current[k] is not None)
+        or (k in recorded and current[k] != recorded[k])
+    )
 
 
 # (slot in the problem list, entity, id, seq of its last entry, the row as read)

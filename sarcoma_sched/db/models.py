@@ -112,6 +112,8 @@ class SiteClosure(Base):
     first_day: Mapped[dt.date] = mapped_column(Date)
     last_day: Mapped[dt.date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(Text)
+    # What the coordinator typed beside the code in ``reason``: stays in the database.
+    note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
 
 
@@ -290,6 +292,8 @@ class ScheduledEvent(Base):
     pinned: Mapped[dt.date | None] = mapped_column(Date)
     deviation: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
+    # What the coordinator typed beside the code in ``reason``: stays in the database.
+    note: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[list[Any]]
     # Raised on every change; iCalendar SEQUENCE so calendar clients replace the old copy.
     revision: Mapped[int] = mapped_column(Integer, default=0)
@@ -307,6 +311,8 @@ class ParticipationEnd(Base):
     kind: Mapped[str] = mapped_column(String(16))
     effective_date: Mapped[dt.date] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(Text)
+    # What the coordinator typed beside the code in ``reason``: stays in the database.
+    note: Mapped[str | None] = mapped_column(Text)
     criterion_id: Mapped[str | None] = mapped_column(String(16))
     recorded_at: Mapped[dt.datetime]
     recorded_by: Mapped[str] = mapped_column(String(64))

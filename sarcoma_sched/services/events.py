@@ -26,12 +26,14 @@ from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.lookups import find_patient, protocol_version, site_calendar
+from sarcoma_sched.services.reasons import coded
 from sarcoma_sched.services.schedules import actuals_of, apply_plan
 from sarcoma_sched.vocabulary import (
     PLACEMENT_RULES,
     RECORDABLE_STATUSES,
     EventStatus,
     FlagCode,
+    ReasonCode,
     ViolationRule,
 )
 
@@ -227,6 +229,7 @@ def record_event(
     reason: str | None,
     today: dt.date,
     correct: bool = False,
+    reason_code: str | None = None,
 ) -> EventOutcome:
     """Record what happened to one event, then re-plan the events timed from it.
 
@@ -241,8 +244,13 @@ def record_event(
         raise Conflict(f"--date is the day a done event happened; a {status} event has none")
     if date is not None and date > today:
         raise Conflict(f"date {date} is in the future; record an event once it has happened")
-    if correct and not (reason and reason.strip()):
-        raise Conflict("a correction needs --reason (what was wrong)")
+    # The code leaves the database (deviations, calendars); the note (--reason) stays in it.
+    code, note = coded(
+        reason_code,
+        reason,
+        default=ReasonCode.DATA_ERROR if correct else ReasonCode.OTHER,
+        required="a correction needs --reason (what was wrong)" if correct else None,
+    )
     with db.write(actor, f"record {status}") as session:
         patient, rows, row = _locate(session, patient_ref, event_id)
         if row.status == EventStatus.CANCELLED:
@@ -274,7 +282,7 @@ def record_event(
                 "missed once that day has passed (a decision not to give it is `skipped`)"
             )
         # A correction needs no reset: the new actual replaces the recorded one in the re-plan.
-        actual = Actual(EventStatus(status), date, reason=(reason or "").strip())
+        actual = Actual(EventStatus(status), date, reason=str(code) if code else "")
         plan, changes = replan_patient(session, patient, rows, actuals={event_id: actual})
         order = [
             v.message
@@ -283,8 +291,7 @@ def record_event(
         ]
         if order:
             raise Conflict(f"{patient.study_id} {event_id} on {date}: {order[0]}")
-        if correct:
-            row.reason = f"corrected: {(reason or '').strip()}"  # not empty: checked above
+        row.note = f"corrected: {note}" if correct and note else note
         session.flush()
         return _outcome(patient, row, plan, changes)
 
@@ -298,11 +305,12 @@ def reschedule_event(
     *,
     reason: str | None,
     today: dt.date,
+    reason_code: str | None = None,
 ) -> EventOutcome:
     """Move a planned event to a coordinator's date: inside its window freely, outside it only
     with a reason (a recorded deviation), never onto a day the site does not work when the event
     needs a working day, and never so that a hard protocol constraint breaks."""
-    reason = (reason or "").strip()
+    code, note = coded(reason_code, reason, default=ReasonCode.OTHER)
     if to < today:
         raise Conflict(f"{to} is in the past; record what happened with `sarcoma-sched record`")
     with db.write(actor, "reschedule") as session:
@@ -322,12 +330,13 @@ def reschedule_event(
                 f"{to} is not a working day at {patient.site_code} "
                 f"({calendar.why_not_working(to)}); {event_id} needs one"
             )
-        if not row.earliest <= to <= row.latest and not reason:
+        if not row.earliest <= to <= row.latest and code is None:
             raise Conflict(
                 f"{to} is outside {event_id}'s window ({row.earliest} … {row.latest}); "
                 "give --reason to move it there as a recorded deviation"
             )
-        plan, changes = replan_patient(session, patient, rows, pins={event_id: Pin(to, reason)})
+        pin = Pin(to, str(code) if code else "")
+        plan, changes = replan_patient(session, patient, rows, pins={event_id: pin})
         broken = [f.message for f in plan[event_id].flags if f.code == FlagCode.UNSATISFIABLE] + [
             v.message
             for v in plan.violations
@@ -335,5 +344,6 @@ def reschedule_event(
         ]
         if broken:
             raise Conflict(f"cannot move {event_id} to {to}: {broken[0]}")
+        row.note = note
         session.flush()
         return _outcome(patient, row, plan, changes)

@@ -13,8 +13,9 @@ from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.services.lookups import find_patient, protocol_version
+from sarcoma_sched.services.reasons import coded
 from sarcoma_sched.services.schedules import cancel_future
-from sarcoma_sched.vocabulary import END_KINDS, CriterionStage, EndKind
+from sarcoma_sched.vocabulary import END_KINDS, CriterionStage, EndKind, ReasonCode
 
 __all__ = ["ParticipationOutcome", "end_participation"]
 
@@ -37,11 +38,18 @@ def end_participation(
     effective_date: dt.date,
     today: dt.date,
     criterion_id: str | None = None,
+    reason_code: str | None = None,
 ) -> ParticipationOutcome:
+    """``reason_code`` (vocabulary.ReasonCode) is what leaves the database; ``reason`` is the
+    coordinator's note beside it, kept inside. A note alone is coded ``other`` for a withdrawal
+    and ``ineligible`` for an exclusion."""
     if kind not in END_KINDS:
         raise ValueError(kind)
-    if not reason.strip():
-        raise Conflict(f"a {kind} patient needs a reason")
+    default = ReasonCode.OTHER if kind == EndKind.WITHDRAWN else ReasonCode.INELIGIBLE
+    code, note = coded(
+        reason_code, reason, default=default, required=f"a {kind} patient needs a reason"
+    )
+    assert code is not None  # required above
     if effective_date > today:
         raise Conflict(f"effective date {effective_date} is in the future")
     with db.write(actor, "withdraw" if kind == EndKind.WITHDRAWN else "exclude") as session:
@@ -84,7 +92,8 @@ def end_participation(
                 patient_id=patient.id,
                 kind=kind,
                 effective_date=effective_date,
-                reason=reason.strip(),
+                reason=str(code),
+                note=note,
                 criterion_id=criterion_id,
                 recorded_at=utc_now(),
                 recorded_by=actor,
@@ -93,6 +102,6 @@ def end_participation(
         rows = session.scalars(
             select(ScheduledEvent).where(ScheduledEvent.patient_id == patient.id)
         ).all()
-        cancelled = cancel_future(session, rows, f"{kind}: {reason.strip()}", effective_date)
+        cancelled = cancel_future(session, rows, code, effective_date, note=f"{kind}")
         session.flush()
         return ParticipationOutcome(ref, kind, effective_date, [row.event_id for row in cancelled])

@@ -130,7 +130,12 @@ def apply_plan(
 
 
 def cancel_future(
-    session: Session, rows: Sequence[ScheduledEvent], reason: str, from_date: dt.date
+    session: Session,
+    rows: Sequence[ScheduledEvent],
+    reason: str,
+    from_date: dt.date,
+    *,
+    note: str | None = None,
 ) -> list[ScheduledEvent]:
     """Withdrawal or exclusion: planned events from ``from_date`` on are cancelled, never
     removed. Earlier ones stay planned: they were due while the patient was in the study, so
@@ -140,7 +145,8 @@ def cancel_future(
     for row in rows:
         if row.status == EventStatus.PLANNED and row.target >= from_date:
             row.status = EventStatus.CANCELLED
-            row.reason = reason
+            row.reason = reason  # the code; the why in words stays with the participation end
+            row.note = note
             row.revision += 1
             row.updated_at = now
             cancelled.append(row)

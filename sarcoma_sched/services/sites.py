@@ -21,7 +21,8 @@ from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict
 from sarcoma_sched.services.events import EventChange, patient_events, replan_patient
 from sarcoma_sched.services.lookups import get_site
-from sarcoma_sched.vocabulary import EventStatus
+from sarcoma_sched.services.reasons import coded
+from sarcoma_sched.vocabulary import EventStatus, ReasonCode
 
 __all__ = ["ClosureOutcome", "add_site", "close_site"]
 
@@ -97,6 +98,7 @@ def close_site(
     first_day: dt.date,
     last_day: dt.date,
     reason: str,
+    reason_code: str | None = None,
 ) -> ClosureOutcome:
     """Record days the site cannot treat and re-plan every patient with planned events there.
 
@@ -105,8 +107,13 @@ def close_site(
     """
     if last_day < first_day:
         raise Conflict(f"closure ends ({last_day}) before it starts ({first_day})")
-    if not reason.strip():
-        raise Conflict("a closure needs a reason (e.g. ward refurbishment)")
+    # The code reaches the site calendar; the words (--reason) stay in the database.
+    why, note = coded(
+        reason_code,
+        reason,
+        default=ReasonCode.SITE_CLOSED,
+        required="a closure needs a reason (e.g. ward refurbishment)",
+    )
     with db.write(actor, "site close") as session:
         site = get_site(session, code)
         session.add(
@@ -114,7 +121,8 @@ def close_site(
                 site_code=site.code,
                 first_day=first_day,
                 last_day=last_day,
-                reason=reason.strip(),
+                reason=str(why),
+                note=note,
                 created_at=utc_now(),
             )
         )

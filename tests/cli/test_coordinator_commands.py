@@ -394,7 +394,11 @@ def test_a_correction_replaces_the_record_and_the_audit_log_keeps_what_it_replac
     )
     after = events_of(db, P1)
     assert after["ai.1"].history == ("done", tuple(right + n * DAY for n in range(5)), right)
-    assert after["ai.1"].reason == "corrected: typed the wrong day"
+    # The code leaves the database; the words stay in it, as the note.
+    assert after["ai.1"].reason == "data_error"
+    assert query(
+        db, "SELECT note FROM scheduled_events WHERE event_id = 'ai.1' AND note IS NOT NULL"
+    ) == [("corrected: typed the wrong day",)]
     assert after["ai.2"].target == right + AI_CYCLE
 
     [(row_id,)] = query(
@@ -549,7 +553,8 @@ def test_rescheduling_outside_the_window_needs_a_reason_and_then_is_a_recorded_d
     assert deviation_line == f"deviation: ai.1: {deviation}"
     assert deviation.startswith(f"{ai1.label} rescheduled to {to}")
     assert f"({ai1.earliest} … {ai1.latest})" in deviation
-    assert deviation.endswith(": no bed on the ward")
+    # The deviation names the reason's code, never the words typed beside it.
+    assert deviation.endswith(": other") and "no bed" not in deviation
     assert (after["ai.1"].first, after["ai.1"].pinned) == (to, to)
     assert after["ai.2"].target == to + AI_CYCLE
     listed = json.loads(run("--db", db, "deviations", "--format", "json", check=True).stdout)
@@ -702,10 +707,15 @@ def test_deviations_show_a_reason_in_brackets_the_same_in_table_csv_and_json(run
     finally:
         database.dispose()
     table_out, json_out = run_all(
-        run, *[("--db", db, "deviations", "--format", fmt) for fmt in ("table", "json")]
+        run,
+        *[
+            ("--db", db, "deviations", "--include-notes", "--format", fmt)
+            for fmt in ("table", "json")
+        ],
     )
     records = json.loads(json_out.stdout)
-    assert records[0]["deviation"].endswith(f": {reason}")
+    assert records[0]["deviation"].endswith(": other")
+    assert records[0]["note"] == reason
     _, table_rows = table(table_out.stdout, "date")
     assert table_rows == [[str(v) for v in record.values()] for record in records]
 

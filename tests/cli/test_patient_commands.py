@@ -350,7 +350,7 @@ def test_exclude_with_a_criterion_cancels_every_planned_event_and_deletes_none(
         db,
         f"SELECT status, reason, count(*) FROM scheduled_events WHERE patient_id = {patient} "
         "GROUP BY status, reason",
-    ) == [("cancelled", "excluded: final pathology WDLPS", n)]
+    ) == [("cancelled", "ineligible", n)]  # the code; the words stay with the exclusion
     assert query(db, "SELECT kind, criterion_id, recorded_by FROM participation_ends") == [
         ("excluded", "EXC-02", "erin")
     ]

@@ -250,7 +250,7 @@ def test_consort_numbers_as_a_table_follow_the_cohort(command, cohort):
         (
             "follow-up",
             "SURGERY_ONLY",
-            "excluded after allocation: EXC-02: final pathology WDLPS",
+            "excluded after allocation: EXC-02: ineligible",
         ): 1,
         ("analysis", "SURGERY_ONLY", "analysed (intention to treat)"): 1,
         ("analysis", "SURGERY_ONLY", "excluded from analysis"): 0,
@@ -262,7 +262,7 @@ def test_consort_numbers_as_a_table_follow_the_cohort(command, cohort):
         ("allocation", "NEOADJUVANT", "did not receive: withdrawn before treatment"): 1,
         ("follow-up", "NEOADJUVANT", "lost to follow-up"): "not recorded",
         ("follow-up", "NEOADJUVANT", "discontinued"): 1,
-        ("follow-up", "NEOADJUVANT", "withdrawn: moved abroad"): 1,
+        ("follow-up", "NEOADJUVANT", "withdrawn: other"): 1,
         ("analysis", "NEOADJUVANT", "analysed (intention to treat)"): 2,
         ("analysis", "NEOADJUVANT", "excluded from analysis"): 0,
     }
@@ -308,10 +308,10 @@ def test_the_consort_svg_shows_every_number_and_label_of_the_cohort(command, coh
     left, right = follow_up.split(" Lost to follow-up: not recorded ")
     assert left == (
         "Lost to follow-up: not recorded • Discontinued (n = 1) withdrawn (n = 0) "
-        "excluded after allocation (n = 1) – EXC-02: final pathology WDLPS (n = 1)"
+        "excluded after allocation (n = 1) – EXC-02: ineligible (n = 1)"
     )
     assert right == (
-        "• Discontinued (n = 1) withdrawn (n = 1) – moved abroad (n = 1) "
+        "• Discontinued (n = 1) withdrawn (n = 1) – other (n = 1) "
         "excluded after allocation (n = 0) "
     )
     analysis = between(text, "Analysed", "Counts from the schedule database")

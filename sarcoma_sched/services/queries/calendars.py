@@ -18,6 +18,7 @@ from sarcoma_sched.db.models import Allocation, Enrollment, Patient, ScheduledEv
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.protocol.schedule import Component, Event
 from sarcoma_sched.services.lookups import find_patient, get_site, protocol_version
+from sarcoma_sched.vocabulary import ReasonCode
 
 if TYPE_CHECKING:
     from sarcoma_sched.exports.ical import CalendarEvent
@@ -132,7 +133,8 @@ def _events(session: Session, query: Select[Any]) -> list[CalendarEvent]:
                 revision=r.revision,
                 updated_at=r.updated_at,
                 instructions=shape.instructions,
-                reason=r.reason,
+                # The code only: a note never reaches a calendar someone else subscribes to.
+                reason=ReasonCode.of(r.reason),
                 deviation=r.deviation,
                 actual_date=r.actual_date,
                 span_days=shape.span_days,

@@ -37,7 +37,7 @@ from sarcoma_sched.db.models import (
     Screening,
 )
 from sarcoma_sched.services.lookups import current_protocol
-from sarcoma_sched.vocabulary import NOT_HAPPENED, TREATMENT_KINDS, EndKind, EventStatus
+from sarcoma_sched.vocabulary import NOT_HAPPENED, TREATMENT_KINDS, EndKind, EventStatus, ReasonCode
 
 __all__ = ["ArmFlow", "ConsortFlow", "consort_flow"]
 
@@ -181,9 +181,10 @@ def consort_flow(session: Session, protocol_id: str) -> ConsortFlow:
             arm.not_received[_why_not(events, end)] += 1
         if end is not None:
             if end.kind == EndKind.WITHDRAWN:
-                arm.withdrawn[end.reason] += 1
+                arm.withdrawn[str(ReasonCode.of(end.reason))] += 1
             else:
-                reason = f"{end.criterion_id}: {end.reason}" if end.criterion_id else end.reason
+                code = str(ReasonCode.of(end.reason))
+                reason = f"{end.criterion_id}: {code}" if end.criterion_id else code
                 arm.excluded[reason] += 1
     flow.arms = list(arms.values())
     return flow
@@ -194,7 +195,8 @@ def _why_not(events: list[Any], end: ParticipationEnd | None) -> str:
         return f"{end.kind} before treatment"
     for e in events:
         if e.status in NOT_HAPPENED:
-            return f"treatment {e.status}" + (f": {e.reason}" if e.reason else "")
+            code = ReasonCode.of(e.reason)
+            return f"treatment {e.status}" + (f": {code}" if code else "")
     if any(e.status == EventStatus.PLANNED for e in events):
         return NOT_STARTED
     return "no treatment event scheduled"

@@ -85,6 +85,7 @@ def _listing(question: str, shape: frozenset[str]) -> Select[Any]:
         p.site_code,
         p.protocol_id,
         a.arm,
+        e.note,
     ).select_from(
         _EVENTS.join(_PATIENTS, p.id == e.patient_id).join(_ALLOCATIONS, a.patient_id == p.id)
     )
@@ -153,7 +154,7 @@ def _events(
     return rows
 
 
-def _event_row(r: Any, *, deviation: bool = False) -> dict[str, Any]:
+def _event_row(r: Any, *, deviation: bool = False, notes: bool = False) -> dict[str, Any]:
     # Unpacked by position (the select's order in _listing): a Row's attribute look-ups were a
     # third of a listing's own time at a few thousand rows.
     (
@@ -172,6 +173,7 @@ def _event_row(r: Any, *, deviation: bool = False) -> dict[str, Any]:
         site_code,
         protocol_id,
         arm,
+        note,
     ) = r
     if span_days:
         shown = days_text(days, local_time)
@@ -193,6 +195,9 @@ def _event_row(r: Any, *, deviation: bool = False) -> dict[str, Any]:
     }
     if deviation:
         row["deviation"] = deviation_text
+    if notes:
+        # Asked for by name (--include-notes): what the coordinator typed, inside the database.
+        row["note"] = note
     return row
 
 
@@ -257,9 +262,11 @@ def deviations(
     site: str | None = None,
     protocol: str | None = None,
     arm: str | None = None,
+    include_notes: bool = False,
 ) -> list[dict[str, Any]]:
     """Every recorded deviation (late, early, missed, skipped, rescheduled outside the window,
-    a broken constraint), optionally for events touching [from, to]."""
+    a broken constraint), optionally for events touching [from, to]. The deviation names the
+    reason's code; ``include_notes`` adds the coordinator's note."""
     rows = _events(
         session,
         "deviations",
@@ -269,4 +276,4 @@ def deviations(
         date_from=date_from,
         date_to=date_to,
     )
-    return [_event_row(r, deviation=True) for r in rows]
+    return [_event_row(r, deviation=True, notes=include_notes) for r in rows]

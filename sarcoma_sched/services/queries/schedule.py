@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.db.models import Patient, ScheduledEvent
 from sarcoma_sched.services.lookups import find_patient
 from sarcoma_sched.services.queries.days import days_text, window_text
-from sarcoma_sched.vocabulary import OFF_CALENDAR
+from sarcoma_sched.vocabulary import OFF_CALENDAR, ReasonCode
 
 __all__ = ["SCHEDULE_COLUMNS", "patient_schedule"]
 
@@ -40,7 +40,8 @@ def patient_schedule(session: Session, ref: str) -> tuple[Patient, list[dict[str
     for r in rows:
         actual = r.actual_date.isoformat() if r.actual_date else None
         if r.status in OFF_CALENDAR:
-            actual = r.status + (f": {r.reason}" if r.reason else "")
+            code = ReasonCode.of(r.reason)
+            actual = r.status + (f": {code}" if code else "")
         out.append(
             {
                 "event": r.event_id,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Allocation, ParticipationEnd, ScheduledEvent
 from sarcoma_sched.services.lookups import find_patient
-from sarcoma_sched.vocabulary import EventKind
+from sarcoma_sched.vocabulary import EventKind, ReasonCode
 
 __all__ = ["PatientTimeline", "TimelineEvent", "patient_timeline"]
 
@@ -101,6 +101,6 @@ def patient_timeline(session: Session, ref: str) -> PatientTimeline:
         site=patient.site_code,
         arm=allocation.arm if allocation else None,
         allocation_date=allocation.allocation_date if allocation else None,
-        ended=(end.kind, end.effective_date, end.reason) if end else None,
+        ended=(end.kind, end.effective_date, str(ReasonCode.of(end.reason))) if end else None,
         events=events,
     )
