@@ -449,15 +449,21 @@ $$""",
         f"""CREATE OR REPLACE FUNCTION sarcoma_guard_allocation() RETURNS trigger
 LANGUAGE plpgsql {path} AS $$
 BEGIN
-  IF NEW.method IN ('stratified_blocks', 'minimization')
-     AND current_user <> '{prefix}_owner' AND NOT {superuser} THEN
+  -- A randomized trial is known by its method, by the secret the server holds for it, by the
+  -- key it committed to, or by a drawn allocation: a row may not just call itself "assigned".
+  IF TG_OP = 'INSERT' AND current_user <> '{prefix}_owner' AND NOT {superuser}
+     AND (NEW.method IN ('stratified_blocks', 'minimization')
+          OR sarcoma_has_server_secret(NEW.protocol_id)
+          OR EXISTS (SELECT 1 FROM trial_keys k WHERE k.protocol_id = NEW.protocol_id)) THEN
     RAISE EXCEPTION 'a randomized allocation is drawn by the server (sarcoma_allocate), not written'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
   IF TG_OP = 'UPDATE' AND current_user <> '{prefix}_owner' AND NOT {superuser}
-     AND (NEW.arm, NEW.position, NEW.protocol_id, NEW.patient_id)
-         IS DISTINCT FROM (OLD.arm, OLD.position, OLD.protocol_id, OLD.patient_id) THEN
-    RAISE EXCEPTION 'an allocation''s arm and position are never changed'
+     AND (NEW.arm, NEW.position, NEW.protocol_id, NEW.patient_id, NEW.method,
+          NEW.stratum, NEW.factors::jsonb)
+         IS DISTINCT FROM (OLD.arm, OLD.position, OLD.protocol_id, OLD.patient_id, OLD.method,
+                           OLD.stratum, OLD.factors::jsonb) THEN
+    RAISE EXCEPTION 'an allocation''s arm, position, method and factors are never changed'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
   RETURN NEW;

@@ -936,6 +936,7 @@ ACTIONS = {
 PERM = "permission denied"
 RLS = "row-level security"
 GUARD = "drawn by the server"
+NEVER_CHANGED = "are never changed"
 APPEND = "append-only"
 SCHEMA = "permission denied for schema"
 HIDDEN = "does not exist"
@@ -948,11 +949,8 @@ GUARD_HOLE = (
     "minimization: a row declaring 'assigned' for a randomized trial, or relabelling a drawn "
     "allocation as 'assigned', passes"
 )
-KNOWN_HOLES = {
-    ("coord_a", "insert_assigned"): GUARD_HOLE,
-    ("coord_a", "update_alloc_method"): GUARD_HOLE,
-    ("dm", "update_alloc_method"): GUARD_HOLE,
-}
+KNOWN_HOLES: dict[tuple[str, str], str] = {}  # the guard hole is closed
+
 
 _COMMON_DENIED = {
     "select_secrets": PERM,
@@ -984,7 +982,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "insert_randomized": GUARD,
         "insert_assigned": ANY_REFUSAL,
         "update_alloc_method": ANY_REFUSAL,
-        "update_alloc_arm": GUARD,
+        "update_alloc_arm": NEVER_CHANGED,
         "update_patient_site": RLS,
         "update_event_patient": RLS,
         "select_audit": PERM,
@@ -1027,7 +1025,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "insert_randomized": PERM,
         "insert_assigned": PERM,
         "update_alloc_method": ANY_REFUSAL,
-        "update_alloc_arm": GUARD,
+        "update_alloc_arm": NEVER_CHANGED,
         # All sites are the data manager's: moving a patient between them is an update.
         "update_patient_site": "some",
         "update_event_patient": "some",
