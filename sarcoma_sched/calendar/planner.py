@@ -417,12 +417,16 @@ class _Planner:
                 f"{step.occurrence_id}); placed on {day}",
                 *(t for _, t in self._constraint_problems(step, days)),
             ]
-            return days, (Flag(FlagCode.UNSATISFIABLE, "; ".join(messages)),)
+            # The day kept outside the window may be fully booked too: say that as well, so
+            # no booking over capacity goes unflagged.
+            flags = (Flag(FlagCode.UNSATISFIABLE, "; ".join(messages)),)
+            return days, flags + self._capacity_flags(step, days)
         message = (
             f"no day in the window {earliest} … {latest} satisfies every hard constraint; "
             f"kept {first_allowed[0]}: {'; '.join(failures.values())}"
         )
-        return first_allowed, (Flag(FlagCode.UNSATISFIABLE, message),)
+        flags = (Flag(FlagCode.UNSATISFIABLE, message),)
+        return first_allowed, flags + self._capacity_flags(step, first_allowed)
 
     def _capacity_flags(
         self,
