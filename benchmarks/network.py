@@ -914,6 +914,7 @@ def _end_row(case: _Case, patient_id: int) -> dict[str, Any]:
         "kind": kind,
         "effective_date": when,
         "reason": reason,
+        "note": None,
         "criterion_id": criterion,
         "recorded_at": _instant(when, 3),
         "recorded_by": ACTOR,
