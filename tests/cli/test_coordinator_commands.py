@@ -397,7 +397,7 @@ def test_a_correction_replaces_the_record_and_the_audit_log_keeps_what_it_replac
     # The code leaves the database; the words stay in it, as the note.
     assert after["ai.1"].reason == "data_error"
     assert query(
-        db, "SELECT note FROM scheduled_events WHERE event_id = 'ai.1' AND note IS NOT NULL"
+        db, "SELECT note FROM scheduled_events WHERE note LIKE 'corrected:%'"
     ) == [("corrected: typed the wrong day",)]
     assert after["ai.2"].target == right + AI_CYCLE
 
