@@ -83,7 +83,7 @@ def owner_name(prefix: str) -> str:
 def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
     """Table privileges per group: {group: {privileges: tables}}."""
     reference = ("protocol_versions", "trial_keys", "installation", "alembic_version")
-    site_data = (*SITE_TABLES, "site_closures", "site_resources")
+    site_data = SITE_TABLES
     patient_data = ("patients", *PATIENT_TABLES)
     everything = (*reference, *site_data, *patient_data, "access_grants")
     return {

@@ -1,23 +1,8 @@
 """The CONSORT participant flow of one trial drawn as the diagram (``draw_consort``) or laid
 out as rows (``consort_rows``), from the numbers ``services.queries.consort_flow`` counts.
 
-Definitions (also printed under the diagram):
-
-- **Assessed**: every patient screened for the trial; the *latest* screening of each counts
-  (a re-screened patient is one patient).
-- **Excluded** (before allocation): not meeting the criteria (counted per failed criterion id;
-  a patient failing several is counted under each), screening incomplete (no failure, but a
-  value missing; counted per criterion left undecided), or eligible but not allocated (consent
-  pending or declined).
-- **Received the allocated intervention**: at least one of the arm's treatment events
-  (radiotherapy, infusion, oral or surgery) recorded done. This is "the first treatment
-  given", read generously: a patient who skipped cycle 1 but had cycles 2 and 3 received the
-  intervention. Otherwise the reason: not started yet (treatment still planned), withdrawn or
-  excluded before any treatment, or the treatment recorded missed / skipped.
-- **Lost to follow-up**: not a status the engine records (a missed visit is a deviation, not a
-  loss), so the diagram says "not recorded" rather than a zero nobody counted.
-- **Discontinued**: withdrawals and post-allocation exclusions, with their reasons.
-- **Analysed**: intention to treat, every allocated patient, withdrawn and excluded included.
+What each box counts (assessed, excluded, received, discontinued, analysed) is defined once,
+where it is counted: ``services.queries.consort``; the diagram prints those definitions.
 """
 
 from __future__ import annotations

@@ -264,44 +264,20 @@ def test_verify_replays_every_allocation_and_catches_an_arm_changed_afterwards(d
 def test_a_trial_allocates_only_with_the_key_it_committed_to_and_never_the_demo_key(database):
     from sarcoma_sched.allocation.secret import DEMO_SECRET
 
+    def allocate_with(secret: bytes) -> None:
+        number = _screen(database).screening_number
+        allocate_patient(database, "nurse", number, today=DAY, consent_date=DAY, secret=secret)
+
     with pytest.raises(SecretError, match="demo's published key"):
-        allocate_patient(
-            database,
-            "nurse",
-            _screen(database).screening_number,
-            today=DAY,
-            consent_date=DAY,
-            secret=DEMO_SECRET,
-        )
+        allocate_with(DEMO_SECRET)
     with pytest.raises(SecretError, match="one byte repeated"):
-        allocate_patient(
-            database,
-            "nurse",
-            _screen(database).screening_number,
-            today=DAY,
-            consent_date=DAY,
-            secret=bytes(32),
-        )
-    allocate_patient(
-        database,
-        "nurse",
-        _screen(database).screening_number,
-        today=DAY,
-        consent_date=DAY,
-        secret=SECRET,
-    )
+        allocate_with(bytes(32))
+    allocate_with(SECRET)
     with database.read() as session:
         (count,) = session.execute(select(func.count()).select_from(Allocation)).one()
     # A coordinator's own key, however strong, no longer matches the trial's commitment.
     with pytest.raises(SecretError, match="not the key NATARS-R committed to"):
-        allocate_patient(
-            database,
-            "nurse",
-            _screen(database).screening_number,
-            today=DAY,
-            consent_date=DAY,
-            secret=hashlib.sha256(b"steering attempt 6").digest(),
-        )
+        allocate_with(hashlib.sha256(b"steering attempt 6").digest())
     with database.read() as session:
         assert session.execute(select(func.count()).select_from(Allocation)).one() == (count,)
         assert verify(session).problems == []
