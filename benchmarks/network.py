@@ -829,6 +829,7 @@ def _event_rows(
             "event_id": event.id,
             "revision": 0,
             "updated_at": now,
+            "note": None,  # a coordinator's words, never the planner's
             **event_fields(event, deviations.get(event.id)),
         }
         for event in plan.events

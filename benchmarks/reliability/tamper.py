@@ -516,6 +516,9 @@ class PgTrials:
         with self.engine.connect() as conn:
             outer = conn.begin()
             try:
+                # The server audits every write and refuses edits of the log (migration 0006):
+                # the tamperer here is a superuser who switched the triggers off first.
+                conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
                 done = tamper(conn, choose, conn.begin_nested, self.rows, table=table, op=op)
                 with Session(bind=conn) as session:
                     problems = verify(session).problems

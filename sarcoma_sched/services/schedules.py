@@ -67,7 +67,6 @@ def event_fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
         "actual_date": event.days[0] if event.status == EventStatus.DONE else None,
         "deviation": deviation,
         "reason": event.reason or None,
-        "note": None,
         "flags": [{"code": str(f.code), "message": f.message} for f in event.flags],
     }
 
