@@ -26,8 +26,10 @@ from sarcoma_sched.protocol.allocation import (
     Allocation,
     AssignedAllocation,
     BlockAllocation,
+    ConcealedAllocation,
     FixedAllocation,
     MinimizationAllocation,
+    factor_fields,
 )
 
 __all__ = [
@@ -49,11 +51,7 @@ class ReplayRow(NamedTuple):
 
 def method_fields(method: Allocation) -> list[str]:
     """The factor fields a method reads: block strata or minimization factors, in declared order."""
-    if isinstance(method, BlockAllocation):
-        return list(method.strata)
-    if isinstance(method, MinimizationAllocation):
-        return [f.field for f in method.factors]
-    return []
+    return factor_fields(method)
 
 
 def allocate(
@@ -84,6 +82,8 @@ def _allocate(
     assigned_arm: str | None,
 ) -> Decision:
     arms = _check_arms(arm_ids)
+    if isinstance(method, ConcealedAllocation):
+        raise _concealed()
     _check_history(history, arms, position)
     if isinstance(method, FixedAllocation):
         if method.arm not in arms:
@@ -112,6 +112,14 @@ def _allocate(
     if isinstance(method, BlockAllocation):
         return _blocks(method, arms, history, factors, stream)
     return _minimization(method, arms, history, factors, position, stream)
+
+
+def _concealed() -> AllocationError:
+    # The view of the method a site role reads has no parameters to draw with.
+    return AllocationError(
+        "this trial's allocation parameters are held by the server and concealed from "
+        "your role: the server draws (`allocation init-secret --server`)"
+    )
 
 
 def replay(
@@ -149,6 +157,8 @@ def replay_decisions(
     re-counting its history at every position.
     """
     arms = _check_arms(arm_ids)
+    if isinstance(method, ConcealedAllocation):
+        raise _concealed()
     if not history:
         return []
     # A record out of order or naming an unknown arm is a broken database, not a mismatch.

@@ -49,6 +49,7 @@ from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     Allocation,
     BlockAllocation,
+    ConcealedAllocation,
     MinimizationAllocation,
 )
 from sarcoma_sched.protocol.checks import factor_levels
@@ -211,6 +212,11 @@ def simulate(
     ``comparators=False`` simulates the protocol's method alone (its figures are the same as
     with the comparators). The same seed gives the same report.
     """
+    if isinstance(method, ConcealedAllocation):
+        raise AllocationError(
+            "this trial's allocation parameters are concealed from your role; a statistician "
+            "simulates it"
+        )
     if not isinstance(method, BlockAllocation | MinimizationAllocation):
         raise AllocationError(
             f"only randomized methods can be simulated; this trial uses {method.method!r}"

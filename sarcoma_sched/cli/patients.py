@@ -229,8 +229,9 @@ def allocate(
         emit_json(summary)
         return
     if fmt == "table":
+        where = "" if outcome.position is None else f"position {outcome.position}, "
         click.echo(
-            f"{outcome.study_id}: {outcome.arm} (position {outcome.position}, "
+            f"{outcome.study_id}: {outcome.arm} ({where}"
             f"{outcome.method}, allocated {outcome.allocation_date})"
         )
     emit_rows(outcome.events, columns, fmt)

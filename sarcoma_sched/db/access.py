@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+from sarcoma_sched.db.models import Allocation, ProtocolDefinition, ProtocolVersion
+from sarcoma_sched.protocol.allocation import SITE_FACTOR
 from sarcoma_sched.vocabulary import DatabasePurpose
 
 __all__ = [
@@ -80,9 +82,39 @@ def owner_name(prefix: str) -> str:
     return f"{prefix}_owner"
 
 
+# What a site role may not read, with the arms it sees: a randomized protocol's source (block
+# sizes, probability, weights), where in the sequence a patient fell, the minimization scores.
+# It reads protocol_definitions.site_definition instead (protocol.concealment).
+CONCEALED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "protocol_versions": ("source",),
+    "allocations": ("position", "detail"),
+    "protocol_definitions": ("allocation",),
+}
+_CONCEALED_FROM = ("coordinator", "monitor")
+
+
+def _visible(table: str) -> str:
+    """``col, ...``: the columns of ``table`` a site role may SELECT."""
+    model = {
+        "protocol_versions": ProtocolVersion,
+        "allocations": Allocation,
+        "protocol_definitions": ProtocolDefinition,
+    }[table]
+    hidden = CONCEALED_COLUMNS[table]
+    columns = [c.name for c in model.__table__.columns if c.name not in hidden]
+    return ", ".join(columns)
+
+
 def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
-    """Table privileges per group: {group: {privileges: tables}}."""
-    reference = ("protocol_versions", "trial_keys", "installation", "alembic_version")
+    """Table privileges per group: {group: {privileges: tables}}. A site role's SELECT on the
+    tables of CONCEALED_COLUMNS is granted column by column (``_column_grants``)."""
+    reference = (
+        "protocol_versions",
+        "protocol_definitions",
+        "trial_keys",
+        "installation",
+        "alembic_version",
+    )
     site_data = SITE_TABLES
     patient_data = ("patients", *PATIENT_TABLES)
     everything = (*reference, *site_data, *patient_data, "access_grants")
@@ -103,8 +135,22 @@ def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
             "SELECT": (*everything, "audit_log", "audit_head"),
             "INSERT, UPDATE, DELETE": ("sites", "site_closures", "site_resources"),
             "INSERT, UPDATE": ("protocol_versions", "trial_keys"),
+            "INSERT": ("protocol_definitions",),
         },
     }
+
+
+def _grant_statements(groups: dict[str, str]) -> list[str]:
+    out = []
+    for role, grants in _select_grants().items():
+        for privileges, tables in grants.items():
+            chosen = set(tables)
+            if role in _CONCEALED_FROM and privileges == "SELECT":
+                for table in sorted(chosen & set(CONCEALED_COLUMNS)):
+                    out.append(f"GRANT SELECT ({_visible(table)}) ON {table} TO {groups[role]}")
+                chosen -= set(CONCEALED_COLUMNS)
+            out.append(f"GRANT {privileges} ON {', '.join(sorted(chosen))} TO {groups[role]}")
+    return out
 
 
 def setup_statements(prefix: str, schema: str, crypto_schema: str = "public") -> list[str]:
@@ -148,9 +194,7 @@ def setup_statements(prefix: str, schema: str, crypto_schema: str = "public") ->
     everyone = ", ".join(groups.values())
     out.append(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM PUBLIC, {everyone}')
     out.append(f'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA "{schema}" FROM PUBLIC')
-    for role, grants in _select_grants().items():
-        for privileges, tables in grants.items():
-            out.append(f"GRANT {privileges} ON {', '.join(sorted(set(tables)))} TO {groups[role]}")
+    out.extend(_grant_statements(groups))
     writers = ", ".join(groups[r] for r in ("coordinator", "data_manager", "trial_admin"))
     out.append(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {writers}')
     for function in (
@@ -168,7 +212,7 @@ def setup_statements(prefix: str, schema: str, crypto_schema: str = "public") ->
     ):
         out.append(f"GRANT EXECUTE ON FUNCTION {function} TO {groups['trial_admin']}")
     out.append(
-        "GRANT EXECUTE ON FUNCTION sarcoma_allocate(integer, jsonb, text[], jsonb, date) "
+        "GRANT EXECUTE ON FUNCTION sarcoma_allocate(integer, jsonb, date) "
         f"TO {groups['coordinator']}"
     )
     out.append(
@@ -315,8 +359,10 @@ def _server_allocation(prefix: str, groups: dict[str, str], path: str) -> list[s
     ``trial_secrets`` has no grant at all: only the owner's functions read it. Coordinators
     call ``sarcoma_allocate`` for a randomized trial's patient; it reads the whole history (which
     row-level security hides from them), decides with ``sarcoma_decide`` (``db.pg_allocation``,
-    bit for bit the Python allocator) and writes the allocation. They get back the arm and the
-    position. A direct INSERT of a randomized allocation by anyone else is refused.
+    bit for bit the Python allocator) with the method of the patient's protocol version
+    (``protocol_definitions.allocation``, never the caller's) and writes the allocation. They
+    get back the arm and the stratum. A direct INSERT of a randomized allocation by anyone else
+    is refused.
 
     Every draw takes a number from the trial's own sequence, which a rollback does not give
     back: an arm looked at and rolled back (a preview) leaves a gap that ``allocation verify``
@@ -399,8 +445,10 @@ BEGIN
   RETURN key;
 END
 $$""",
-        f"""CREATE OR REPLACE FUNCTION sarcoma_allocate(
-  p_patient integer, p_method jsonb, p_arms text[], p_factors jsonb, p_date date)
+        # The client once passed the method: a coordinator could have drawn with p = 1.
+        "DROP FUNCTION IF EXISTS sarcoma_allocate(integer, jsonb, text[], jsonb, date)",
+        f"""CREATE OR REPLACE FUNCTION sarcoma_allocate(p_patient integer, p_factors jsonb,
+  p_date date)
 RETURNS jsonb LANGUAGE plpgsql SECURITY DEFINER {path} AS $$
 DECLARE
   pat record;
@@ -409,6 +457,10 @@ DECLARE
   pos integer;
   d jsonb;
   call bigint;
+  spec jsonb;
+  p_method jsonb;
+  p_arms text[];
+  wanted text[];
 BEGIN
   SELECT id, site_code, protocol_id INTO pat FROM patients WHERE id = p_patient;
   IF NOT FOUND THEN
@@ -427,6 +479,28 @@ BEGIN
   IF EXISTS (SELECT 1 FROM allocations WHERE patient_id = p_patient) THEN
     RAISE EXCEPTION 'patient % is already allocated', p_patient;
   END IF;
+  -- The method of the version the patient enrolled under, as derived from its source.
+  SELECT d.allocation::jsonb INTO spec FROM enrollments e
+    JOIN protocol_definitions d ON d.version_id = e.protocol_version_id
+   WHERE e.patient_id = p_patient;
+  IF spec IS NULL THEN
+    RAISE EXCEPTION 'patient % is not enrolled', p_patient;
+  END IF;
+  p_method := spec -> 'method';
+  p_arms := ARRAY(SELECT jsonb_array_elements_text(spec -> 'arms'));
+  wanted := ARRAY(
+    SELECT x FROM (
+      SELECT jsonb_array_elements_text(p_method -> 'strata') AS x
+      UNION ALL SELECT f ->> 'field' FROM jsonb_array_elements(
+        coalesce(p_method -> 'factors', '[]'::jsonb)) AS f) s ORDER BY x);
+  IF wanted IS DISTINCT FROM ARRAY(SELECT jsonb_object_keys(p_factors) ORDER BY 1) THEN
+    RAISE EXCEPTION 'the factors given (%) are not the method''s (%)',
+      (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(p_factors) k),
+      array_to_string(wanted, ', ');
+  END IF;
+  IF p_factors ? '{SITE_FACTOR}' AND p_factors ->> '{SITE_FACTOR}' <> pat.site_code THEN
+    RAISE EXCEPTION 'the site factor must be the patient''s site, %', pat.site_code;
+  END IF;
   call := nextval(sarcoma_draw_sequence(pat.protocol_id));
   SELECT coalesce(jsonb_agg(jsonb_build_object('position', a.position, 'arm', a.arm,
                                                'factors', a.factors::jsonb)
@@ -442,8 +516,8 @@ BEGIN
           d ->> 'stratum', (d -> 'factors')::json,
           ((d -> 'detail') || jsonb_build_object('draw_call', call))::json, NULL, NULL,
           p_date, clock_timestamp() AT TIME ZONE 'UTC', session_user);
-  RETURN jsonb_build_object('arm', d -> 'arm', 'position', pos, 'stratum', d -> 'stratum',
-                            'deterministic', d -> 'deterministic');
+  -- Only the arm and the stratum: not the position, nor whether the draw was forced.
+  RETURN jsonb_build_object('arm', d -> 'arm', 'stratum', d -> 'stratum');
 END
 $$""",
         f"""CREATE OR REPLACE FUNCTION sarcoma_guard_allocation() RETURNS trigger
@@ -469,6 +543,19 @@ BEGIN
   RETURN NEW;
 END
 $$""",
+        # A site role sees its own sites' allocations only, and no position: the server numbers
+        # every allocation (the write lock of sarcoma_begin_write keeps two from sharing one).
+        f"""CREATE OR REPLACE FUNCTION sarcoma_allocation_position() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER {path} AS $$
+BEGIN
+  SELECT coalesce(max(position), 0) + 1 INTO NEW.position
+    FROM allocations WHERE protocol_id = NEW.protocol_id;
+  RETURN NEW;
+END
+$$""",
+        "DROP TRIGGER IF EXISTS sarcoma_position ON allocations",
+        "CREATE TRIGGER sarcoma_position BEFORE INSERT ON allocations "
+        "FOR EACH ROW EXECUTE FUNCTION sarcoma_allocation_position()",
         "DROP TRIGGER IF EXISTS sarcoma_guard ON allocations",
         "CREATE TRIGGER sarcoma_guard BEFORE INSERT OR UPDATE ON allocations "
         "FOR EACH ROW EXECUTE FUNCTION sarcoma_guard_allocation()",

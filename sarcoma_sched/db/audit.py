@@ -33,6 +33,7 @@ __all__ = [
     "entry_hash",
     "note",
     "record_flush",
+    "remember_replaced",
     "snapshot",
     "verify",
 ]
@@ -68,12 +69,47 @@ def snapshot(obj: Base) -> dict[str, Any]:
     return _normalise({attr.key: getattr(obj, attr.key) for attr in mapper.column_attrs})
 
 
-def _snapshot_before(obj: Base) -> dict[str, Any]:
+_REPLACED_KEY = "sarcoma_replaced_unread"
+
+
+def remember_replaced(session: Session) -> None:
+    """Before a flush: the stored value of each deferred column a change replaced without
+    having read it (``Allocation.detail``), which the attribute history cannot tell."""
+    replaced: dict[int, dict[str, Any]] = session.info.setdefault(_REPLACED_KEY, {})
+    for obj in session.dirty:
+        if type(obj).__tablename__ not in AUDITED:
+            continue
+        state = inspect(obj)
+        unread = [
+            attr.key
+            for attr in state.mapper.column_attrs
+            if state.attrs[attr.key].history.added and not state.attrs[attr.key].history.deleted
+        ]
+        if not unread or state.identity is None:
+            continue
+        table = state.mapper.local_table
+        (key_column,) = table.primary_key.columns
+        row = (
+            session.connection()
+            .execute(
+                select(*(table.c[k] for k in unread)).where(key_column == state.identity[0])
+            )
+            .one()
+        )
+        replaced[id(obj)] = dict(zip(unread, row, strict=True))
+
+
+def _snapshot_before(obj: Base, replaced: dict[str, Any]) -> dict[str, Any]:
     state = inspect(obj)
     before = {}
     for attr in state.mapper.column_attrs:
         history = state.attrs[attr.key].history
-        before[attr.key] = history.deleted[0] if history.deleted else getattr(obj, attr.key)
+        if history.deleted:
+            before[attr.key] = history.deleted[0]
+        elif attr.key in replaced:
+            before[attr.key] = replaced[attr.key]
+        else:
+            before[attr.key] = getattr(obj, attr.key)
     return _normalise(before)
 
 
@@ -100,19 +136,26 @@ def record_flush(session: Session) -> None:
     services layer; that is a bug, so it fails the transaction rather than go unrecorded.
     """
     changes: list[tuple[str, str, str, dict | None, dict | None]] = []
+    replaced: dict[int, dict[str, Any]] = session.info.pop(_REPLACED_KEY, {})
     for obj in session.new:
         if type(obj).__tablename__ in AUDITED:
             entity = type(obj).__tablename__
             changes.append(("insert", entity, _entity_id(obj), None, snapshot(obj)))
     for obj in session.dirty:
         if type(obj).__tablename__ in AUDITED and session.is_modified(obj):
-            before, after = _snapshot_before(obj), snapshot(obj)
+            before, after = _snapshot_before(obj, replaced.get(id(obj), {})), snapshot(obj)
             if before != after:
                 changes.append(("update", type(obj).__tablename__, _entity_id(obj), before, after))
     for obj in session.deleted:
         if type(obj).__tablename__ in AUDITED:
             changes.append(
-                ("delete", type(obj).__tablename__, _entity_id(obj), _snapshot_before(obj), None)
+                (
+                    "delete",
+                    type(obj).__tablename__,
+                    _entity_id(obj),
+                    _snapshot_before(obj, replaced.get(id(obj), {})),
+                    None,
+                )
             )
     if not changes:
         return

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
 
-from sarcoma_sched.errors import SchemaMismatch
+from sarcoma_sched.errors import AccessDenied, SchemaMismatch
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -36,7 +36,7 @@ __all__ = [
 # The revision this code is written for. Every command compares it with the database's
 # alembic_version row by plain SQL, so a query never pays for importing alembic and parsing the
 # migration scripts; a test keeps it equal to the scripts' head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,27 @@ def _stored_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def _refuse_unusable_schema(engine: Engine) -> None:
+    """On PostgreSQL a login without a role has no USAGE on the trial's schema, so its tables
+    are invisible: say that, not that the database is empty (which invites an `init`)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT n.nspname, session_user FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = 'alembic_version' AND c.relkind = 'r' "
+                "AND NOT has_schema_privilege(n.oid, 'USAGE') ORDER BY 1 LIMIT 1"
+            )
+        ).first()
+    if row is not None:
+        raise AccessDenied(
+            f"login {row[1]} may not use the sarcoma-sched schema {row[0]}: a trial admin "
+            f"grants it a role (`sarcoma-sched access grant {row[1]} --role ROLE`)"
+        )
+
+
 def check_schema(engine: Engine) -> None:
     current = _stored_revision(engine)
     if current == SCHEMA_REVISION:
@@ -144,6 +165,7 @@ def check_schema(engine: Engine) -> None:
     head = head_revision()
     where = engine.url.render_as_string(hide_password=True)
     if current is None:
+        _refuse_unusable_schema(engine)
         raise SchemaMismatch(
             f"database {where} has no sarcoma-sched schema: run `sarcoma-sched init` "
             "(or `sarcoma-sched db upgrade`)"

@@ -40,6 +40,7 @@ __all__ = [
     "Installation",
     "ParticipationEnd",
     "Patient",
+    "ProtocolDefinition",
     "ProtocolVersion",
     "ScheduledEvent",
     "Screening",
@@ -88,6 +89,18 @@ class ProtocolVersion(Base):
     source: Mapped[str] = mapped_column(Text)
     loaded_at: Mapped[dt.datetime]
     loaded_by: Mapped[str] = mapped_column(String(64))
+
+
+class ProtocolDefinition(Base):
+    """What is derived from a version's source for readers who may not see it (site roles: the
+    concealed definition) and for the server's draw (the method). Not audited: both are pure
+    functions of the audited source, and ``audit verify`` derives them again."""
+
+    __tablename__ = "protocol_definitions"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"), primary_key=True)
+    site_definition: Mapped[str] = mapped_column(Text)
+    allocation: Mapped[str] = mapped_column(Text)
 
 
 class Site(Base):
@@ -201,12 +214,15 @@ class Allocation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
     protocol_id: Mapped[str] = mapped_column(String(32))
-    position: Mapped[int] = mapped_column(Integer)
+    # Deferred: site roles may not read where in the sequence a patient fell, nor the
+    # minimization scores (column privileges on PostgreSQL), so nothing loads them unasked.
+    # A change that replaces one unread is audited with the stored value (audit.remember_replaced).
+    position: Mapped[int] = mapped_column(Integer, deferred=True)
     arm: Mapped[str] = mapped_column(String(32))
     method: Mapped[str] = mapped_column(String(32))
     stratum: Mapped[str | None] = mapped_column(String(200))
     factors: Mapped[dict[str, Any]]
-    detail: Mapped[dict[str, Any]]
+    detail: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     # Assigned (non-randomized) designs: why this arm (MDT decision, patient preference, other).
     basis: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)

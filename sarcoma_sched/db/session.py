@@ -16,7 +16,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.sql.elements import TextClause
 
-from sarcoma_sched.db.audit import ACTION_KEY, ACTOR_KEY, SERVER_AUDIT_KEY, record_flush
+from sarcoma_sched.db.audit import (
+    ACTION_KEY,
+    ACTOR_KEY,
+    SERVER_AUDIT_KEY,
+    record_flush,
+    remember_replaced,
+)
 from sarcoma_sched.db.engine import (
     BUSY_TIMEOUT_MS,
     make_engine,
@@ -43,6 +49,12 @@ BUSY_RETRIES = 2
 
 class AuditedSession(Session):
     """A session whose flushes append to the audit log (see ``sarcoma_sched.db.audit``)."""
+
+
+@event.listens_for(AuditedSession, "before_flush")
+def _audit_before_flush(session: Session, _context: object, _instances: object) -> None:
+    if not session.info.get(SERVER_AUDIT_KEY):
+        remember_replaced(session)
 
 
 @event.listens_for(AuditedSession, "after_flush")
@@ -114,6 +126,7 @@ class Database:
         self._write = sessionmaker(self._writer, class_=AuditedSession, expire_on_commit=False)
         self._schema_checked = not check_schema
         self._wrote = False
+        self._user_checked = False
 
     @property
     def backend(self) -> str:
@@ -136,6 +149,7 @@ class Database:
         self._ensure_schema()
         session = self._read()
         try:
+            self._check_user(session)
             yield session
         except DBAPIError as exc:
             refusal = server_refusal(exc)
@@ -146,6 +160,19 @@ class Database:
             # close() rolls the connection back without expiring what was read, so results
             # stay usable after the block.
             session.close()
+
+    def _check_user(self, session: Session) -> None:
+        # A read names no actor, but a --user that is not the login is a mistake (or a lie)
+        # either way: refuse it on reads as writes do, once per Database.
+        if self.user is None or self.backend != "postgresql" or self._user_checked:
+            return
+        login = session.execute(text("SELECT session_user")).scalar_one()
+        if self.user != login:
+            raise ActorMismatch(
+                f"--user {self.user} is not the PostgreSQL login {login}: on PostgreSQL you "
+                "act under your own login"
+            )
+        self._user_checked = True
 
     @contextmanager
     def write(self, actor: str, action: str) -> Iterator[Session]:

@@ -13,10 +13,14 @@ __all__ = [
     "Allocation",
     "AssignedAllocation",
     "BlockAllocation",
+    "ConcealedAllocation",
     "Factor",
     "FixedAllocation",
     "MinimizationAllocation",
     "SimulationWeights",
+    "conceal",
+    "factor_fields",
+    "is_randomized",
 ]
 
 # Enrolling site is a stratification factor without being a screening field.
@@ -73,7 +77,56 @@ class MinimizationAllocation(Model):
     simulation: SimulationWeights | None = None
 
 
+class ConcealedAllocation(Model):
+    """A randomized method as the people who must not predict it read it: the design, the
+    ratio and the factors a coordinator enters, without block sizes, probability or weights.
+
+    Never written in a protocol file: the database derives it from the registered source for
+    roles that may not read that source (coordinators, monitors), and the server draws with
+    the full method. ``protocol_hash`` is the full definition's content hash, so a plan made
+    from the concealed view names the same protocol as one made from the source.
+    """
+
+    method: Literal["concealed"]
+    design: Literal["stratified_blocks", "minimization"]
+    ratio: dict[str, PositiveInt]
+    factors: list[str] = Field(default_factory=list)
+    protocol_hash: str
+
+
 Allocation = Annotated[
-    FixedAllocation | AssignedAllocation | BlockAllocation | MinimizationAllocation,
+    FixedAllocation
+    | AssignedAllocation
+    | BlockAllocation
+    | MinimizationAllocation
+    | ConcealedAllocation,
     Field(discriminator="method"),
 ]
+
+
+def is_randomized(allocation: object) -> bool:
+    return isinstance(allocation, BlockAllocation | MinimizationAllocation | ConcealedAllocation)
+
+
+def factor_fields(allocation: object) -> list[str]:
+    """The factor fields a method reads: block strata or minimization factors, in order."""
+    if isinstance(allocation, BlockAllocation):
+        return list(allocation.strata)
+    if isinstance(allocation, MinimizationAllocation):
+        return [f.field for f in allocation.factors]
+    if isinstance(allocation, ConcealedAllocation):
+        return list(allocation.factors)
+    return []
+
+
+def conceal(allocation: object, protocol_hash: str) -> dict[str, object] | None:
+    """The concealed form of a randomized method (None for a method with nothing to hide)."""
+    if not isinstance(allocation, BlockAllocation | MinimizationAllocation):
+        return None
+    return {
+        "method": "concealed",
+        "design": allocation.method,
+        "ratio": dict(allocation.ratio),
+        "factors": factor_fields(allocation),
+        "protocol_hash": protocol_hash,
+    }

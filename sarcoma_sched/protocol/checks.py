@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     BlockAllocation,
+    ConcealedAllocation,
     FixedAllocation,
     MinimizationAllocation,
 )
@@ -333,7 +334,10 @@ def _check_allocation(protocol: Protocol) -> Found:
             "allocation.method",
             f"a single_arm design allocates with 'fixed', not {alloc.method!r}",
         )
-    if isinstance(alloc, BlockAllocation | MinimizationAllocation):
+    if isinstance(alloc, ConcealedAllocation):
+        for i, name in enumerate(alloc.factors):
+            yield from _check_factor(protocol, name, f"allocation.factors[{i}]")
+    if isinstance(alloc, BlockAllocation | MinimizationAllocation | ConcealedAllocation):
         for arm in alloc.ratio:
             if arm not in arm_ids:
                 yield f"allocation.ratio.{arm}", f"unknown arm {arm!r} (arms: {', '.join(arm_ids)})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sarcoma_sched.protocol.allocation import (
     AssignedAllocation,
     BlockAllocation,
+    ConcealedAllocation,
     FixedAllocation,
     MinimizationAllocation,
 )
@@ -97,6 +98,13 @@ def describe_allocation(protocol: Protocol) -> str:
         )
     ratio = ":".join(str(v) for v in a.ratio.values())
     arms = ":".join(a.ratio)
+    if isinstance(a, ConcealedAllocation):
+        design = "stratified permuted blocks" if a.design == "stratified_blocks" else "minimization"
+        factors = ", ".join(a.factors) or "none"
+        return (
+            f"{design}, drawn by the server — ratio {arms} = {ratio}; factors: {factors}; "
+            "its parameters are concealed from your role"
+        )
     if isinstance(a, BlockAllocation):
         strata = " × ".join(a.strata) if a.strata else "none"
         sizes = ", ".join(str(n) for n in a.block_sizes)

@@ -57,6 +57,19 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError([toml_syntax_problem(source, exc)]) from None
+    allocation = data.get("allocation")
+    if isinstance(allocation, dict) and allocation.get("method") == "concealed":
+        # Only the database writes that view, for roles that may not read the method itself.
+        raise ProtocolError(
+            [
+                Problem(
+                    source,
+                    "allocation.method",
+                    "'concealed' is not a method: name the method (fixed, assigned, "
+                    "stratified_blocks, minimization)",
+                )
+            ]
+        )
     return validate_protocol(data, source)
 
 

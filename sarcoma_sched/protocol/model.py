@@ -8,7 +8,7 @@ from functools import cached_property
 
 from pydantic import Field, model_validator
 
-from sarcoma_sched.protocol.allocation import Allocation
+from sarcoma_sched.protocol.allocation import Allocation, ConcealedAllocation
 from sarcoma_sched.protocol.base import Model
 from sarcoma_sched.protocol.schedule import Arm
 from sarcoma_sched.protocol.screening import Criterion, ScreeningField
@@ -64,6 +64,9 @@ class Protocol(Model):
 
     @cached_property
     def content_hash(self) -> str:
+        # A site role's concealed view stands for the full definition it was derived from.
+        if isinstance(self.allocation, ConcealedAllocation):
+            return self.allocation.protocol_hash
         return "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     def arm(self, arm_id: str) -> Arm:

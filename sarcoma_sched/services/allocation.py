@@ -41,8 +41,8 @@ from sarcoma_sched.errors import Conflict, IneligibleError, SecretError
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     AssignedAllocation,
-    BlockAllocation,
-    MinimizationAllocation,
+    ConcealedAllocation,
+    is_randomized,
 )
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.capacity import site_capacity
@@ -50,6 +50,7 @@ from sarcoma_sched.services.enrollment import enroll_in, latest_screening
 from sarcoma_sched.services.lookups import (
     current_protocol,
     find_patient,
+    may_read,
     protocol_version,
     site_calendar,
 )
@@ -77,7 +78,8 @@ class AllocationOutcome:
     protocol_id: str
     site_code: str
     arm: str
-    position: int
+    # None when the server drew: where in the sequence a patient fell is not a site's to know.
+    position: int | None
     method: str
     stratum: str | None
     allocation_date: dt.date
@@ -86,7 +88,7 @@ class AllocationOutcome:
 
 
 def needs_secret(protocol: Protocol) -> bool:
-    return isinstance(protocol.allocation, BlockAllocation | MinimizationAllocation)
+    return is_randomized(protocol.allocation)
 
 
 def trial_stream(protocol: Protocol, secret: bytes | None) -> DrawStream:
@@ -155,25 +157,13 @@ def init_server_secret(
 
 
 def _server_draw(
-    session: Session,
-    patient: Patient,
-    protocol: Protocol,
-    factors: dict[str, str],
-    allocation_date: dt.date,
+    session: Session, patient: Patient, factors: dict[str, str], allocation_date: dt.date
 ) -> dict[str, Any]:
     session.flush()  # the enrolment, if this call made it, before the server reads
+    # The server reads the method from the patient's protocol version, never from the caller.
     drawn = session.scalar(
-        text(
-            "SELECT sarcoma_allocate(:patient, CAST(:method AS jsonb), :arms, "
-            "CAST(:factors AS jsonb), :day)"
-        ),
-        {
-            "patient": patient.id,
-            "method": json.dumps(protocol.allocation.model_dump(mode="json")),
-            "arms": [a.id for a in protocol.arms],
-            "factors": json.dumps(factors),
-            "day": allocation_date,
-        },
+        text("SELECT sarcoma_allocate(:patient, CAST(:factors AS jsonb), :day)"),
+        {"patient": patient.id, "factors": json.dumps(factors), "day": allocation_date},
     )
     return dict(drawn)
 
@@ -272,12 +262,21 @@ def allocate_patient(
         if needs_secret(protocol) and server_holds_secret(session, protocol.id):
             # PostgreSQL with `access setup`: the server draws from the whole history, which
             # the coordinator's row-level security hides, with a key no site role can read.
-            drawn = _server_draw(session, patient, protocol, factors, allocation_date)
-            arm_drawn, position, stratum = drawn["arm"], int(drawn["position"]), drawn["stratum"]
+            drawn = _server_draw(session, patient, factors, allocation_date)
+            arm_drawn, position, stratum = drawn["arm"], None, drawn["stratum"]
+        elif isinstance(method, ConcealedAllocation):
+            raise Conflict(
+                f"{protocol.id} is randomized and its method is concealed from your role, but "
+                "the server holds no secret for it yet: a statistician runs "
+                f"`sarcoma-sched allocation init-secret --server {protocol.id}`"
+            )
         else:
             if needs_secret(protocol):
                 commit_key(session, protocol.id, secret)
-            past = history(session, protocol.id)
+            # A site role may not read the sequence; the server's trigger numbers the row
+            # (only fixed and assigned arms are written by a client once access is set up).
+            numbered_here = may_read(session, "allocations", "position")
+            past = history(session, protocol.id) if numbered_here else []
             position = len(past) + 1
             decision = allocate(
                 method,
@@ -293,7 +292,7 @@ def allocate_patient(
                 Allocation(
                     patient_id=patient.id,
                     protocol_id=protocol.id,
-                    position=position,
+                    position=position if numbered_here else 0,
                     arm=decision.arm,
                     method=method.method,
                     stratum=decision.stratum,
@@ -307,6 +306,8 @@ def allocate_patient(
                     allocated_by=actor,
                 )
             )
+            if not numbered_here:
+                position = None
         plan = plan_arm(
             protocol,
             arm_drawn,
@@ -324,7 +325,7 @@ def allocate_patient(
             site_code=patient.site_code,
             arm=arm_drawn,
             position=position,
-            method=method.method,
+            method=method.design if isinstance(method, ConcealedAllocation) else method.method,
             stratum=stratum,
             allocation_date=allocation_date,
             events=[

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from sarcoma_sched.allocation import replay, replay_decisions
 from sarcoma_sched.allocation.secret import key_fingerprint
@@ -92,6 +93,7 @@ def reveal_sequence(
         protocol = current_protocol(session, protocol_id).protocol
         rows = session.execute(
             select(Allocation, Patient.study_id, Patient.site_code)
+            .options(undefer(Allocation.position))
             .join(Patient, Patient.id == Allocation.patient_id)
             .where(Allocation.protocol_id == protocol.id)
             .order_by(Allocation.position)

@@ -25,9 +25,10 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.audit import AuditReport, verify
-from sarcoma_sched.db.models import AuditEntry, AuditHead, ProtocolVersion
+from sarcoma_sched.db.models import AuditEntry, AuditHead, ProtocolDefinition, ProtocolVersion
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import InputError, SarcomaSchedError
+from sarcoma_sched.protocol.concealment import server_allocation, site_definition
 
 __all__ = ["ANCHOR_FORMAT", "Anchor", "read_anchor", "take_anchor", "verify_audit"]
 
@@ -126,9 +127,7 @@ def read_anchor(path: Path | str) -> Anchor:
     except ValueError:
         raise InputError(f"{path}: entry_digests: not base64") from None
     if seq < 0 or len(digests) != seq * _PREFIX:
-        raise InputError(
-            f"{path}: entry_digests: {len(digests) // _PREFIX} digests for seq {seq}"
-        )
+        raise InputError(f"{path}: entry_digests: {len(digests) // _PREFIX} digests for seq {seq}")
     return Anchor(seq, digest, data["at"], str(data.get("database", "")), digests)
 
 
@@ -175,19 +174,38 @@ def _protocol_sources(session: Session) -> list[str]:
             ProtocolVersion.content_hash,
             ProtocolVersion.source,
             ProtocolVersion.source_name,
-        ).order_by(ProtocolVersion.id)
+            ProtocolDefinition.site_definition,
+            ProtocolDefinition.allocation,
+        )
+        .outerjoin(ProtocolDefinition, ProtocolDefinition.version_id == ProtocolVersion.id)
+        .order_by(ProtocolVersion.id)
     )
     for row in rows:
         where = f"protocol_versions {row.id} ({row.protocol_id})"
         try:
-            actual = parse_protocol(row.source, row.source_name).content_hash
+            protocol = parse_protocol(row.source, row.source_name)
         except ProtocolError:
             problems.append(f"{where}: its stored source no longer validates")
             continue
+        actual = protocol.content_hash
         if actual != row.content_hash:
             problems.append(
                 f"{where}: its source hashes to {actual[:19]}, not the stored "
                 f"{row.content_hash[:19]} (the source was rewritten)"
+            )
+        # What site roles read and what the server draws with, derived again from the source.
+        if row.site_definition is None:
+            problems.append(f"{where}: has no derived definition (protocol_definitions)")
+            continue
+        if row.allocation != server_allocation(protocol):
+            problems.append(
+                f"{where}: the method the server draws with is not its source's "
+                "(protocol_definitions.allocation was rewritten)"
+            )
+        if row.site_definition != site_definition(protocol):
+            problems.append(
+                f"{where}: the definition site roles read is not its source's "
+                "(protocol_definitions.site_definition was rewritten)"
             )
     return problems
 

@@ -11,12 +11,19 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar import SiteCalendar
-from sarcoma_sched.db.models import Patient, ProtocolVersion, Site, SiteClosure
+from sarcoma_sched.db.models import (
+    Patient,
+    ProtocolDefinition,
+    ProtocolVersion,
+    Site,
+    SiteClosure,
+)
 from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.protocol.concealment import parse_site_definition
 from sarcoma_sched.protocol.loader import parse_protocol
 from sarcoma_sched.protocol.model import Protocol
 
@@ -25,6 +32,7 @@ __all__ = [
     "current_protocol",
     "find_patient",
     "get_site",
+    "may_read",
     "protocol_version",
     "site_calendar",
 ]
@@ -82,30 +90,66 @@ class StoredProtocol:
 
 def current_protocol(session: Session, protocol_id: str) -> StoredProtocol:
     """The newest stored version of a protocol: what new screenings use."""
-    row = session.scalars(
-        select(ProtocolVersion)
+    row = session.scalar(
+        select(ProtocolVersion.id)
         .where(ProtocolVersion.protocol_id == protocol_id.upper())
         .order_by(ProtocolVersion.id.desc())
         .limit(1)
-    ).first()
+    )
     if row is None:
         known = ", ".join(session.scalars(select(ProtocolVersion.protocol_id).distinct()))
         raise NotFound(
             f"protocol {protocol_id!r} is not in the database (loaded: {known or 'none'}; "
             "run `sarcoma-sched init`)"
         )
-    return protocol_version(session, row.id)
+    return protocol_version(session, row)
 
 
 def protocol_version(session: Session, version_id: int) -> StoredProtocol:
-    """A stored version, parsed from the exact source it was loaded from."""
-    row = session.get(ProtocolVersion, version_id)
-    if row is None:
+    """A stored version, parsed from the exact source it was loaded from, or, for a role that
+    may not read the source, from its concealed definition (``protocol.concealment``)."""
+    if may_read(session, "protocol_versions", "source"):
+        row = session.execute(
+            select(ProtocolVersion.source, ProtocolVersion.source_name).where(
+                ProtocolVersion.id == version_id
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"protocol version {version_id} does not exist")
+        return StoredProtocol(version_id, _parse(row.source, row.source_name))
+    view = session.execute(
+        select(ProtocolDefinition.site_definition, ProtocolVersion.source_name)
+        .join(ProtocolVersion, ProtocolVersion.id == ProtocolDefinition.version_id)
+        .where(ProtocolDefinition.version_id == version_id)
+    ).first()
+    if view is None:
         raise NotFound(f"protocol version {version_id} does not exist")
-    return StoredProtocol(version_id, _parse(row.source, row.source_name))
+    return StoredProtocol(version_id, _parse_site(view.site_definition, view.source_name))
+
+
+def may_read(session: Session, table: str, column: str) -> bool:
+    """Whether the login may read ``table.column``: always on SQLite; on PostgreSQL, as its
+    column privileges say (a site role may not read a protocol's source or where in the
+    allocation sequence a patient fell). Asked once per session."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    cache: dict[tuple[str, str], bool] = session.info.setdefault("sarcoma_may_read", {})
+    key = (table, column)
+    if key not in cache:
+        cache[key] = bool(
+            session.scalar(
+                text("SELECT has_column_privilege(:t, :c, 'SELECT')"), {"t": table, "c": column}
+            )
+        )
+    return cache[key]
 
 
 @lru_cache(maxsize=32)
 def _parse(source: str, name: str) -> Protocol:
     # Parsing and validating a protocol costs milliseconds; every allocation needs one.
     return parse_protocol(source, source=name)
+
+
+@lru_cache(maxsize=32)
+def _parse_site(definition: str, name: str) -> Protocol:
+    return parse_site_definition(definition, name)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.db.models import Installation, ProtocolVersion, Site
+from sarcoma_sched.db.models import Installation, ProtocolDefinition, ProtocolVersion, Site
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.protocol.concealment import server_allocation, site_definition
 from sarcoma_sched.protocol.loader import LoadedProtocol
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.vocabulary import DatabasePurpose
@@ -64,15 +65,22 @@ def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -
                 )
             )
             if known is None:
+                version = ProtocolVersion(
+                    protocol_id=protocol.id,
+                    version=protocol.version,
+                    content_hash=protocol.content_hash,
+                    source_name=item.path.name if item.path else f"{protocol.id}.toml",
+                    source=item.source,
+                    loaded_at=utc_now(),
+                    loaded_by=actor,
+                )
+                session.add(version)
+                session.flush()
                 session.add(
-                    ProtocolVersion(
-                        protocol_id=protocol.id,
-                        version=protocol.version,
-                        content_hash=protocol.content_hash,
-                        source_name=item.path.name if item.path else f"{protocol.id}.toml",
-                        source=item.source,
-                        loaded_at=utc_now(),
-                        loaded_by=actor,
+                    ProtocolDefinition(
+                        version_id=version.id,
+                        site_definition=site_definition(protocol),
+                        allocation=server_allocation(protocol),
                     )
                 )
             _add_missing_sites(session, protocol)

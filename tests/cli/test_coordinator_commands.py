@@ -396,9 +396,9 @@ def test_a_correction_replaces_the_record_and_the_audit_log_keeps_what_it_replac
     assert after["ai.1"].history == ("done", tuple(right + n * DAY for n in range(5)), right)
     # The code leaves the database; the words stay in it, as the note.
     assert after["ai.1"].reason == "data_error"
-    assert query(
-        db, "SELECT note FROM scheduled_events WHERE note LIKE 'corrected:%'"
-    ) == [("corrected: typed the wrong day",)]
+    assert query(db, "SELECT note FROM scheduled_events WHERE note LIKE 'corrected:%'") == [
+        ("corrected: typed the wrong day",)
+    ]
     assert after["ai.2"].target == right + AI_CYCLE
 
     [(row_id,)] = query(

@@ -23,7 +23,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.integration.access_fixtures import FIELDS, PROTOCOL, World, access_world, days
+from tests.integration.access_fixtures import (
+    FIELDS,
+    OTHER,
+    OWN,
+    PROTOCOL,
+    World,
+    access_world,
+    days,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -98,7 +106,7 @@ P1, B1 = "PKUIH-NATARS-R-0001", "BJFH-NATARS-R-0001"
 ALL_TIME = ("--from", "{past}", "--to", "{future}")
 NO_PATIENT = "no patient with study id or screening number"
 DENIED = "refused by the database: permission denied"
-NO_SCHEMA = "has no sarcoma-sched schema"  # a login without USAGE on the schema (see report)
+NO_SCHEMA = "may not use the sarcoma-sched schema"  # a login without USAGE on the schema
 
 CLI_CELLS = [
     # Coordinator at PKUIH: everything for its own site's patients, nothing for BJFH's.
@@ -330,6 +338,14 @@ CLI_CELLS = [
         "writes under another --user",
         "own",
         ("--user", "someone_else", *SCREEN, "PKUIH", "{fields}"),
+        "refused",
+        says="is not the PostgreSQL login",
+    ),
+    Cli(
+        "coord_a",
+        "reads under another --user",
+        "own",
+        ("--user", "someone_else", "schedule", "{p1}"),
         "refused",
         says="is not the PostgreSQL login",
     ),
@@ -928,7 +944,46 @@ ACTIONS = {
             None,
         ),
     ),
+    # What would let a site predict the next arm (issue 19, item 6): the protocol's source with
+    # its minimization probability, each allocation's place in the sequence and its scores, the
+    # method the server draws with. A site role reads the concealed definition instead.
+    "select_source": Sql(
+        "reads protocol sources", "", "count", _fixed("SELECT count(source) FROM protocol_versions")
+    ),
+    "select_position": Sql(
+        "reads allocation positions",
+        "",
+        "count",
+        _fixed("SELECT count(position) FROM allocations"),
+    ),
+    "select_detail": Sql(
+        "reads allocation scores", "", "count", _fixed("SELECT count(detail) FROM allocations")
+    ),
+    "select_draw_method": Sql(
+        "reads the method the server draws with",
+        "",
+        "count",
+        _fixed("SELECT count(allocation) FROM protocol_definitions"),
+    ),
+    "select_site_definition": Sql(
+        "reads the concealed protocol definition",
+        "",
+        "count",
+        _fixed("SELECT count(site_definition) FROM protocol_definitions"),
+    ),
+    # The draw once took the method from its caller: a coordinator could ask for p = 1.
+    "draw_with_own_method": Sql(
+        "draws with a method of its own choosing",
+        "own",
+        "value",
+        lambda w: (
+            'SELECT sarcoma_allocate(%s, \'{"method": "minimization", "probability": 1.0}\''
+            "::jsonb, ARRAY['SURGERY_ONLY', 'NEOADJUVANT'], '{}'::jsonb, current_date)",
+            (w.ids["p5"],),
+        ),
+    ),
 }
+
 
 # Outcomes: "all" (sees every such row: the superuser's count, > 0), "some" (wrote a row; rolled
 # back), "none" (no error, nothing seen or touched: row-level security), "denied" (the server
@@ -951,6 +1006,22 @@ GUARD_HOLE = (
 )
 KNOWN_HOLES: dict[tuple[str, str], str] = {}  # the guard hole is closed
 
+
+_SITE_CONCEALED = {
+    "select_source": PERM,
+    "select_position": PERM,
+    "select_detail": PERM,
+    "select_draw_method": PERM,
+    "select_site_definition": "all",
+    "draw_with_own_method": HIDDEN,
+}
+_CENTRAL_READS = {
+    **dict.fromkeys(
+        ("select_source", "select_position", "select_detail", "select_draw_method"), "all"
+    ),
+    "select_site_definition": "all",
+    "draw_with_own_method": HIDDEN,
+}
 
 _COMMON_DENIED = {
     "select_secrets": PERM,
@@ -988,6 +1059,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "select_audit": PERM,
         "grant_function": PERM,
         **_COMMON_DENIED,
+        **_SITE_CONCEALED,
     },
     "monitor": {
         "select_patients_own": "all",
@@ -1003,6 +1075,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "select_audit": PERM,
         "grant_function": PERM,
         **_COMMON_DENIED,
+        **_SITE_CONCEALED,
     },
     "dm": {
         "select_patients_own": "all",
@@ -1032,6 +1105,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "select_audit": "all",
         "grant_function": PERM,
         **_COMMON_DENIED,
+        **_CENTRAL_READS,
     },
     "stat": {
         "select_patients_own": "all",
@@ -1047,6 +1121,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "select_audit": "all",
         "grant_function": PERM,
         **_COMMON_DENIED,
+        **_CENTRAL_READS,
     },
     "admin": {
         "select_patients_own": "all",
@@ -1062,6 +1137,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "select_audit": "all",
         "grant_function": "some",
         **_COMMON_DENIED,
+        **_CENTRAL_READS,
     },
     # Without USAGE on the schema, search_path skips it: nothing in it even has a name; named
     # with its schema, a table is refused outright.
@@ -1144,6 +1220,106 @@ def test_raw_sql(world: World, who: str, action: str, expected: str) -> None:
 
 def _at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
+
+
+def test_a_site_reads_the_protocol_without_what_predicts_the_next_arm(world: World) -> None:
+    """A coordinator and a monitor read NATARS-R as design, ratio and factors: no probability,
+    no weights, no positions, whether from the command line or from SQL. The statistician reads
+    it all."""
+    for who in ("coord_a", "monitor"):
+        login = world.logins[who]
+        with world.connect(login) as conn:
+            (definition,) = conn.execute(
+                "SELECT d.site_definition FROM protocol_definitions d JOIN protocol_versions v "
+                "ON v.id = d.version_id WHERE v.protocol_id = %s",
+                (PROTOCOL,),
+            ).fetchone()
+        allocation = json.loads(definition)["allocation"]
+        assert allocation["method"] == "concealed", allocation
+        assert allocation["design"] == "minimization"
+        assert allocation["factors"] == ["histology", "site"]
+        assert not {"probability", "weight", "block_sizes", "imbalance"} & set(
+            json.dumps(allocation).replace('"', " ").split()
+        ), allocation
+        listed = json.loads(
+            world.ok(login, "allocation", "list", PROTOCOL, "--format", "json").stdout
+        )
+        assert listed and all(row["position"] is None for row in listed), listed
+    stat = world.logins["stat"]
+    listed = json.loads(world.ok(stat, "allocation", "list", PROTOCOL, "--format", "json").stdout)
+    assert [row["position"] for row in listed] == list(range(1, len(listed) + 1))
+
+
+def test_a_coordinator_cannot_steer_the_draw_through_its_factors(world: World) -> None:
+    """The server draws with the method of the patient's protocol version and checks the factors
+    it is given: none missing, none extra, the site the patient's own."""
+    before = world.fingerprint()
+    key = "p5"
+    screening, version = world.admin(
+        "SELECT s.id, s.protocol_version_id FROM screenings s WHERE s.patient_id = %s "
+        "ORDER BY s.id DESC LIMIT 1",
+        (world.ids[key],),
+    )[0]
+    attempts = {
+        "another site": {"histology": "DDLPS", "site": OTHER},
+        "a factor missing": {"site": OWN},
+        "a factor added": {"histology": "DDLPS", "site": OWN, "sex": "F"},
+    }
+    for what, factors in attempts.items():
+        with world.connect(world.logins["coord_a"]) as conn:
+            conn.execute(
+                "INSERT INTO enrollments (patient_id, protocol_version_id, screening_id, "
+                "consent_date, enrolled_at, enrolled_by) VALUES (%s, %s, %s, current_date, "
+                "now(), session_user)",
+                (world.ids[key], version, screening),
+            )
+            with pytest.raises(psycopg.Error) as refused:
+                conn.execute(
+                    "SELECT sarcoma_allocate(%s, %s::jsonb, current_date)",
+                    (world.ids[key], json.dumps(factors)),
+                )
+            conn.rollback()
+        message = refused.value.diag.message_primary or ""
+        assert "factor" in message, (what, message)
+    assert world.fingerprint() == before
+
+
+def test_coordinators_at_two_sites_allocate_an_assigned_trial(world: World) -> None:
+    """Neither site sees the other's allocations, nor any position: the server numbers each one,
+    so the second site's allocation does not collide with the first's."""
+    positions = []
+    for who, site in (("coord_a", OWN), ("coord_b", OTHER)):
+        login = world.logins[who]
+        world.ok(login, "screen", "NATARS", "--site", site, "--date", days(-30), *FIELDS)
+        number = world.scalar(
+            "SELECT screening_number FROM patients WHERE site_code = %s AND protocol_id = "
+            "'NATARS' ORDER BY id DESC LIMIT 1",
+            (site,),
+        )
+        done = world.ok(
+            login,
+            "allocate",
+            number,
+            "--consent-date",
+            days(-29),
+            "--date",
+            days(-28),
+            "--arm",
+            "SURGERY_ONLY",
+            "--basis",
+            "mdt_decision",
+            "--reason",
+            "MDT",
+        )
+        assert "position" not in done.stdout, done.stdout
+        positions.append(
+            world.scalar(
+                "SELECT a.position FROM allocations a JOIN patients p ON p.id = a.patient_id "
+                "WHERE p.screening_number = %s",
+                (number,),
+            )
+        )
+    assert positions == [1, 2]
 
 
 def test_audit_actors_are_logins_and_times_are_the_servers(world: World) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import undefer
 
 from sarcoma_sched.db.audit import verify
 from sarcoma_sched.db.models import (
@@ -393,7 +394,9 @@ def test_a_blocks_trial_stores_nothing_that_reveals_the_rest_of_a_block(database
             secret=SECRET,
         )
     with database.read() as session:
-        stored = session.scalars(select(Allocation).order_by(Allocation.position)).all()
+        stored = session.scalars(
+            select(Allocation).options(undefer(Allocation.detail)).order_by(Allocation.position)
+        ).all()
         log = " ".join(session.scalars(select(AuditEntry.change)))
     for row in stored:
         assert row.method == "stratified_blocks"

@@ -37,11 +37,13 @@ from sarcoma_sched.db.models import (
     AuditEntry,
     AuditHead,
     Patient,
+    ProtocolDefinition,
     ProtocolVersion,
 )
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import UtcDateTime
 from sarcoma_sched.errors import InputError
+from sarcoma_sched.protocol.concealment import server_allocation, site_definition
 from sarcoma_sched.protocol.loader import parse_protocol
 from sarcoma_sched.services.allocation import allocate_patient
 from sarcoma_sched.services.audit import Anchor, read_anchor, take_anchor, verify_audit
@@ -415,6 +417,15 @@ def test_a_protocol_rewritten_to_deterministic_allocation_is_caught_by_the_ancho
             .where(ProtocolVersion.id == version_id)
             .values(source=source, content_hash=new_hash)
         )
+        # And what the server draws with and site roles read, derived from the new source.
+        conn.execute(
+            update(ProtocolDefinition)
+            .where(ProtocolDefinition.version_id == version_id)
+            .values(
+                site_definition=site_definition(rewritten),
+                allocation=server_allocation(rewritten),
+            )
+        )
 
     def log(entries: list[Entry]) -> list[Entry]:
         return [
@@ -463,11 +474,19 @@ def test_a_lazily_rewritten_protocol_source_is_caught_without_the_anchor(trial, 
         f"protocol_versions {version_id}: differs from its last audit entry in source "
         "(changed behind the engine)"
     )
-    assert problems == ([content] if entries_too else [row, content])
+    # The definitions derived from the registered source no longer match the rewritten one.
+    derived = [
+        f"protocol_versions {version_id} (NATARS-R): the method the server draws with is not "
+        "its source's (protocol_definitions.allocation was rewritten)",
+        f"protocol_versions {version_id} (NATARS-R): the definition site roles read is not "
+        "its source's (protocol_definitions.site_definition was rewritten)",
+    ]
+    content = [content, *derived]
+    assert problems == (content if entries_too else [row, *content])
     anchored = verify_audit(db, anchor).problems
     if entries_too:
         first = _seq_of(_entries(db), "protocol_versions", version_id)
-        assert anchored == [_altered(anchor, first), content]
+        assert anchored == [_altered(anchor, first), *content]
     else:
         # The log itself is untouched: the anchor agrees, the row and hash checks do not.
         assert anchored == problems

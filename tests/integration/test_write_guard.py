@@ -36,9 +36,7 @@ def _verified(database) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", list(WRITES))
-def test_every_write_that_bypasses_the_audit_log_is_refused_on_every_audited_table(
-    database, kind
-):
+def test_every_write_that_bypasses_the_audit_log_is_refused_on_every_audited_table(database, kind):
     before = dump(database.url)
     for name in [*AUDITED, "audit_log", "audit_head"]:
         table = AUDITED[name].__table__ if name in AUDITED else None

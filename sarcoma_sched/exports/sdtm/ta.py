@@ -8,8 +8,7 @@ from sarcoma_sched.exports.sdtm.common import Row, text
 from sarcoma_sched.exports.sdtm.te import Elements
 from sarcoma_sched.protocol.allocation import (
     AssignedAllocation,
-    BlockAllocation,
-    MinimizationAllocation,
+    is_randomized,
 )
 from sarcoma_sched.protocol.model import Protocol
 
@@ -25,7 +24,7 @@ def rows(protocol: Protocol, arms: Mapping[str, str], built: Elements) -> list[R
             branch = ""
             # The branch sits on the element at whose end the arms part (SDTMIG TABRANCH).
             if order == 1 and len(protocol.arms) > 1:
-                if isinstance(a, BlockAllocation | MinimizationAllocation):
+                if is_randomized(a):
                     branch = f"Randomized to {text(arm.label, arm.id)}"
                 elif isinstance(a, AssignedAllocation):
                     branch = f"Assigned to {text(arm.label, arm.id)} ({', '.join(a.bases)})"

@@ -13,9 +13,9 @@ from typing import Any
 
 from sarcoma_sched.exports.sdtm.common import Row, text
 from sarcoma_sched.protocol.allocation import (
-    BlockAllocation,
     FixedAllocation,
-    MinimizationAllocation,
+    factor_fields,
+    is_randomized,
 )
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.screening import (
@@ -73,7 +73,7 @@ TSPARM = {
 def rows(protocol: Protocol) -> list[Row]:
     s = protocol.study
     a = protocol.allocation
-    randomized = isinstance(a, BlockAllocation | MinimizationAllocation)
+    randomized = is_randomized(a)
     params: list[tuple[str, str, str, str, str]] = []  # code, value, null flavour, CT code, ref
 
     def add(code: str, value: Any = "", nf: str = "", ct: str = "", ref: str = "") -> None:
@@ -141,12 +141,7 @@ def rows(protocol: Protocol) -> list[Row]:
 
 
 def _stratification_factors(protocol: Protocol) -> list[str]:
-    a = protocol.allocation
-    if isinstance(a, MinimizationAllocation):
-        return [f.field for f in a.factors]
-    if isinstance(a, BlockAllocation):
-        return list(a.strata)
-    return []
+    return factor_fields(protocol.allocation)
 
 
 def _leaf_rules(rule: Rule) -> Iterator[Rule]:

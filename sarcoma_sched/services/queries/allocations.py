@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from sarcoma_sched.db.models import Allocation, Patient
-from sarcoma_sched.services.lookups import current_protocol
+from sarcoma_sched.services.lookups import current_protocol, may_read
 
 __all__ = ["ALLOCATION_COLUMNS", "allocation_listing"]
 
@@ -20,15 +20,22 @@ ALLOCATION_COLUMNS = ["position", "study_id", "site", "date", "stratum", "arm", 
 def allocation_listing(session: Session, protocol_id: str) -> list[dict[str, Any]]:
     """Every allocation of the trial in sequence order (raises NotFound for an unknown trial)."""
     protocol = current_protocol(session, protocol_id).protocol
-    result = session.execute(
+    # A site role may not read the positions (column privileges): its listing is in the order
+    # its own allocations were made, with no position.
+    numbered = may_read(session, "allocations", "position")
+    query = (
         select(Allocation, Patient.study_id, Patient.site_code)
         .join(Patient, Patient.id == Allocation.patient_id)
         .where(Allocation.protocol_id == protocol.id)
-        .order_by(Allocation.position)
-    ).all()
+    )
+    if numbered:
+        query = query.options(undefer(Allocation.position)).order_by(Allocation.position)
+    else:
+        query = query.order_by(Allocation.allocated_at, Allocation.id)
+    result = session.execute(query).all()
     return [
         {
-            "position": a.position,
+            "position": a.position if numbered else None,
             "study_id": study_id,
             "site": site,
             "date": a.allocation_date,

@@ -168,7 +168,7 @@ def consort_flow(session: Session, protocol_id: str) -> ConsortFlow:
     ):
         treatments.setdefault(row.patient_id, []).append(row)
 
-    for patient_id, a in sorted(allocated.items(), key=lambda item: item[1].position):
+    for patient_id, a in sorted(allocated.items(), key=lambda item: item[1].id):
         arm = arms.setdefault(a.arm, ArmFlow(a.arm, a.arm))
         arm.allocated += 1
         if a.method == "assigned":
