@@ -32,7 +32,9 @@ __all__ = [
     "RECORDABLE_STATUSES",
     "RESOURCE_NAMES",
     "SEXES",
+    "TENTATIVE_FLAGS",
     "TREATMENT_KINDS",
+    "UNSAFE_FLAGS",
     "WORKLOAD_KINDS",
     "CriterionStage",
     "DatabasePurpose",
@@ -42,6 +44,7 @@ __all__ = [
     "EventStatus",
     "FlagCode",
     "PatientStatus",
+    "PinPolicy",
     "ReasonCode",
     "Resource",
     "Sex",
@@ -125,6 +128,26 @@ class FlagCode(StrEnum):
 
     UNSATISFIABLE = "unsatisfiable"  # no day meets the window, the day rule and the constraints
     OVER_CAPACITY = "over_capacity"  # the site's capacity for its resource is used up that day
+    # A coordinator's date (reschedule) that a later re-plan made break a hard constraint,
+    # kept because the pin's policy says keep: exported TENTATIVE, never CONFIRMED.
+    PIN_BREAKS_CONSTRAINT = "pin_breaks_constraint"
+    # The same, released (the default policy): the event moved to the first valid day.
+    PIN_RELEASED = "pin_released"
+
+
+# Flags whose event's date breaks a hard rule: calendars show it TENTATIVE, with the reason.
+UNSAFE_FLAGS = frozenset({FlagCode.UNSATISFIABLE, FlagCode.PIN_BREAKS_CONSTRAINT})
+
+
+# Flags that leave a planned date in doubt: a hard rule broken, or no room on the day.
+TENTATIVE_FLAGS = UNSAFE_FLAGS | {FlagCode.OVER_CAPACITY}
+
+
+class PinPolicy(StrEnum):
+    """What a pinned date does when a re-plan makes it break a hard constraint."""
+
+    RELEASE = "release"  # move to the first valid day, say old -> new
+    KEEP = "keep"  # the date stands (a booked theatre), flagged pin_breaks_constraint
 
 
 class ViolationRule(StrEnum):

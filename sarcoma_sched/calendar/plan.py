@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sarcoma_sched.vocabulary import DeviationKind, EventStatus, FlagCode
+from sarcoma_sched.vocabulary import UNSAFE_FLAGS, DeviationKind, EventStatus, FlagCode
 
 __all__ = [
     "Actual",
@@ -43,6 +43,9 @@ class Pin:
 
     date: dt.date
     reason: str = ""
+    # A date that must stand even when a later re-plan makes it break a hard constraint
+    # (PinPolicy.KEEP); by default the planner releases such a pin to the first valid day.
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,9 @@ class PlannedEvent:
 
     @property
     def unsatisfiable(self) -> bool:
-        return any(f.code == FlagCode.UNSATISFIABLE for f in self.flags)
+        """Its date breaks a hard rule, said by a flag: no day in the window meets them all,
+        or a coordinator's date that must stand breaks one (``UNSAFE_FLAGS``)."""
+        return any(f.code in UNSAFE_FLAGS for f in self.flags)
 
     @property
     def fixed(self) -> bool:

@@ -24,7 +24,7 @@ import datetime as dt
 import threading
 from calendar import monthrange
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from sarcoma_sched.calendar.capacity import Capacity
@@ -37,13 +37,20 @@ from sarcoma_sched.calendar.plan import (
     Pin,
     Plan,
     PlannedEvent,
+    Violation,
     _planned_event,
 )
 from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.occurrences import occurrences as arm_occurrences
 from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef
-from sarcoma_sched.vocabulary import BOOKED_STATUSES, NOT_HAPPENED, EventStatus, FlagCode
+from sarcoma_sched.vocabulary import (
+    BOOKED_STATUSES,
+    NOT_HAPPENED,
+    EventStatus,
+    FlagCode,
+    ViolationRule,
+)
 
 __all__ = ["diff_plans", "plan_arm"]
 
@@ -77,6 +84,8 @@ def plan_arm(
 
             raise NotFound(f"arm {arm_id} has no event {unknown[0]!r} to record")
     violations = check_events(arm, events, allocation_date, calendar)
+    if violations:
+        events = _flag_unflagged(events, violations)
     warnings = _holiday_warnings(events, calendar)
     return Plan(
         protocol_id=protocol.id,
@@ -332,12 +341,11 @@ class _Planner:
             ):
                 values["days"] = (target,) if step.one_day else self._span_days(target, step)
             else:
-                values["days"], values["flags"] = self._choose(
-                    step, target, earliest, latest, actual, pin
-                )
+                days, flags = self._choose(step, target, earliest, latest, actual, pin)
+                values["days"], values["flags"] = days, flags
                 if actual is not None:
                     values["status"], values["reason"] = actual.status, actual.reason
-                elif pin is not None:
+                elif pin is not None and not _released(flags):
                     values["reason"], values["pinned"] = pin.reason, True
             values["anchor"] = anchor_id
             values["anchor_date"] = anchor_date
@@ -363,9 +371,7 @@ class _Planner:
             assert actual.date is not None
             days = actual.days or self._span_days(actual.date, step)
         elif pin is not None:
-            days = self._span_days(pin.date, step)
-            flags = self._pin_flags(step, days)
-            flags += self._capacity_flags(step, days)
+            days, flags = self._pinned(step, pin, target, earliest, latest)
         else:
             days, flags = self._search(step, target, earliest, latest)
         status = actual.status if actual is not None else _PLANNED
@@ -462,23 +468,47 @@ class _Planner:
                 return day
         return None
 
-    def _pin_flags(self, step: _Step, days: tuple[dt.date, ...]) -> tuple[Flag, ...]:
-        # The coordinator's date stands, but what it breaks (a hard constraint after a later
-        # delay upstream, a closure recorded since) is said out loud, never silently kept.
+    def _pinned(
+        self, step: _Step, pin: Pin, target: dt.date, earliest: dt.date, latest: dt.date
+    ) -> tuple[tuple[dt.date, ...], tuple[Flag, ...]]:
+        """A coordinator's date, unless a re-plan made it break a hard constraint (a delay
+        upstream, a closure recorded since): then, by default, the pin is released and the
+        event planned as if never pinned (the planner's own valid day), said so; with
+        ``pin.keep``, or when no day in the window is valid either, the date stands, flagged
+        (calendars show it TENTATIVE)."""
+        days = self._span_days(pin.date, step)
+        problems = self._pin_problems(step, days)
+        if not problems:
+            return days, self._capacity_flags(step, days)
+        if not pin.keep:
+            # Released, the event is planned as if it had never been pinned: where the next
+            # re-plan would put it too, so it does not move a second time unasked.
+            moved, flags = self._search(step, target, earliest, latest)
+            if not any(f.code == FlagCode.UNSATISFIABLE for f in flags):
+                message = (
+                    f"{step.occurrence_id} was rescheduled to {pin.date}, which now breaks: "
+                    + "; ".join(problems)
+                    + f"; the pin is released and it moves to {moved[0]}, the day the planner "
+                    "chooses"
+                )
+                return moved, (Flag(FlagCode.PIN_RELEASED, message), *flags)
+        why = "its pin policy is keep" if pin.keep else "no day in its window is valid either"
+        message = (
+            f"{step.occurrence_id} stays on {pin.date} ({why}), which breaks: "
+            + "; ".join(problems)
+            + "; reschedule it"
+        )
+        kept = Flag(FlagCode.PIN_BREAKS_CONSTRAINT, message)
+        return days, (kept, *self._capacity_flags(step, days))
+
+    def _pin_problems(self, step: _Step, days: tuple[dt.date, ...]) -> list[str]:
         problems = [text for _, text in self._constraint_problems(step, days)]
         # Only the first day can fall on a closed day: a working-day span is laid out from it
         # over working days.
         if step.working and not self.calendar.is_working_day(days[0]):
             why = self.calendar.why_not_working(days[0])
             problems.append(f"{days[0]} is not a working day at the site ({why})")
-        if not problems:
-            return ()
-        message = (
-            f"{step.occurrence_id} was rescheduled to {days[0]}, which breaks: "
-            + "; ".join(problems)
-            + "; reschedule it again"
-        )
-        return (Flag(FlagCode.UNSATISFIABLE, message),)
+        return problems
 
     def _shifted(self, day: dt.date, shift: str) -> dt.date:
         if shift == "backward":
@@ -510,6 +540,29 @@ class _Planner:
         if e.status in NOT_HAPPENED:
             return None
         return e.days[0] if start else e.days[-1]
+
+
+def _flag_unflagged(events: list[PlannedEvent], violations: list[Violation]) -> list[PlannedEvent]:
+    """The safety net under the search: a broken rule that names a planned event none of whose
+    events is flagged gets a flag on its planned events, so no date that breaks a hard rule is
+    ever shown as sound (CONFIRMED). The search prevents nearly all of these; what it cannot see
+    is history, e.g. a course recorded so late that the next one, fixed to its cycle day,
+    overlaps it. A pin outside its window is a recorded deviation, not a broken rule."""
+    index = {e.id: i for i, e in enumerate(events)}
+    for v in violations:
+        involved = [events[index[i]] for i in v.events if i in index]
+        if any(e.unsatisfiable for e in involved):
+            continue
+        for e in involved:
+            if e.status != _PLANNED or (v.rule == ViolationRule.WINDOW and e.pinned):
+                continue
+            flag = Flag(FlagCode.UNSATISFIABLE, f"{v.message}; the date needs a look")
+            events[index[e.id]] = replace(e, flags=(*e.flags, flag))
+    return events
+
+
+def _released(flags: tuple[Flag, ...]) -> bool:
+    return any(f.code == FlagCode.PIN_RELEASED for f in flags)
 
 
 @lru_cache(maxsize=65536)

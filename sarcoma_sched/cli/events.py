@@ -11,7 +11,7 @@ from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.cli.reasons import reason_options
-from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus
+from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus, PinPolicy
 
 __all__ = ["record", "reschedule", "schedule"]
 
@@ -148,6 +148,15 @@ def record(
 @click.argument("event")
 @click.option("--to", "day", type=DATE, required=True, help="The new date.")
 @reason_options("Why; required to move outside the window (a deviation).")
+@click.option(
+    "--pin-policy",
+    type=click.Choice([p.value for p in PinPolicy]),
+    default=PinPolicy.RELEASE.value,
+    show_default=True,
+    help="If a later re-plan makes this date break a hard constraint: release it (the planner "
+    "places the event again), or keep it (flagged pin_breaks_constraint, TENTATIVE in "
+    "calendars).",
+)
 @format_option
 @click.pass_context
 def reschedule(
@@ -157,13 +166,16 @@ def reschedule(
     day: dt.date,
     reason_code: str | None,
     reason: str | None,
+    pin_policy: str,
     fmt: str,
 ) -> None:
     """Move a planned event to another date; events timed from it follow.
 
     Inside the window the move is free; outside it needs --reason and is recorded as a
     deviation. A move that breaks a hard protocol constraint (e.g. the washout before
-    surgery) is refused.
+    surgery) is refused. The date then stands through re-plans until one makes it break a
+    hard constraint (a delay upstream): then the pin is released and the event moves to the
+    day the planner chooses, printed old -> new, unless --pin-policy keep.
 
     \b
     Example:
@@ -181,6 +193,7 @@ def reschedule(
         reason=reason,
         today=today(),
         reason_code=reason_code,
+        pin_policy=pin_policy,
     )
     window = f"target {outcome.target}, window {outcome.earliest} … {outcome.latest}"
     _report(

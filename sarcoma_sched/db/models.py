@@ -306,6 +306,8 @@ class ScheduledEvent(Base):
     actual_date: Mapped[dt.date | None] = mapped_column(Date)
     # A coordinator's chosen start (``reschedule``); the planner keeps it through re-plans.
     pinned: Mapped[dt.date | None] = mapped_column(Date)
+    # vocabulary.PinPolicy: NULL releases the pin when a re-plan makes its date unsafe.
+    pin_policy: Mapped[str | None] = mapped_column(String(8))
     deviation: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     # What the coordinator typed beside the code in ``reason``: stays in the database.

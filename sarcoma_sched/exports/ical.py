@@ -101,6 +101,9 @@ class CalendarEvent:
     # VEVENT per day even when fewer days are recorded, so its UIDs never change form.
     span_days: int = 1
     location: str | None = None
+    # Why a planned date is in doubt (flags): exported TENTATIVE with the reasons, never
+    # CONFIRMED. Empty: the date is sound.
+    unconfirmed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.days:
@@ -179,6 +182,7 @@ def _description(event: CalendarEvent, occurrence: Occurrence) -> str:
     lines.append(_status_line(event))
     if event.deviation:
         lines.append(f"Deviation: {event.deviation}")
+    lines.extend(f"Not confirmed: {why}" for why in event.unconfirmed)
     return "\n".join(lines)
 
 
@@ -217,7 +221,7 @@ def _vevent(event: CalendarEvent, occurrence: Occurrence) -> Event:
     vevent.add("summary", summary)
     vevent.add("description", _description(event, occurrence))
     vevent.add("categories", [event.kind])
-    vevent.add("status", STATUS[event.status])
+    vevent.add("status", "TENTATIVE" if event.unconfirmed else STATUS[event.status])
     # A 14-day oral course at home must not mark the patient busy for two weeks.
     vevent.add("transp", "TRANSPARENT" if event.show_as == "period" else "OPAQUE")
     if event.location:

@@ -31,8 +31,9 @@ from sarcoma_sched.services.schedules import actuals_of, apply_plan
 from sarcoma_sched.vocabulary import (
     PLACEMENT_RULES,
     RECORDABLE_STATUSES,
+    UNSAFE_FLAGS,
     EventStatus,
-    FlagCode,
+    PinPolicy,
     ReasonCode,
     ViolationRule,
 )
@@ -103,7 +104,7 @@ def _days(row: ScheduledEvent) -> tuple[dt.date, ...]:
 
 def _pins(rows: Sequence[ScheduledEvent]) -> dict[str, Pin]:
     return {
-        row.event_id: Pin(row.pinned, row.reason or "")
+        row.event_id: Pin(row.pinned, row.reason or "", keep=row.pin_policy == PinPolicy.KEEP)
         for row in rows
         if row.pinned is not None and row.status == EventStatus.PLANNED
     }
@@ -306,10 +307,15 @@ def reschedule_event(
     reason: str | None,
     today: dt.date,
     reason_code: str | None = None,
+    pin_policy: str = PinPolicy.RELEASE,
 ) -> EventOutcome:
     """Move a planned event to a coordinator's date: inside its window freely, outside it only
     with a reason (a recorded deviation), never onto a day the site does not work when the event
-    needs a working day, and never so that a hard protocol constraint breaks."""
+    needs a working day, and never so that a hard protocol constraint breaks.
+
+    ``pin_policy`` says what the date does if a later re-plan makes it break one: released to
+    the first valid day (the default), or kept and flagged (``PinPolicy.KEEP``)."""
+    policy = PinPolicy(pin_policy)
     code, note = coded(reason_code, reason, default=ReasonCode.OTHER)
     if to < today:
         raise Conflict(f"{to} is in the past; record what happened with `sarcoma-sched record`")
@@ -335,9 +341,10 @@ def reschedule_event(
                 f"{to} is outside {event_id}'s window ({row.earliest} … {row.latest}); "
                 "give --reason to move it there as a recorded deviation"
             )
-        pin = Pin(to, str(code) if code else "")
+        # Held as if it must stand, so a date that breaks a rule now is refused, not released.
+        pin = Pin(to, str(code) if code else "", keep=True)
         plan, changes = replan_patient(session, patient, rows, pins={event_id: pin})
-        broken = [f.message for f in plan[event_id].flags if f.code == FlagCode.UNSATISFIABLE] + [
+        broken = [f.message for f in plan[event_id].flags if f.code in UNSAFE_FLAGS] + [
             v.message
             for v in plan.violations
             if event_id in v.events and v.rule not in PLACEMENT_RULES
@@ -345,5 +352,6 @@ def reschedule_event(
         if broken:
             raise Conflict(f"cannot move {event_id} to {to}: {broken[0]}")
         row.note = note
+        row.pin_policy = None if policy == PinPolicy.RELEASE else str(policy)
         session.flush()
         return _outcome(patient, row, plan, changes)

@@ -104,3 +104,35 @@ def test_the_alembic_command_refuses_in_one_line(recorded):
     assert result.returncode != 0
     assert "Traceback" not in said
     assert "would drop" in said and "-x force=1" in said
+
+
+def test_a_pin_that_must_stand_is_not_dropped_silently_below_0008(recorded, tmp_path):
+    """A coordinator's keep policy (0008) is a record too: refused, then dumped when forced."""
+    from sqlalchemy import text
+
+    with recorded.read() as session:
+        (pinned,) = session.execute(
+            text("SELECT pinned FROM scheduled_events WHERE event_id = 'surgery'")
+        ).one()
+    pinned = pinned if isinstance(pinned, dt.date) else dt.date.fromisoformat(pinned)
+    study = next(
+        r[0] for r in recorded.engine.connect().execute(text("SELECT study_id FROM patients"))
+    )
+    for step in range(1, 30):
+        try:
+            reschedule_event(
+                recorded, "nurse", study, "surgery", pinned + dt.timedelta(days=step),
+                reason=None, today=DAY, pin_policy="keep",
+            )  # fmt: skip
+            break
+        except Conflict:
+            continue
+    before = dump(recorded.url)
+    with pytest.raises(CommandError, match=r"below 0008 would drop 1 scheduled_events.pin_policy"):
+        downgrade(recorded.engine, "0007")
+    assert dump(recorded.url) == before
+    target = tmp_path / "dropped-0008.jsonl"
+    downgrade(recorded.engine, "0007", force=True, dump=target)
+    [line] = [json.loads(x) for x in target.read_text().splitlines()]
+    assert line["what"] == "scheduled_events.pin_policy" and line["row"]["pin_policy"] == "keep"
+    assert current_revision(recorded.engine) == "0007"

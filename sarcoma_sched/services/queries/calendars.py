@@ -18,7 +18,7 @@ from sarcoma_sched.db.models import Allocation, Enrollment, Patient, ScheduledEv
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.protocol.schedule import Component, Event
 from sarcoma_sched.services.lookups import find_patient, get_site, protocol_version
-from sarcoma_sched.vocabulary import ReasonCode
+from sarcoma_sched.vocabulary import TENTATIVE_FLAGS, EventStatus, ReasonCode
 
 if TYPE_CHECKING:
     from sarcoma_sched.exports.ical import CalendarEvent
@@ -81,6 +81,7 @@ _EVENT_COLUMNS = (
     ScheduledEvent.reason,
     ScheduledEvent.deviation,
     ScheduledEvent.actual_date,
+    ScheduledEvent.flags,
 )
 
 
@@ -101,6 +102,17 @@ def _query() -> Select[Any]:
         .join(Enrollment, Enrollment.patient_id == Patient.id)
         .join(Site, Site.code == Patient.site_code)
         .order_by(ScheduledEvent.first_day, ScheduledEvent.uid)
+    )
+
+
+def _unconfirmed(status: str, flags: list[Any] | None) -> tuple[str, ...]:
+    """Why a planned date is not one to rely on: the planner's flags that put it in doubt (a
+    hard rule it breaks, a resource over capacity). Planner text: dates and the protocol's
+    constraint wording, never a note."""
+    if status != EventStatus.PLANNED:
+        return ()
+    return tuple(
+        f"{f['code']}: {f['message']}" for f in flags or () if f.get("code") in TENTATIVE_FLAGS
     )
 
 
@@ -139,6 +151,7 @@ def _events(session: Session, query: Select[Any]) -> list[CalendarEvent]:
                 actual_date=r.actual_date,
                 span_days=shape.span_days,
                 location=r.site_name,
+                unconfirmed=_unconfirmed(r.status, r.flags),
             )
         )
     return events
