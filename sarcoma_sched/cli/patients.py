@@ -66,7 +66,10 @@ def _typed_fields(fields: tuple[str, ...]) -> dict[str, str]:
     help="Field values from a TOML or JSON table.",
 )
 @click.option(
-    "--date", "screened_on", type=DATE, default="today", show_default=True, help="Screening date."
+    "--date",
+    "screened_on",
+    type=DATE,
+    help="Screening date, not later than today at the site [default: today at the site].",
 )
 @click.option(
     "--sex",
@@ -83,14 +86,15 @@ def screen(
     patient_ref: str | None,
     fields: tuple[str, ...],
     from_file: Path | None,
-    screened_on: dt.date,
+    screened_on: dt.date | None,
     sex: str,
     fmt: str,
 ) -> None:
     """Screen a patient: the result per criterion, stored whether eligible or not.
 
     A criterion not passed prints its reason; a value missing counts as not passed. Screen
-    failures are kept for the CONSORT flow.
+    failures are kept for the CONSORT flow. A screening with no values at all, or dated after
+    today in the site's time zone, is refused.
 
     \b
     Example:
@@ -104,7 +108,8 @@ def screen(
         acting_user(ctx),
         protocol,
         site,
-        _file_values(from_file),
+        # None, not {}: no file is not an empty file, and the refusal of no values says which.
+        None if from_file is None else _file_values(from_file),
         screened_on=screened_on,
         sex=sex,
         patient_ref=patient_ref,
@@ -121,7 +126,7 @@ def screen(
             "screening_number": outcome.screening_number,
             "protocol": outcome.protocol_id,
             "site": outcome.site_code,
-            "screened_on": screened_on.isoformat(),
+            "screened_on": outcome.screened_on.isoformat(),
             "eligible": outcome.result.eligible,
             "criteria": rows,
         }
@@ -132,7 +137,7 @@ def screen(
         verdict = "ELIGIBLE" if outcome.result.eligible else "NOT ELIGIBLE"
         click.echo(
             f"{outcome.screening_number}: {verdict} ({outcome.protocol_id}, "
-            f"site {outcome.site_code}, screened {screened_on})"
+            f"site {outcome.site_code}, screened {outcome.screened_on})"
         )
 
 

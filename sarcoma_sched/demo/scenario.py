@@ -228,7 +228,10 @@ def _enrol(db: Database, p: DemoPatient, as_of: dt.date, result: DemoResult) -> 
 
     allocated_on = as_of - dt.timedelta(days=p.allocated_days_ago)
     screened_on = allocated_on - dt.timedelta(days=3)
-    outcome = screen(db, ACTOR, p.protocol, p.site, p.values, screened_on=screened_on)
+    # The story's today is as_of, whatever the calendar says: noon UTC is that date at every
+    # demo site (all in China), so a screening before it is in the story's past.
+    noon = dt.datetime.combine(as_of, dt.time(12), tzinfo=dt.UTC)
+    outcome = screen(db, ACTOR, p.protocol, p.site, p.values, screened_on=screened_on, now=noon)
     eligible = outcome.result.eligible
     failed = [*outcome.result.failed, *(f"{m} (no value)" for m in outcome.result.missing)]
     result.screened.append((outcome.screening_number, p.protocol, eligible, failed))

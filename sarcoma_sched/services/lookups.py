@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
@@ -35,6 +36,7 @@ __all__ = [
     "may_read",
     "protocol_version",
     "site_calendar",
+    "site_today",
 ]
 
 
@@ -59,6 +61,14 @@ def get_site(session: Session, code: str) -> Site:
         known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
         raise NotFound(f"no site {code!r} (sites: {known or 'none; run `sarcoma-sched init`'})")
     return site
+
+
+def site_today(session: Session, site_code: str, now: dt.datetime | None = None) -> dt.date:
+    """The date at the site now, in its time zone: what today is where the patient is seen,
+    whatever the clock of the machine running the command says (a server in UTC is a day
+    behind Beijing every morning). ``now`` is an aware instant; the current one by default."""
+    zone = ZoneInfo(get_site(session, site_code).time_zone)
+    return (now or dt.datetime.now(dt.UTC)).astimezone(zone).date()
 
 
 def site_calendar(session: Session, site_code: str) -> SiteCalendar:

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Patient, Screening
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.eligibility import EligibilityResult, evaluate, parse_field_values
-from sarcoma_sched.errors import Conflict, InputFileError, NotFound
-from sarcoma_sched.services.lookups import current_protocol, find_patient
+from sarcoma_sched.errors import Conflict, InputError, InputFileError, NotFound
+from sarcoma_sched.services.lookups import current_protocol, find_patient, get_site, site_today
 from sarcoma_sched.vocabulary import SEXES, CriterionStage, Sex
 
 __all__ = ["ScreeningOutcome", "screen"]
@@ -30,6 +31,7 @@ class ScreeningOutcome:
     site_code: str
     screening_id: int
     result: EligibilityResult
+    screened_on: dt.date
 
 
 def screen(
@@ -37,28 +39,37 @@ def screen(
     actor: str,
     protocol_id: str,
     site_code: str | None,
-    raw_values: Mapping[str, Any],
+    raw_values: Mapping[str, Any] | None,
     *,
-    screened_on: dt.date,
+    screened_on: dt.date | None = None,
     sex: str = Sex.UNKNOWN,
     birth_date: dt.date | None = None,
     patient_ref: str | None = None,
     source: str = "--field",
     field_values: Mapping[str, Any] | None = None,
+    now: dt.datetime | None = None,
 ) -> ScreeningOutcome:
     """Record a screening. A new patient gets a screening number; ``patient_ref`` re-screens.
 
     Typing mistakes (unknown field, impossible value) are refused before anything is written;
     failing a criterion is a result, stored like a pass. ``field_values`` (typed as
-    ``--field NAME=VALUE``) override ``raw_values`` (from ``source``, e.g. a file); each problem
-    names where its value came from.
+    ``--field NAME=VALUE``) override ``raw_values`` (from ``source``, e.g. a file; None when
+    there is no file); each problem names where its value came from.
+
+    ``screened_on`` defaults to today at the site, and may not be later: ``now`` (an aware
+    instant, the current one by default) read in the site's time zone.
     """
     if sex not in SEXES:
         raise Conflict(f"sex must be one of {', '.join(SEXES)} (got {sex!r})")
     with db.write(actor, "screen") as session:
         stored = current_protocol(session, protocol_id)
         protocol = stored.protocol
-        values = _parse_all(protocol, [(source, raw_values), ("--field", field_values or {})])
+        values = _parse_all(protocol, [(source, raw_values or {}), ("--field", field_values or {})])
+        if not values and protocol.fields:
+            # Every criterion would count as not passed: the patient would be stored as a
+            # screen failure (a CONSORT exclusion) for a file that was empty or a forgotten
+            # --field, not for anything about the patient.
+            raise InputError(_no_values(source if raw_values is not None else None))
         result = evaluate(protocol, values, CriterionStage.SCREENING)
         if patient_ref is not None:
             patient = find_patient(session, patient_ref)
@@ -72,6 +83,7 @@ def screen(
                 )
             if patient.study_id is not None:
                 raise Conflict(f"patient {patient_ref} is already enrolled as {patient.study_id}")
+            screened_on = _screening_date(session, patient.site_code, screened_on, now)
         else:
             if not site_code:
                 raise Conflict("a new patient needs --site")
@@ -79,6 +91,7 @@ def screen(
             if site is None:
                 known = ", ".join(s.code for s in protocol.sites)
                 raise NotFound(f"protocol {protocol.id} has no site {site_code!r} (sites: {known})")
+            screened_on = _screening_date(session, site.code, screened_on, now)
             count = session.execute(
                 select(func.count())
                 .select_from(Patient)
@@ -109,8 +122,32 @@ def screen(
         session.add(row)
         session.flush()
         return ScreeningOutcome(
-            patient.screening_number, protocol.id, patient.site_code, row.id, result
+            patient.screening_number, protocol.id, patient.site_code, row.id, result, screened_on
         )
+
+
+def _no_values(file: str | None) -> str:
+    why = "a screening without any would be stored as a screen failure"
+    if file is None:
+        return f"no screening values: give --field NAME=VALUE or --from-file FILE ({why})"
+    return f"{file}: no screening values in it, and none given with --field ({why})"
+
+
+def _screening_date(
+    session: Session, site_code: str, screened_on: dt.date | None, now: dt.datetime | None
+) -> dt.date:
+    today = site_today(session, site_code, now)
+    if screened_on is None:
+        return today
+    if screened_on > today:
+        # The latest screening decides enrolment (enrollment.latest_screening): one dated ahead
+        # would stay the latest, and a failed one would block every later re-screen, until then.
+        zone = get_site(session, site_code).time_zone
+        raise Conflict(
+            f"screening date {screened_on} is in the future: today at site {site_code} "
+            f"({zone}) is {today}"
+        )
+    return screened_on
 
 
 def _parse_all(protocol: Any, sources: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shlex
+import stat
 from pathlib import Path
 
 import icalendar
@@ -84,6 +86,25 @@ def test_the_demo_database_passes_audit_verify(demo, command):
     cwd, _ = demo
     done = invoke(command, cwd, "--db", "sarcoma-demo/demo.db", "audit", "verify")
     assert done.stdout.startswith("audit log intact:")
+
+
+def test_the_demo_keeps_its_key_owner_only_and_the_verify_it_prints_confirms_every_draw(
+    demo, command
+):
+    cwd, out = demo
+    key = cwd / "sarcoma-demo" / "demo.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    printed = (
+        "sarcoma-sched --db sarcoma-demo/demo.db allocation verify NATARS-R "
+        "--secret-file sarcoma-demo/demo.key"
+    )
+    assert f"  {printed}" in out.splitlines()
+    [(allocated,)] = query(
+        cwd / "sarcoma-demo" / "demo.db",
+        "SELECT count(*) FROM allocations WHERE protocol_id = 'NATARS-R'",
+    )
+    done = invoke(command, cwd, *shlex.split(printed)[1:])
+    assert done.stdout == f"NATARS-R (minimization): all {allocated} allocations confirmed\n"
 
 
 def test_every_calendar_parses_with_icalendar_and_ical_js(demo):
