@@ -112,7 +112,8 @@ def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
     from sarcoma_sched.services.allocation import key_file_needed, server_secret
     from sarcoma_sched.services.allocation_audit import verify_allocations
 
-    database = open_db(ctx)
+    # A replay only reads: it runs on a file or with a login that may not write.
+    database = open_db(ctx, read_only=True)
     secret = (
         read_secret(secret_file)
         if key_file_needed(database, protocol)

@@ -13,12 +13,18 @@ if TYPE_CHECKING:
 __all__ = ["acting_user", "open_db"]
 
 
-def open_db(ctx: click.Context, *, check_schema: bool = True) -> Database:
+def open_db(ctx: click.Context, *, check_schema: bool = True, read_only: bool = False) -> Database:
+    """``read_only`` for the checks a monitor or statistician runs on a database they may only
+    read: an SQLite file without write permission, a PostgreSQL login with SELECT only."""
     from sarcoma_sched.db.session import Database
 
     root = ctx.find_root().obj
     database = Database(
-        root.get("db_url"), check_schema=check_schema, on_busy=_busy_notice, user=root.get("user")
+        root.get("db_url"),
+        check_schema=check_schema,
+        on_busy=_busy_notice,
+        user=root.get("user"),
+        read_only=read_only,
     )
     ctx.call_on_close(database.dispose)
     return database

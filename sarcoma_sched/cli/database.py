@@ -159,7 +159,8 @@ def audit_verify(ctx: click.Context, anchor_file: str | None) -> None:
     from sarcoma_sched.services.audit import read_anchor, verify_audit
 
     anchor = read_anchor(anchor_file) if anchor_file else None
-    report = verify_audit(open_db(ctx), anchor)
+    # Read-only: a monitor checks a copy they may not write, or logs in with SELECT only.
+    report = verify_audit(open_db(ctx, read_only=True), anchor)
     if not report.ok:
         raise AuditFailed(report.problems)
     against = f"; matches the anchor at entry {anchor.seq}" if anchor else ""
@@ -186,7 +187,7 @@ def audit_anchor(ctx: click.Context, out: str | None) -> None:
     """
     from sarcoma_sched.services.audit import take_anchor
 
-    anchor = take_anchor(open_db(ctx))
+    anchor = take_anchor(open_db(ctx, read_only=True))
     if out is None:
         click.echo(anchor.to_json())
         return

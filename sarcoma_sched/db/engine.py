@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 
 from sarcoma_sched.errors import DatabaseUrlError
@@ -89,16 +89,36 @@ def sqlite_file(value: str) -> Path:
     return Path(parsed.database)
 
 
-def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
-    """``busy_timeout_ms``: how long an SQLite connection waits for another's write lock."""
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    read_only: bool = False,
+) -> Engine:
+    """``busy_timeout_ms``: how long an SQLite connection waits for another's write lock.
+
+    ``read_only``: connections that cannot write, for the checks a monitor or statistician runs
+    on a copy they may only read (an archived trial file, a read-only PostgreSQL login)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            _sqlite_directory(Path(database))
+        file = Path(database) if database and database != ":memory:" else None
+        if file is not None and not read_only:
+            _sqlite_directory(file)
         engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000})
-        _configure_sqlite(engine, busy_timeout_ms)
+        if file is not None and read_only and not _writable(file):
+            _connect_read_only(engine, file)
+        _configure_sqlite(engine, busy_timeout_ms, read_only=read_only)
         return engine
+    if read_only:
+        # The server then refuses any write in these sessions, whatever the login may do: a
+        # check that tried to write would fail loudly instead of changing the trial.
+        given = parsed.query.get("options", ())
+        options = " ".join(
+            [*([given] if isinstance(given, str) else given), "-c default_transaction_read_only=on"]
+        )
+        return create_engine(url, echo=echo, pool_pre_ping=True, connect_args={"options": options})
     return create_engine(url, echo=echo, pool_pre_ping=True)
 
 
@@ -118,14 +138,64 @@ def _sqlite_directory(path: Path) -> None:
         raise DatabaseUrlError(f"database {path}: not writable by this user")
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _writable(file: Path) -> bool:
+    return os.access(file, os.W_OK) and os.access(file.parent, os.W_OK | os.X_OK)
+
+
+def _connect_read_only(engine: Engine, file: Path) -> None:
+    """Open ``file``, which this user may not write, with SQLite's ``mode=ro``: the connection
+    then never tries to (a plain one fails setting up WAL mode or its index).
+
+    A WAL database needs its ``-shm`` index, which a read-only reader cannot create when the
+    directory is read-only too (an archived copy; a file the owner closed, which removes it).
+    Then, and only if no ``-wal`` file holds commits the main file lacks, the file is opened
+    ``immutable``: without a log the main file is the whole database, read without locks.
+    (Only the file's owner could start writing meanwhile, into a new log; the check reads the
+    file as it was, and a checkpoint rewriting it mid-read would show as a failure, not pass.)
+    """
+    uri = file.resolve().as_uri()
+    wal = file.with_name(file.name + "-wal")
+
+    @event.listens_for(engine, "do_connect")
+    def _open(
+        dialect: Dialect, _record: object, _cargs: list[object], cparams: dict[str, object]
+    ) -> sqlite3.Connection:
+        params = {**cparams, "uri": True}
+        connection: sqlite3.Connection = dialect.loaded_dbapi.connect(f"{uri}?mode=ro", **params)
+        try:
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return connection
+        except dialect.loaded_dbapi.OperationalError as exc:
+            connection.close()
+            if not _WAL_INDEX_REFUSED.search(str(exc)):
+                raise
+            if wal.exists() and wal.stat().st_size > 0:
+                raise DatabaseUrlError(
+                    f"database {file} is read-only here and its write-ahead log {wal.name} "
+                    "holds changes not yet in the file: ask its owner to open it once with "
+                    "sarcoma-sched, which folds them in"
+                ) from None
+        return dialect.loaded_dbapi.connect(f"{uri}?mode=ro&immutable=1", **params)
+
+
+# How SQLite says a read-only connection could not create or map a WAL database's index.
+_WAL_INDEX_REFUSED = re.compile(r"readonly database|unable to open database file")
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         # The sqlite3 module's own transaction handling would defer BEGIN until the first
         # write and ignore our choice of BEGIN IMMEDIATE; take control of it.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if read_only:
+            # No statement may change the database. A file this user could write is opened
+            # as usual (mode=ro would leave the WAL index files behind, as only a connection
+            # that may write removes them), so this pragma is what keeps it read-only.
+            cursor.execute("PRAGMA query_only=ON")
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         # FULL: a commit the coordinator saw is on disk, even after a power cut (WAL with

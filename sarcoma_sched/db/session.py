@@ -107,18 +107,26 @@ class Database:
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         on_busy: Callable[[str], None] | None = None,
         user: str | None = None,
+        read_only: bool = False,
     ) -> None:
         """``on_busy`` hears one line each time a write waited ``busy_timeout_ms`` for the lock
         and tries again (the CLI prints it, so a coordinator knows why the command is slow).
 
         ``user`` is who the caller says is acting (``--user``). On SQLite it is the audit's
         actor, a label. On PostgreSQL the actor is the login the server authenticated, whatever
-        a service passes as ``actor``; a ``user`` that names anyone else is refused."""
+        a service passes as ``actor``; a ``user`` that names anyone else is refused.
+
+        ``read_only``: only ``read`` sessions, on connections that cannot write (SQLite's
+        ``query_only``, and ``mode=ro`` for a file this user may not write; PostgreSQL's
+        read-only transactions), so a check runs on a file or with a login that may only read."""
         self.url = resolve_url(url)
         self.user = user
-        if check_schema:
+        self.read_only = read_only
+        if check_schema or read_only:
             _refuse_missing_sqlite_file(self.url)
-        self.engine: Engine = make_engine(self.url, busy_timeout_ms=busy_timeout_ms)
+        self.engine: Engine = make_engine(
+            self.url, busy_timeout_ms=busy_timeout_ms, read_only=read_only
+        )
         self.busy_timeout_ms = busy_timeout_ms
         self.on_busy = on_busy
         self._writer = self.engine.execution_options(sarcoma_write=True)
@@ -185,6 +193,8 @@ class Database:
         since the block cannot be run twice by a context manager; it rolls back and raises
         ``DatabaseBusy``, which says nothing was changed.
         """
+        if self.read_only:
+            raise RuntimeError(f"{action}: this Database was opened read-only")
         self._ensure_schema()
         try:
             session = self._locked_session(actor, action)
