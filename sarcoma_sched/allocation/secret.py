@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from sarcoma_sched.errors import Conflict, SecretError
+from sarcoma_sched.errors import Conflict, InputFileError, SecretError
 from sarcoma_sched.files import AlreadyExists, write_new
+from sarcoma_sched.input_files import read_bytes
 
 __all__ = [
     "DEMO_SECRET",
@@ -39,6 +40,8 @@ MIN_SECRET_BYTES = 32
 # The key the demo publishes beside its database so anyone can replay the demo's draws. Being
 # public it conceals nothing: refused for any database that is not a demo's.
 DEMO_SECRET = bytes(range(32))
+# A key file holds one line of hex; anything much longer is not a key file.
+KEY_FILE_BYTES = 4096
 _COMMITMENT = b"sarcoma-sched/key-commitment/v1"
 
 
@@ -89,8 +92,12 @@ def load_secret(path: Path | str | None, env: Mapping[str, str] = os.environ) ->
             f"refusing to use it: run `chmod 600 {path}`"
         )
     try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as e:
+        # A regular file only, and small: a FIFO at the key's path would hang the command.
+        data = read_bytes(path, limit=KEY_FILE_BYTES)
+        text = data.decode("ascii")
+    except InputFileError as e:
+        raise SecretError(f"cannot read the trial secret {e}") from None
+    except UnicodeDecodeError as e:
         raise SecretError(f"cannot read the trial secret {path}: {e}") from None
     return _decode(text.strip(), str(path))
 

@@ -24,13 +24,13 @@ Loaded, the table replaces the package's data for that country and year entirely
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sarcoma_sched.errors import HolidayTableError, Problem
-from sarcoma_sched.input_errors import toml_syntax_problem, validation_problems
+from sarcoma_sched.errors import HolidayTableError
+from sarcoma_sched.input_errors import validation_problems
+from sarcoma_sched.input_files import parse_toml, read_text
 
 __all__ = ["HolidayTable", "load_holiday_table"]
 
@@ -93,14 +93,7 @@ class HolidayTable(_Strict):
 def load_holiday_table(path: str | Path) -> HolidayTable:
     path = Path(path)
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HolidayTableError(
-            [Problem(source, "", f"cannot read file: {exc.strerror}")]
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise HolidayTableError([toml_syntax_problem(source, exc)]) from None
+    data = parse_toml(read_text(path, HolidayTableError), source, HolidayTableError)
     try:
         return HolidayTable.model_validate(data)
     except ValidationError as exc:

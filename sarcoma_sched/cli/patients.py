@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +22,12 @@ __all__ = ["allocate", "enroll", "exclude", "screen", "withdraw"]
 def _file_values(from_file: Path | None) -> dict[str, Any]:
     if from_file is None:
         return {}
+    from sarcoma_sched.input_files import load_table
+
     source = str(from_file)
-    try:
-        text = from_file.read_text(encoding="utf-8")
-        data = json.loads(text) if from_file.suffix == ".json" else tomllib.loads(text)
-    except (OSError, ValueError) as exc:  # TOMLDecodeError and JSONDecodeError are both
-        raise InputFileError([Problem(source, "", f"cannot read field values: {exc}")]) from None
+    # A regular UTF-8 file of bounded size and nesting, TOML or (.json) JSON: a FIFO, a device
+    # or a 100,000-deep array is one error line, not a hang or a traceback.
+    data = load_table(from_file)
     if not isinstance(data, dict):
         raise InputFileError([Problem(source, "", "expected a table of field = value")])
     return data

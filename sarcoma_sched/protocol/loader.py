@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from sarcoma_sched.errors import NotFound, Problem, ProtocolError
-from sarcoma_sched.input_errors import toml_syntax_problem, validation_problems
+from sarcoma_sched.input_errors import validation_problems
+from sarcoma_sched.input_files import parse_toml, read_text
 from sarcoma_sched.protocol.model import Protocol, ProtocolProblems
 
 __all__ = [
@@ -43,20 +43,13 @@ class LoadedProtocol:
 
 def load_protocol(path: str | Path) -> LoadedProtocol:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProtocolError([Problem(str(path), "", f"cannot read file: {exc.strerror}")]) from None
-    except UnicodeDecodeError as exc:
-        raise ProtocolError([Problem(str(path), "", f"not UTF-8 text: {exc.reason}")]) from None
+    # A regular UTF-8 file of bounded size: see sarcoma_sched.input_files.
+    text = read_text(path, ProtocolError)
     return LoadedProtocol(parse_protocol(text, str(path)), text, path)
 
 
 def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProtocolError([toml_syntax_problem(source, exc)]) from None
+    data = parse_toml(text, source, ProtocolError)
     allocation = data.get("allocation")
     if isinstance(allocation, dict) and allocation.get("method") == "concealed":
         # Only the database writes that view, for roles that may not read the method itself.

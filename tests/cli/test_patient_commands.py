@@ -202,7 +202,7 @@ def test_a_typing_mistake_exits_1_with_one_line_per_problem_and_changes_nothing(
     (tmp_path / "bad.toml").write_text("age_years = [\n")
     unreadable = run("--db", db, "screen", "NATARS", "--site", "PKUIH", "--from-file", "bad.toml")
     assert unreadable.returncode == 1
-    assert unreadable.stderr.startswith("error: bad.toml: cannot read field values: ")
+    assert unreadable.stderr.startswith("error: bad.toml: TOML syntax error: ")
     assert len(unreadable.stderr.splitlines()) == 1
     assert "Traceback" not in typo.stderr + unreadable.stderr
     assert counts(db) == before
