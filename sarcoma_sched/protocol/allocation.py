@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
+from sarcoma_sched.limits import BASIS_LENGTH, MAX_BLOCK_SIZE
 from sarcoma_sched.protocol.base import Model
 
 __all__ = [
@@ -45,7 +46,7 @@ class AssignedAllocation(Model):
     """Non-randomized parallel designs: the coordinator names the arm, the basis and a reason."""
 
     method: Literal["assigned"]
-    bases: list[str] = Field(
+    bases: list[Annotated[str, Field(min_length=1, max_length=BASIS_LENGTH)]] = Field(
         default_factory=lambda: ["mdt_decision", "patient_preference", "other"], min_length=1
     )
     reason_required: bool = True
@@ -56,7 +57,7 @@ class BlockAllocation(Model):
     ratio: dict[str, PositiveInt]
     strata: list[str] = Field(default_factory=list)
     # Drawn at random per block so the end of a block cannot be predicted from its start.
-    block_sizes: list[PositiveInt] = Field(min_length=1)
+    block_sizes: list[Annotated[int, Field(ge=1, le=MAX_BLOCK_SIZE)]] = Field(min_length=1)
     simulation: SimulationWeights | None = None
 
 

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["ArmId", "CodeId", "FieldId", "Key", "Model"]
+from sarcoma_sched import limits
+
+__all__ = [
+    "ArmId",
+    "CodeId",
+    "Days",
+    "FieldId",
+    "Key",
+    "Model",
+    "Months",
+    "NonNegativeDays",
+    "PositiveDays",
+]
 
 
 class Model(BaseModel):
@@ -18,5 +30,14 @@ class Model(BaseModel):
 # "INC-05", "PKUIH") and they appear in study ids.
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 FieldId = Key
-ArmId = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=40)]
+ArmId = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=limits.ARM_ID_LENGTH)
+]
 CodeId = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_-]*$", max_length=40)]
+
+# Sanity limits (sarcoma_sched.limits): a block of two billion patients or a follow-up of a
+# million months validates as a number, then exhausts memory when a patient is allocated.
+Days = Annotated[int, Field(ge=-limits.MAX_DAYS, le=limits.MAX_DAYS)]
+PositiveDays = Annotated[int, Field(ge=1, le=limits.MAX_DAYS)]
+NonNegativeDays = Annotated[int, Field(ge=0, le=limits.MAX_DAYS)]
+Months = Annotated[int, Field(ge=1, le=limits.MAX_FOLLOW_UP_MONTHS)]

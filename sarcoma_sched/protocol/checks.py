@@ -6,12 +6,17 @@ Each check returns ``(path, message)`` pairs; paths name list items by their id 
 
 from __future__ import annotations
 
-import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from sarcoma_sched.limits import (
+    EVENT_LABEL_LENGTH,
+    MAX_OCCURRENCES,
+    is_time_zone,
+    shown,
+)
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
     BlockAllocation,
@@ -19,6 +24,7 @@ from sarcoma_sched.protocol.allocation import (
     FixedAllocation,
     MinimizationAllocation,
 )
+from sarcoma_sched.protocol.occurrences import occurrences
 from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, EventRef, Series, Window
 from sarcoma_sched.protocol.screening import (
     AllRule,
@@ -61,15 +67,6 @@ def _duplicates(ids: Iterable[str]) -> list[str]:
 
 
 @lru_cache(maxsize=64)
-def _zone_ok(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-@lru_cache(maxsize=64)
 def _holiday_problem(country: str, subdivision: str | None) -> str | None:
     import holidays
 
@@ -84,16 +81,16 @@ def _holiday_problem(country: str, subdivision: str | None) -> str | None:
 
 def _check_places(protocol: Protocol) -> Found:
     study = protocol.study
-    if not _zone_ok(study.time_zone):
-        yield "study.time_zone", f"unknown IANA time zone {study.time_zone!r}"
+    if not is_time_zone(study.time_zone):
+        yield "study.time_zone", f"unknown IANA time zone {shown(study.time_zone)}"
     if (msg := _holiday_problem(study.holiday_country, study.holiday_subdivision)) is not None:
         yield "study.holiday_country", msg
     for code in _duplicates(s.code for s in protocol.sites):
         yield f"sites[{code}]", f"site code {code!r} is declared more than once"
     for site in protocol.sites:
         here = f"sites[{site.code}]"
-        if site.time_zone is not None and not _zone_ok(site.time_zone):
-            yield f"{here}.time_zone", f"unknown IANA time zone {site.time_zone!r}"
+        if site.time_zone is not None and not is_time_zone(site.time_zone):
+            yield f"{here}.time_zone", f"unknown IANA time zone {shown(site.time_zone)}"
         country = site.holiday_country or study.holiday_country
         if site.holiday_country or site.holiday_subdivision:
             msg = _holiday_problem(country, site.holiday_subdivision)
@@ -192,7 +189,52 @@ def _check_arms(arms: list[Arm]) -> Found:
     for aid in _duplicates(a.id for a in arms):
         yield f"arms[{aid}]", f"arm id {aid!r} is declared more than once"
     for arm in arms:
-        yield from _check_arm(arm)
+        found = list(_check_arm(arm))
+        yield from found
+        if not found:  # expanding an arm needs its anchors sound
+            yield from _check_occurrences(arm)
+
+
+def _occurrence_count(arm: Arm) -> int:
+    """How many occurrences ``occurrences(arm)`` gives, counted without expanding them."""
+    count = 0
+    for e in arm.events:
+        if e.series is not None:
+            month = 0
+            for phase in e.series.phases:
+                visits = max(0, (phase.until_months - month) // phase.every_months)
+                month += visits * phase.every_months
+                count += visits
+        else:
+            count += (e.repeat.count if e.repeat else 1) * (1 + len(e.components))
+    return count
+
+
+def _check_occurrences(arm: Arm) -> Found:
+    # Every occurrence is a row of each patient's calendar, written in the allocation's one
+    # transaction; the count is worked out first, so a huge arm is never expanded.
+    at = f"arms[{arm.id}]"
+    count = _occurrence_count(arm)
+    if count > MAX_OCCURRENCES:
+        yield (
+            f"{at}.events",
+            f"the arm expands to {count:,} occurrences (cycles, components and follow-up "
+            f"visits); at most {MAX_OCCURRENCES:,}",
+        )
+        return
+    reported: set[str] = set()
+    for o in occurrences(arm):
+        label = o.calendar_label
+        if len(label) > EVENT_LABEL_LENGTH and o.key not in reported:
+            reported.add(o.key)
+            where = f"{at}.events[{o.event}]"
+            if o.key != o.event:
+                where += f".components[{o.key}]"
+            yield (
+                f"{where}.label",
+                f"the calendar label of {o.id} is {len(label)} characters with its cycle, month "
+                f"or landmark note; at most {EVENT_LABEL_LENGTH}",
+            )
 
 
 def _check_arm(arm: Arm) -> Found:

@@ -11,9 +11,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
-from sarcoma_sched.protocol.base import ArmId, Key, Model
+from sarcoma_sched.limits import EVENT_LABEL_LENGTH, MAX_CYCLES, MAX_SPAN_DAYS
+from sarcoma_sched.protocol.base import (
+    ArmId,
+    Days,
+    Key,
+    Model,
+    Months,
+    NonNegativeDays,
+    PositiveDays,
+)
 from sarcoma_sched.vocabulary import EVENT_KINDS
 
 __all__ = [
@@ -62,9 +71,9 @@ class EventRef(Model):
 class Window(Model):
     """Target offset and window (both in days from the anchor) plus the day rule."""
 
-    offset: int
-    earliest: int
-    latest: int
+    offset: Days
+    earliest: Days
+    latest: Days
     day_rule: DayRule = "any_day"
     shift: Shift = "forward"
     # A wall-clock time makes the event a timed one in the site's zone; without it, all-day.
@@ -83,7 +92,7 @@ class Span(Model):
     period, not 14 visits.
     """
 
-    days: PositiveInt = 1
+    days: int = Field(default=1, ge=1, le=MAX_SPAN_DAYS)
     day_counting: Literal["calendar_days", "working_days"] = "calendar_days"
     show_as: Literal["days", "period"] = "days"
 
@@ -91,18 +100,18 @@ class Span(Model):
 class Repeat(Model):
     """Cycles: occurrence n+1 is timed from occurrence n's actual D1 (so delays chain)."""
 
-    count: int = Field(ge=2)
-    every: PositiveInt
-    earliest: PositiveInt
-    latest: PositiveInt
+    count: int = Field(ge=2, le=MAX_CYCLES)
+    every: PositiveDays
+    earliest: PositiveDays
+    latest: PositiveDays
     # Beyond target + this many days a late cycle needs a documented reason (toxicity delay).
-    reason_required_after: NonNegativeInt | None = None
+    reason_required_after: NonNegativeDays | None = None
 
 
 class SeriesPhase(Model):
-    every_months: PositiveInt
-    until_months: PositiveInt
-    window_days: NonNegativeInt
+    every_months: Months
+    until_months: Months
+    window_days: NonNegativeDays
 
 
 class Series(Model):
@@ -112,7 +121,7 @@ class Series(Model):
     phases: list[SeriesPhase] = Field(min_length=1)
     day_rule: DayRule = "working_day"
     shift: Shift = "nearest"
-    landmarks_months: list[PositiveInt] = Field(default_factory=list)
+    landmarks_months: list[Months] = Field(default_factory=list)
 
 
 class Component(Model):
@@ -120,7 +129,7 @@ class Component(Model):
 
     key: Key
     kind: EventKind
-    label: str = Field(min_length=1)
+    label: str = Field(min_length=1, max_length=EVENT_LABEL_LENGTH)
     description: str = ""
     timing: Window
     span: Span = Field(default_factory=Span)
@@ -129,7 +138,7 @@ class Component(Model):
 class Event(Model):
     key: Key
     kind: EventKind
-    label: str = Field(min_length=1)
+    label: str = Field(min_length=1, max_length=EVENT_LABEL_LENGTH)
     description: str = ""
     # Exactly one of timing (a single or repeated event) and series (follow-up visits).
     timing: Timing | None = None
@@ -146,8 +155,8 @@ class Constraint(Model):
     description: str = Field(min_length=1)
     from_: EventRef = Field(alias="from")
     to: EventRef
-    min_days: int | None = None
-    max_days: int | None = None
+    min_days: Days | None = None
+    max_days: Days | None = None
 
 
 class Arm(Model):

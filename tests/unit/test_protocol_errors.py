@@ -32,6 +32,18 @@ def test_the_corpus_covers_the_required_mistakes():
         "bad_criterion_unknown_category",
         "bad_allocation_factor",
         "bad_toml_syntax",
+        # sanity limits (issue 18): numbers that validate, then exhaust memory or overflow
+        "bad_block_size_too_large",
+        "bad_too_many_cycles",
+        "bad_window_too_long",
+        "bad_span_too_long",
+        "bad_constraint_gap_too_long",
+        "bad_follow_up_horizon",
+        "bad_too_many_occurrences",
+        "bad_label_too_long_with_cycle",
+        "bad_time_zone_too_long",
+        "bad_time_zone_directory",
+        "bad_protocol_id_too_long",
     ):
         assert required in names
 
@@ -75,3 +87,32 @@ def test_a_missing_file_is_one_clear_problem(tmp_path):
     (line,) = caught.value.lines()
     assert "nowhere.toml" in line
     assert "cannot read file" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xef\xbb\xbf", "the file starts with a UTF-8 byte-order mark (BOM): save it as UTF-8 "
+         "without a BOM"),
+        ("utf-16", "the file is UTF-16 text: save it as UTF-8"),
+        ("utf-16-le", "the file holds NUL bytes (UTF-16 text, or not a text file): save it as "
+         "UTF-8"),
+        (b"\n[extra]\nx = " + b"[" * 100_000 + b"]" * 100_000, "tables and arrays are nested "
+         "more than 32 deep"),
+    ],
+    ids=["utf-8 BOM", "utf-16", "utf-16 without a BOM", "nested 100,000 deep"],
+)  # fmt: skip
+def test_a_protocol_file_saved_oddly_is_one_problem_saying_what_it_is(tmp_path, content, message):
+    minimal = (FIXTURES / "minimal.toml").read_bytes()
+    if isinstance(content, str):
+        data = minimal.decode("utf-8").encode(content)
+    elif content.startswith(b"\xef"):
+        data = content + minimal
+    else:
+        data = minimal + content
+    path = tmp_path / "odd.toml"
+    path.write_bytes(data)
+    with pytest.raises(ProtocolError) as caught:
+        load_protocol(path)
+    assert caught.value.lines() == [f"{path}: {message}"]
+
