@@ -23,6 +23,7 @@ from sarcoma_sched.db.audit import (
     record_flush,
     remember_replaced,
 )
+from sarcoma_sched.db.columns import check_fits, text_length
 from sarcoma_sched.db.engine import (
     BUSY_TIMEOUT_MS,
     make_engine,
@@ -30,15 +31,17 @@ from sarcoma_sched.db.engine import (
     resolve_url,
 )
 from sarcoma_sched.db.migrate import check_schema
-from sarcoma_sched.db.models import AUDITED, AuditHead
+from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead
 from sarcoma_sched.errors import (
     AccessDenied,
     ActorMismatch,
     Conflict,
     DatabaseBusy,
+    InputError,
     SarcomaSchedError,
     SchemaMismatch,
 )
+from sarcoma_sched.limits import shown
 
 __all__ = ["BUSY_RETRIES", "AuditedSession", "Database"]
 
@@ -55,6 +58,13 @@ class AuditedSession(Session):
 def _audit_before_flush(session: Session, _context: object, _instances: object) -> None:
     if not session.info.get(SERVER_AUDIT_KEY):
         remember_replaced(session)
+
+
+@event.listens_for(AuditedSession, "before_flush")
+def _refuse_what_a_column_cannot_hold(session: Session, _context: object, _ins: object) -> None:
+    # Before any SQL is sent: SQLite would store a 500-character name that PostgreSQL refuses
+    # mid-transaction, so the same value is one error line on both (see db.columns).
+    check_fits(session)
 
 
 @event.listens_for(AuditedSession, "after_flush")
@@ -172,6 +182,7 @@ class Database:
     def _check_user(self, session: Session) -> None:
         # A read names no actor, but a --user that is not the login is a mistake (or a lie)
         # either way: refuse it on reads as writes do, once per Database.
+        _check_actor(self.user)
         if self.user is None or self.backend != "postgresql" or self._user_checked:
             return
         login = session.execute(text("SELECT session_user")).scalar_one()
@@ -229,6 +240,8 @@ class Database:
 
     def _locked_session(self, actor: str, action: str) -> Session:
         """A write session that holds the database's single write lock."""
+        _check_actor(self.user)
+        _check_actor(actor)
         for attempt in range(1, BUSY_RETRIES + 2):
             session = self._write()
             session.info[ACTOR_KEY] = actor
@@ -302,6 +315,17 @@ class Database:
                 raise
         finally:
             self.engine.dispose()
+
+
+def _check_actor(name: str | None) -> None:
+    # Before anything is read or locked, and the same on both backends: SQLite would write a
+    # longer name into every *_by column and the audit log, PostgreSQL refuse it mid-write.
+    longest = text_length(AuditEntry.actor)
+    if name is not None and len(name) > longest:
+        raise InputError(
+            f"--user: {shown(name)} is longer than the {longest} characters the audit log "
+            "stores for who acted"
+        )
 
 
 def _refuse_missing_sqlite_file(url: str) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from sarcoma_sched.db.columns import text_length
 from sarcoma_sched.db.models import (
     Allocation,
     ParticipationEnd,
@@ -18,7 +19,8 @@ from sarcoma_sched.db.models import (
 )
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
-from sarcoma_sched.errors import Conflict
+from sarcoma_sched.errors import Conflict, InputError
+from sarcoma_sched.limits import MAX_CLOSURE_DAYS, is_time_zone, shown
 from sarcoma_sched.services.events import EventChange, patient_events, replan_patient
 from sarcoma_sched.services.lookups import get_site
 from sarcoma_sched.services.reasons import coded
@@ -39,21 +41,19 @@ class ClosureOutcome:
 
 
 def _check_calendar(time_zone: str, country: str, subdivision: str | None) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     import holidays
 
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Conflict(f"--time-zone: {time_zone!r} is not an IANA time zone") from None
+    if not is_time_zone(time_zone):
+        raise Conflict(f"--time-zone: {shown(time_zone)} is not an IANA time zone")
     supported = holidays.list_supported_countries()
     if country not in supported:
-        raise Conflict(f"--holiday-country: {country!r} is not a country the holidays package has")
+        raise Conflict(
+            f"--holiday-country: {shown(country)} is not a country the holidays package has"
+        )
     if subdivision is not None and subdivision not in supported[country]:
         choices = ", ".join(supported[country]) or "none"
         raise Conflict(
-            f"--holiday-subdivision: {subdivision!r} is not a subdivision of {country} "
+            f"--holiday-subdivision: {shown(subdivision)} is not a subdivision of {country} "
             f"(known: {choices})"
         )
 
@@ -70,9 +70,16 @@ def add_site(
 ) -> Site:
     code = code.strip().upper()
     if not SITE_CODE.fullmatch(code):
-        raise Conflict(f"site code {code!r}: 2-16 letters and digits, starting with a letter")
+        raise Conflict(f"site code {shown(code)}: 2-16 letters and digits, starting with a letter")
     if not name.strip():
         raise Conflict("a site needs a name")
+    # What the columns hold, checked before the write: SQLite would store a longer name that
+    # PostgreSQL refuses.
+    longest = text_length(Site.name)
+    if len(name.strip()) > longest:
+        raise InputError(
+            f"--name: {len(name.strip())} characters; a site name has at most {longest}"
+        )
     country = holiday_country.strip().upper()
     _check_calendar(time_zone, country, holiday_subdivision)
     with db.write(actor, "site add") as session:
@@ -107,6 +114,14 @@ def close_site(
     """
     if last_day < first_day:
         raise Conflict(f"closure ends ({last_day}) before it starts ({first_day})")
+    days = (last_day - first_day).days + 1
+    if days > MAX_CLOSURE_DAYS:
+        # Every planned event inside would be pushed past the closure: a closure of centuries
+        # moved calendars to before 1900 and after 2199, dates no trial can mean.
+        raise InputError(
+            f"closure {first_day}..{last_day} lasts {days:,} days; a closure lasts at most "
+            f"{MAX_CLOSURE_DAYS} days"
+        )
     # The code reaches the site calendar; the words (--reason) stay in the database.
     why, note = coded(
         reason_code,

@@ -1,0 +1,85 @@
+"""What a column can hold, read from the models, and the check that every write fits.
+
+SQLite stores a 500-character text in a ``String(64)`` column and a 64-bit number in an
+``Integer`` one; PostgreSQL refuses both (``value too long for type character varying(64)``,
+``integer out of range``), and a refusal that late, mid-transaction, is a traceback. Checked
+before each flush instead, on every backend alike, a value that does not fit is one
+``InputError`` naming the table, the column and the bound, and nothing is written.
+
+Services check what a user types against ``text_length`` first, so the message can name the
+option (``--name``); this check is the backstop for everything else the engine derives
+(a stratum, an audit actor, a row a future command writes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, SmallInteger, String, inspect
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import QueryableAttribute
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from sarcoma_sched.errors import InputError
+from sarcoma_sched.limits import shown
+
+__all__ = ["INTEGER_RANGES", "check_fits", "text_length"]
+
+# The ranges of PostgreSQL's integer types, which SQLAlchemy's map to there; SQLite's integers
+# are all 64-bit, so only the narrower bound is the same on both backends.
+INTEGER_RANGES: tuple[tuple[type[TypeEngine[Any]], tuple[int, int]], ...] = (
+    (SmallInteger, (-(2**15), 2**15 - 1)),
+    (BigInteger, (-(2**63), 2**63 - 1)),
+    (Integer, (-(2**31), 2**31 - 1)),
+)
+
+
+def text_length(attribute: QueryableAttribute[Any]) -> int:
+    """The declared length of a model's ``String(n)`` column, e.g. ``text_length(Site.name)``."""
+    length = getattr(_base_type(attribute.property.columns[0].type), "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{attribute} is not a String(n) column")
+    return length
+
+
+def _base_type(kind: TypeEngine[Any]) -> TypeEngine[Any]:
+    while isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    return kind
+
+
+def _problem(table: str, name: str, kind: TypeEngine[Any], value: Any) -> str | None:
+    if isinstance(kind, String) and isinstance(value, str):
+        if kind.length is not None and len(value) > kind.length:
+            return (
+                f"{table}.{name}: {shown(value)} is longer than the {kind.length} characters "
+                "the database stores"
+            )
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        for family, (low, high) in INTEGER_RANGES:
+            if isinstance(kind, family):
+                if not low <= value <= high:
+                    return f"{table}.{name}: {value} is outside the range the database stores"
+                return None
+    return None
+
+
+def check_fits(session: Session) -> None:
+    """Raise ``InputError`` if a row about to be flushed has a value its column cannot hold."""
+    problems: list[str] = []
+    for obj in [*session.new, *session.dirty]:
+        state = inspect(obj)
+        table = state.mapper.local_table.name
+        for attr in state.mapper.column_attrs:
+            if state.pending:
+                values = [state.dict[attr.key]] if attr.key in state.dict else []
+            else:
+                values = list(state.attrs[attr.key].history.added)
+            kind = _base_type(attr.columns[0].type)
+            for value in values:
+                problem = _problem(table, attr.columns[0].name, kind, value)
+                if problem is not None:
+                    problems.append(problem)
+    if problems:
+        raise InputError("; ".join(problems))
