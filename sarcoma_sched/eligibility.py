@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast, get_args
 
 from sarcoma_sched.errors import InputFileError, Problem
+from sarcoma_sched.limits import MAX_STORED_INT, parse_whole
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.screening import (
     AllRule,
@@ -127,13 +128,24 @@ def _show(value: object) -> str:
 
 def _whole(value: object) -> int:
     # bool is an int subclass; True as an age is a mistake in the file, not 1.
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        return int(value.strip())
-    raise _Bad(f"not a whole number (got {_show(value)})")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        try:
+            # Bounded before int() sees the digits: it refuses 4,301 of them with a ValueError.
+            number = parse_whole(value, -MAX_STORED_INT, MAX_STORED_INT)
+        except ValueError:
+            raise _Bad(
+                f"beyond any whole number the database stores (got {_show(value)})"
+            ) from None
+    if number is None:
+        raise _Bad(f"not a whole number (got {_show(value)})")
+    if abs(number) > MAX_STORED_INT:
+        raise _Bad(f"beyond any whole number the database stores (got {_show(value)})")
+    return number
 
 
 def _number(value: object) -> float:

@@ -10,8 +10,15 @@ from typing import Any, TypeVar
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
+from sarcoma_sched.cli.numbers import WholeNumber
 from sarcoma_sched.cli.output import emit_rows, format_option
 from sarcoma_sched.errors import VerifyFailed
+from sarcoma_sched.limits import (
+    MAX_SIMULATED_DRAWS,
+    MAX_SIMULATED_PATIENTS,
+    MAX_SIMULATED_TRIALS,
+    MAX_STORED_INT,
+)
 
 __all__ = ["allocation", "read_secret", "secret_option"]
 
@@ -185,9 +192,21 @@ def list_(
 
 @allocation.command("simulate")
 @click.argument("protocol")
-@click.option("--patients", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--trials", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--patients",
+    type=WholeNumber(1, MAX_SIMULATED_PATIENTS),
+    default=100,
+    show_default=True,
+    help="Patients per simulated trial.",
+)
+@click.option(
+    "--trials",
+    type=WholeNumber(1, MAX_SIMULATED_TRIALS),
+    default=1000,
+    show_default=True,
+    help=f"Simulated trials; --patients x --trials at most {MAX_SIMULATED_DRAWS:,}.",
+)
+@click.option("--seed", type=WholeNumber(0, MAX_STORED_INT), default=1, show_default=True)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -208,6 +227,12 @@ def simulate(protocol: str, patients: int, trials: int, seed: int, fmt: str) -> 
     from sarcoma_sched.allocation import simulate as run_simulation
     from sarcoma_sched.protocol import find_protocol
 
+    if patients * trials > MAX_SIMULATED_DRAWS:
+        # Each draw takes tens of microseconds: beyond this a run takes hours, not minutes.
+        raise click.UsageError(
+            f"--patients {patients} x --trials {trials} is {patients * trials:,} draws; "
+            f"at most {MAX_SIMULATED_DRAWS:,} are simulated in one run"
+        )
     proto = find_protocol(protocol).protocol
     with Progress(transient=True, disable=fmt == "json") as progress:
         task = progress.add_task(f"simulating {proto.id}", total=trials)

@@ -33,7 +33,8 @@ class DateParam(click.ParamType):
         text = str(value).strip().lower()
         if text == "today":
             return today()
-        match = re.fullmatch(r"([+-])(\d{1,4})d", text)
+        # [0-9], not \d: "+٣d" or "+３d" is not what a coordinator typed on purpose.
+        match = re.fullmatch(r"([+-])([0-9]{1,4})d", text)
         if match:
             days = int(match.group(2)) * (1 if match.group(1) == "+" else -1)
             return today() + dt.timedelta(days=days)

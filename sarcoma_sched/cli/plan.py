@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,10 +10,11 @@ import click
 
 from sarcoma_sched.cli.dates import EARLIEST, LATEST
 from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.limits import MAX_CLOSURE_DAYS
 from sarcoma_sched.vocabulary import EventStatus
 
 if TYPE_CHECKING:
-    from sarcoma_sched.calendar import Actual, HolidayTable, PlannedEvent
+    from sarcoma_sched.calendar import Actual, PlannedEvent
 
 __all__ = ["plan"]
 
@@ -38,17 +38,14 @@ def _closures(values: tuple[str, ...]) -> list[dt.date]:
         end = _date(last, "--closure") if last else start
         if end < start:
             raise click.BadParameter(f"{value!r} ends before it starts", param_hint="--closure")
+        if (end - start).days + 1 > MAX_CLOSURE_DAYS:
+            raise click.BadParameter(
+                f"{value!r} lasts {(end - start).days + 1:,} days; a closure lasts at most "
+                f"{MAX_CLOSURE_DAYS}",
+                param_hint="--closure",
+            )
         days.extend(start + dt.timedelta(days=i) for i in range((end - start).days + 1))
     return days
-
-
-def _holiday_table(load: Callable[[Path], HolidayTable], path: Path) -> HolidayTable:
-    from sarcoma_sched.errors import InputFileError, Problem
-
-    try:
-        return load(path)
-    except UnicodeDecodeError as exc:  # the loader names every other unreadable file itself
-        raise InputFileError([Problem(str(path), "", f"not UTF-8 text: {exc.reason}")]) from None
 
 
 def _actuals(
@@ -83,7 +80,10 @@ def _days_text(e: PlannedEvent) -> str:
 @click.option("--anchor", required=True, help="Allocation date, YYYY-MM-DD.")
 @click.option("--site", "site_code", help="Site code (default: the protocol's first site).")
 @click.option(
-    "--closure", multiple=True, metavar="DATE[..DATE]", help="A site closure (repeatable)."
+    "--closure",
+    multiple=True,
+    metavar="DATE[..DATE]",
+    help=f"A site closure of at most {MAX_CLOSURE_DAYS} days (repeatable).",
 )
 @click.option(
     "--holiday-table",
@@ -126,7 +126,7 @@ def plan(
         protocol,
         code,
         closures=_closures(closure),
-        tables=[_holiday_table(load_holiday_table, t) for t in tables],
+        tables=[load_holiday_table(t) for t in tables],
     )
     allocation = _date(anchor, "--anchor")
     actuals = _actuals(done, missed, skipped)

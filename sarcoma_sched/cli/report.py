@@ -12,6 +12,7 @@ from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE
 from sarcoma_sched.cli.output import emit_rows, format_option
 from sarcoma_sched.errors import Conflict
+from sarcoma_sched.limits import MAX_REPORT_DAYS
 
 __all__ = ["report"]
 
@@ -167,7 +168,12 @@ def report_timeline(
 @click.option(
     "--from", "date_from", type=DATE, default="today", show_default=True, help="First day."
 )
-@click.option("--to", "date_to", type=DATE, help="Last day [default: 8 weeks from --from].")
+@click.option(
+    "--to",
+    "date_to",
+    type=DATE,
+    help=f"Last day, at most {MAX_REPORT_DAYS:,} days from --from [default: 8 weeks from --from].",
+)
 @click.option(
     "--by",
     type=click.Choice(["day", "week"]),

@@ -8,8 +8,10 @@ import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
+from sarcoma_sched.cli.numbers import CAPACITY, parse_day_capacity
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.cli.reasons import reason_options
+from sarcoma_sched.limits import MAX_CAPACITY, MAX_CLOSURE_DAYS
 from sarcoma_sched.vocabulary import RESOURCE_NAMES
 
 __all__ = ["site"]
@@ -85,7 +87,12 @@ def site_list(ctx: click.Context, fmt: str) -> None:
 @site.command("close")
 @click.argument("code")
 @click.option("--from", "first_day", type=DATE, required=True, help="First closed day.")
-@click.option("--to", "last_day", type=DATE, help="Last closed day [default: --from].")
+@click.option(
+    "--to",
+    "last_day",
+    type=DATE,
+    help=f"Last closed day, at most {MAX_CLOSURE_DAYS} days from --from [default: --from].",
+)
 @reason_options("Why the site cannot treat (or --reason-code; default code: site_closed).")
 @format_option
 @click.pass_context
@@ -162,9 +169,10 @@ def site_close(
     "days",
     multiple=True,
     metavar="DAY=N",
-    help="Capacity on a weekday (mon..sun), repeatable; days not given have none.",
+    help=f"Capacity on a weekday (mon..sun), 0..{MAX_CAPACITY}, repeatable; days not given "
+    "have none.",
 )
-@click.option("--week", "per_week", type=click.IntRange(0), help="Capacity per week.")
+@click.option("--week", "per_week", type=CAPACITY, help="Capacity per week.")
 @click.option("--clear", is_flag=True, help="Remove the limit (the resource is then unlimited).")
 @format_option
 @click.pass_context
@@ -204,10 +212,8 @@ def site_capacity(
             raise click.UsageError("--clear takes no --day or --week")
         per_weekday: dict[str, int] = {}
         for item in days:
-            name, sep, value = item.partition("=")
-            if not sep or not value.strip().isdigit():
-                raise click.BadParameter(f"{item!r} is not DAY=N", param_hint="--day")
-            per_weekday[name] = int(value)
+            name, value = parse_day_capacity(item)
+            per_weekday[name] = value
         limit = set_capacity(
             database,
             acting_user(ctx),

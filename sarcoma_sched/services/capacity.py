@@ -18,7 +18,8 @@ from sarcoma_sched.calendar.capacity import RESOURCES, WEEKDAYS, Capacity, Limit
 from sarcoma_sched.db.models import SiteResource
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
-from sarcoma_sched.errors import Conflict
+from sarcoma_sched.errors import Conflict, InputError
+from sarcoma_sched.limits import MAX_CAPACITY
 from sarcoma_sched.services.lookups import get_site
 from sarcoma_sched.services.queries.capacity import bookings, site_limits
 
@@ -34,6 +35,13 @@ def site_capacity(
     if not limits:
         return None
     return Capacity(limits, bookings(session, site_code, since, exclude_patient))
+
+
+def _check_at_most(what: str, n: int) -> None:
+    # The command line refuses these already; a library caller gets the same bound, before the
+    # write (PostgreSQL's integer would refuse 2**31 mid-transaction, SQLite store it).
+    if n > MAX_CAPACITY:
+        raise InputError(f"{what}: a capacity is at most {MAX_CAPACITY}")
 
 
 def set_capacity(
@@ -65,9 +73,12 @@ def set_capacity(
             raise Conflict(f"--day {name}={n}: the day must be one of {', '.join(WEEKDAYS)}")
         if n < 0:
             raise Conflict(f"--day {name}={n}: a capacity cannot be negative")
+        _check_at_most(f"--day {name}={n}", n)
         days[WEEKDAYS.index(key)] = n
     if per_week is not None and per_week < 0:
         raise Conflict(f"--week {per_week}: a capacity cannot be negative")
+    if per_week is not None:
+        _check_at_most(f"--week {per_week}", per_week)
     with db.write(actor, "site capacity") as session:
         site = get_site(session, site_code)
         # Row by row through the session, so each replaced capacity gets its audit entry (a bulk

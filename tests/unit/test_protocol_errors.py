@@ -115,4 +115,3 @@ def test_a_protocol_file_saved_oddly_is_one_problem_saying_what_it_is(tmp_path, 
     with pytest.raises(ProtocolError) as caught:
         load_protocol(path)
     assert caught.value.lines() == [f"{path}: {message}"]
-

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar.capacity import week_of
 from sarcoma_sched.db.models import Patient, ScheduledEvent
-from sarcoma_sched.errors import Conflict
+from sarcoma_sched.errors import Conflict, InputError
+from sarcoma_sched.limits import MAX_REPORT_DAYS
 from sarcoma_sched.services.lookups import get_site, site_calendar
 from sarcoma_sched.vocabulary import BOOKED_STATUSES, WORKLOAD_KINDS
 
@@ -57,6 +58,13 @@ def workload(
         raise Conflict(f"--by {by}: choose day or week")
     if date_to < date_from:
         raise Conflict(f"--to {date_to} is before --from {date_from}")
+    days = (date_to - date_from).days + 1
+    if days > MAX_REPORT_DAYS:
+        # One row a day is built for the whole span: 300 years took minutes and gigabytes.
+        raise InputError(
+            f"--from {date_from} --to {date_to} spans {days:,} days; a workload report covers "
+            f"at most {MAX_REPORT_DAYS:,} (three years)"
+        )
     if site is not None:
         site = get_site(session, site).code
     query = (
