@@ -91,9 +91,7 @@ def remember_replaced(session: Session) -> None:
         (key_column,) = table.primary_key.columns
         row = (
             session.connection()
-            .execute(
-                select(*(table.c[k] for k in unread)).where(key_column == state.identity[0])
-            )
+            .execute(select(*(table.c[k] for k in unread)).where(key_column == state.identity[0]))
             .one()
         )
         replaced[id(obj)] = dict(zip(unread, row, strict=True))
