@@ -133,14 +133,27 @@ class FlagCode(StrEnum):
     PIN_BREAKS_CONSTRAINT = "pin_breaks_constraint"
     # The same, released (the default policy): the event moved to the first valid day.
     PIN_RELEASED = "pin_released"
+    # No working day at all in the window (a closure covering it): the target is kept.
+    NO_VALID_DAY = "no_valid_day"
+    # An inpatient stay that runs into a holiday block (3+ days off) no day of its window avoids.
+    HOLIDAY_BLOCK = "holiday_block"
+    # After the registered trial end date: still planned, but not to be booked unseen.
+    AFTER_TRIAL_END = "after_trial_end"
 
 
 # Flags whose event's date breaks a hard rule: calendars show it TENTATIVE, with the reason.
-UNSAFE_FLAGS = frozenset({FlagCode.UNSATISFIABLE, FlagCode.PIN_BREAKS_CONSTRAINT})
+UNSAFE_FLAGS = frozenset(
+    {FlagCode.UNSATISFIABLE, FlagCode.PIN_BREAKS_CONSTRAINT, FlagCode.NO_VALID_DAY}
+)
 
 
-# Flags that leave a planned date in doubt: a hard rule broken, or no room on the day.
-TENTATIVE_FLAGS = UNSAFE_FLAGS | {FlagCode.OVER_CAPACITY}
+# Flags that leave a planned date in doubt: a hard rule broken, a resource with no room, a stay
+# into a holiday block, a date after the trial's registered end.
+TENTATIVE_FLAGS = UNSAFE_FLAGS | {
+    FlagCode.OVER_CAPACITY,
+    FlagCode.HOLIDAY_BLOCK,
+    FlagCode.AFTER_TRIAL_END,
+}
 
 
 class PinPolicy(StrEnum):

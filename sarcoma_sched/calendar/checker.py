@@ -10,9 +10,9 @@ from itertools import pairwise
 from sarcoma_sched.calendar.plan import PlannedEvent, Violation
 from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef
-from sarcoma_sched.vocabulary import NOT_HAPPENED, ViolationRule
+from sarcoma_sched.vocabulary import NOT_HAPPENED, EventKind, ViolationRule
 
-__all__ = ["by_key", "check_events", "gap_problem", "point", "ref_words"]
+__all__ = ["by_key", "check_events", "gap_problem", "is_stay", "point", "ref_words"]
 
 
 def by_key(events: Iterable[PlannedEvent]) -> dict[str, list[PlannedEvent]]:
@@ -92,6 +92,7 @@ def check_events(
             e.earliest <= start <= e.latest
             and not e.consecutive_working_days
             and (not e.working_days_only or is_working_day(start))
+            and not (calendar.closures and is_stay(e))
         ):
             continue
         found.extend(_event_violations(e, calendar))
@@ -121,7 +122,20 @@ def _occurrence_id(ref: EventRef, grouped: dict[str, list[PlannedEvent]]) -> str
     return (occurrences[0] if ref.occurrence == "first" else occurrences[-1]).id
 
 
+def is_stay(e: PlannedEvent) -> bool:
+    """An inpatient stay: a multi-day infusion counted in calendar days, every day treated."""
+    return e.kind == EventKind.INFUSION and len(e.days) > 1 and not e.consecutive_working_days
+
+
 def _event_violations(e: PlannedEvent, calendar: SiteCalendar) -> Iterable[Violation]:
+    if is_stay(e):
+        for day in e.days[1:]:
+            if calendar.is_closed(day):
+                yield Violation(
+                    ViolationRule.SPAN,
+                    (e.id,),
+                    f"{e.id}: the site is closed on {day}, a day of the stay",
+                )
     if not e.earliest <= e.start <= e.latest:
         yield Violation(
             ViolationRule.WINDOW,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from calendar import monthrange
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -47,6 +48,7 @@ from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRe
 from sarcoma_sched.vocabulary import (
     BOOKED_STATUSES,
     NOT_HAPPENED,
+    EventKind,
     EventStatus,
     FlagCode,
     ViolationRule,
@@ -75,7 +77,15 @@ def plan_arm(
     arm = protocol.arm(arm_id)
     actuals = actuals or {}
     pins = pins or {}
-    planner = _Planner(_steps_of(arm), allocation_date, calendar, actuals, pins, capacity)
+    planner = _Planner(
+        _steps_of(arm),
+        allocation_date,
+        calendar,
+        actuals,
+        pins,
+        capacity,
+        trial_end=protocol.study.end_date,
+    )
     events = planner.run()
     if actuals or pins:
         unknown = sorted((set(actuals) | set(pins)) - {e.id for e in events})
@@ -176,6 +186,12 @@ class _Step:
     # The hard constraints naming this occurrence whose other end is known by the time it is
     # placed, each with where to read both ends.
     checks: tuple[tuple[Constraint, _End, _End], ...]
+    # Look-ahead: the windows, from this occurrence's first day, of its working-day components
+    # (a cycle's pre-cycle labs), which must each have a working day for a day to be chosen.
+    components: tuple[tuple[dt.timedelta, dt.timedelta], ...]
+    # An inpatient stay (a multi-day infusion counted in calendar days): every day of it is a
+    # treatment day, so none may be a site closure, and it should not run into a holiday block.
+    stay: bool
     # Every field of its PlannedEvent in order, those known before dates are chosen filled in
     # as for a plain planned occurrence: each plan copies it and sets the rest.
     fields: dict[str, object]
@@ -206,8 +222,10 @@ def _steps_of(arm: Arm) -> tuple[_Step, ...]:
 
 def _compile(arm: Arm) -> tuple[_Step, ...]:
     occurrences = arm_occurrences(arm)
-    # A constraint names the first or last occurrence of a key; a key's last is its last cycle.
-    counts = {o.key: o.cycle or 1 for o in occurrences}
+    # A constraint names the first or last occurrence of a key: its first and last cycle, or
+    # a series' first and last visit (numbered in order, as the checker reads them).
+    counts = Counter(o.key for o in occurrences)
+    numbers: Counter[str] = Counter()
     constraints_of: dict[str, list[Constraint]] = {}
     for c in arm.constraints:
         for key in {c.from_.event, c.to.event} - {ALLOCATION}:
@@ -239,6 +257,7 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
     for o in occurrences:
         span = o.span
         working = o.day_rule == "working_day"
+        numbers[o.key] += 1
         steps.append(
             _Step(
                 occurrence_id=o.id,
@@ -252,7 +271,11 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
                 one_day=span.days == 1,
                 span_working=span.day_counting == "working_days",
                 span_offsets=tuple(dt.timedelta(days=i) for i in range(span.days)),
-                checks=checks(o.key, o.cycle or 1),
+                checks=checks(o.key, numbers[o.key]),
+                components=(),
+                stay=o.kind == EventKind.INFUSION
+                and span.days > 1
+                and span.day_counting != "working_days",
                 fields={
                     "id": o.id,
                     "key": o.key,
@@ -277,6 +300,12 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
             )
         )
         placed.setdefault(o.key, []).append(len(steps) - 1)
+    for o in occurrences:
+        # A component is timed from its cycle's first day; only a working-day one can fail.
+        if o.event != o.key and o.day_rule == "working_day" and o.anchor.index is not None:
+            parent = steps[o.anchor.index]
+            window = (dt.timedelta(days=o.earliest), dt.timedelta(days=o.latest))
+            steps[o.anchor.index] = replace(parent, components=(*parent.components, window))
     return tuple(steps)
 
 
@@ -297,8 +326,10 @@ class _Planner:
         actuals: Mapping[str, Actual],
         pins: Mapping[str, Pin],
         capacity: Capacity | None = None,
+        trial_end: dt.date | None = None,
     ) -> None:
         self.steps = steps
+        self.trial_end = trial_end
         self.allocation = allocation
         self.calendar = calendar
         self.actuals = actuals
@@ -313,6 +344,7 @@ class _Planner:
         placed = self.placed
         allocation = self.allocation
         actuals, pins, capacity = self.actuals, self.pins, self.capacity
+        trial_end = self.trial_end
         is_working_day = self.calendar.is_working_day
         for step in self.steps:
             if step.anchor is None:
@@ -338,6 +370,10 @@ class _Planner:
                 # A target inside the window is the first candidate of every shift rule.
                 and earliest <= target <= latest
                 and (not step.working or is_working_day(target))
+                and (
+                    not (step.components or step.stay)
+                    or self._fits(step, self._span_days(target, step)) == _FITS
+                )
             ):
                 values["days"] = (target,) if step.one_day else self._span_days(target, step)
             else:
@@ -347,6 +383,8 @@ class _Planner:
                     values["status"], values["reason"] = actual.status, actual.reason
                 elif pin is not None and not _released(flags):
                     values["reason"], values["pinned"] = pin.reason, True
+            if trial_end is not None and values["days"][-1] > trial_end:  # type: ignore[index]
+                self._after_end(values, trial_end)
             values["anchor"] = anchor_id
             values["anchor_date"] = anchor_date
             values["target"] = target
@@ -354,6 +392,19 @@ class _Planner:
             values["latest"] = latest
             placed.append(_planned_event(values))
         return placed
+
+    @staticmethod
+    def _after_end(values: dict[str, object], end: dt.date) -> None:
+        # Planned events after the registered trial end stay planned (follow-up may be
+        # extended) but say so, so nobody books a scan the sponsor has not agreed to pay for.
+        if values["status"] != _PLANNED:
+            return
+        days: tuple[dt.date, ...] = values["days"]  # type: ignore[assignment]
+        flag = Flag(
+            FlagCode.AFTER_TRIAL_END,
+            f"{values['id']} on {days[0]} is after the registered trial end ({end})",
+        )
+        values["flags"] = (*values["flags"], flag)  # type: ignore[misc]
 
     def _choose(
         self,
@@ -389,12 +440,15 @@ class _Planner:
     def _search(
         self, step: _Step, target: dt.date, earliest: dt.date, latest: dt.date
     ) -> tuple[tuple[dt.date, ...], tuple[Flag, ...]]:
+        """The first day, in the shift rule's order, that meets every hard rule and, among
+        those, best keeps the site's capacity and then the look-ahead (each component with a
+        working day, a stay clear of holiday blocks); whole window searched before giving up."""
         working = step.working
         is_working_day = self.calendar.is_working_day
+        extras = bool(step.components or step.stay)
         first_allowed: tuple[dt.date, ...] | None = None
-        # The first day that meets every hard constraint but not capacity: hard constraints
-        # come first, so this is what the event keeps when no day in the window has room.
-        first_sound: tuple[dt.date, ...] | None = None
+        # The best hard-sound candidate so far: (no room, look-ahead rank), its days.
+        best: tuple[tuple[int, int], tuple[dt.date, ...]] | None = None
         failures: dict[str, str] = {}
         for day in _candidates(target, earliest, latest, step.shift):
             if working and not is_working_day(day):
@@ -402,30 +456,38 @@ class _Planner:
             days = self._span_days(day, step)
             if first_allowed is None:
                 first_allowed = days
-            problems = self._constraint_problems(step, days)
+            problems = self._hard_problems(step, days)
             if problems:
                 for cid, text in problems:
                     failures.setdefault(cid, text)
                 continue
-            if self.capacity is None or self.capacity.fits(step.kind, days):
+            rank = self._fits(step, days) if extras else _FITS
+            room = self.capacity is None or self.capacity.fits(step.kind, days)
+            key = (0 if room else 1, rank)
+            if key == (0, _FITS):
                 return days, ()
-            if first_sound is None:
-                first_sound = days
-        if first_sound is not None:
-            return first_sound, self._capacity_flags(step, first_sound, window=(earliest, latest))
+            if best is None or key < best[0]:
+                best = (key, days)
+        if best is not None:
+            (full, rank), days = best
+            flags: tuple[Flag, ...] = ()
+            if rank == _IN_BLOCK:
+                flags = (self._block_flag(step, days),)
+            if full:
+                flags += self._capacity_flags(step, days, window=(earliest, latest))
+            return days, flags
         if first_allowed is None:
-            # No working day at all in the window (a long closure): keep the target moved to a
-            # working day outside the window, and say so.
-            day = self._shifted(target, step.shift) if working else target
-            days = self._span_days(day, step)
+            # No working day at all in the window (a long closure): the target is kept, and
+            # flagged, as the README says; a coordinator decides (move it, record a deviation).
+            days = self._span_days(target, step)
             messages = [
                 f"no working day between {earliest} and {latest} (window of "
-                f"{step.occurrence_id}); placed on {day}",
-                *(t for _, t in self._constraint_problems(step, days)),
+                f"{step.occurrence_id}); kept the target {target}",
+                *(t for _, t in self._hard_problems(step, days)),
             ]
-            # The day kept outside the window may be fully booked too: say that as well, so
-            # no booking over capacity goes unflagged.
-            flags = (Flag(FlagCode.UNSATISFIABLE, "; ".join(messages)),)
+            # The day kept may be fully booked too: say that as well, so no booking over
+            # capacity goes unflagged.
+            flags = (Flag(FlagCode.NO_VALID_DAY, "; ".join(messages)),)
             return days, flags + self._capacity_flags(step, days)
         message = (
             f"no day in the window {earliest} … {latest} satisfies every hard constraint; "
@@ -433,6 +495,51 @@ class _Planner:
         )
         flags = (Flag(FlagCode.UNSATISFIABLE, message),)
         return first_allowed, flags + self._capacity_flags(step, first_allowed)
+
+    def _fits(self, step: _Step, days: tuple[dt.date, ...]) -> int:
+        """The look-ahead rank of a day: ``_FITS``; ``_IN_BLOCK`` (a stay runs into a holiday
+        block); ``_NO_COMPONENT`` (a component, e.g. the pre-cycle labs, would have no
+        working day in its window)."""
+        is_working_day = self.calendar.is_working_day
+        first = days[0]
+        for earliest, latest in step.components:
+            day, last = first + earliest, first + latest
+            while day <= last and not is_working_day(day):
+                day += ONE_DAY
+            if day > last:
+                return _NO_COMPONENT
+        if step.stay:
+            rank = _FITS
+            for day in days[1:]:
+                if self.calendar.is_closed(day):
+                    return _STAY_CLOSED  # a hard problem: the search says which
+                if rank == _FITS and self.calendar.holiday_block(day) is not None:
+                    rank = _IN_BLOCK
+            return rank
+        return _FITS
+
+    def _block_flag(self, step: _Step, days: tuple[dt.date, ...]) -> Flag:
+        block = next(b for d in days if (b := self.calendar.holiday_block(d)) is not None)
+        return Flag(
+            FlagCode.HOLIDAY_BLOCK,
+            f"the stay {days[0]} … {days[-1]} of {step.occurrence_id} runs into the holiday "
+            f"block {block[0]} … {block[1]}: no day in its window avoids one",
+        )
+
+    def _hard_problems(self, step: _Step, days: tuple[dt.date, ...]) -> list[tuple[str, str]]:
+        """The declared constraints it breaks, and for a stay a closure on any of its days."""
+        problems = self._constraint_problems(step, days)
+        if step.stay:
+            closed = [d for d in days[1:] if self.calendar.is_closed(d)]
+            if closed:
+                problems.append(
+                    (
+                        ViolationRule.SPAN,
+                        f"{step.occurrence_id}: the site is closed on {closed[0]}, day "
+                        f"{days.index(closed[0]) + 1} of the stay",
+                    )
+                )
+        return problems
 
     def _capacity_flags(
         self,
@@ -502,7 +609,7 @@ class _Planner:
         return days, (kept, *self._capacity_flags(step, days))
 
     def _pin_problems(self, step: _Step, days: tuple[dt.date, ...]) -> list[str]:
-        problems = [text for _, text in self._constraint_problems(step, days)]
+        problems = [text for _, text in self._hard_problems(step, days)]
         # Only the first day can fall on a closed day: a working-day span is laid out from it
         # over working days.
         if step.working and not self.calendar.is_working_day(days[0]):
@@ -559,6 +666,13 @@ def _flag_unflagged(events: list[PlannedEvent], violations: list[Violation]) -> 
             flag = Flag(FlagCode.UNSATISFIABLE, f"{v.message}; the date needs a look")
             events[index[e.id]] = replace(e, flags=(*e.flags, flag))
     return events
+
+
+# Look-ahead ranks of a candidate day (``_Planner._fits``), best first.
+_FITS = 0
+_IN_BLOCK = 1
+_NO_COMPONENT = 2
+_STAY_CLOSED = 3  # never ranked: _hard_problems refuses the day first
 
 
 def _released(flags: tuple[Flag, ...]) -> bool:

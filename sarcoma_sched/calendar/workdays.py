@@ -98,6 +98,7 @@ class SiteCalendar:
             self._on.update(table.make_up_days())
         self._package, self._package_days = _package_calendar(country, subdivision)
         self._cache: dict[dt.date, bool] = {}
+        self._blocks: dict[tuple[dt.date, int], tuple[dt.date, dt.date] | None] = {}
         self._official: dict[int, bool] = {}
 
     @classmethod
@@ -153,6 +154,33 @@ class SiteCalendar:
         if name:
             return str(name)
         return "weekend"
+
+    def is_closed(self, day: dt.date) -> bool:
+        """A closure recorded for the site (ward shut, strike): no treatment at all that day,
+        weekend or not, unlike a day that is merely not a working day."""
+        return day in self.closures
+
+    def holiday_block(self, day: dt.date, min_days: int = 3) -> tuple[dt.date, dt.date] | None:
+        """The run of at least ``min_days`` consecutive non-working days ``day`` lies in (a
+        public holiday joined to a weekend, Golden Week, Spring Festival), or None. A weekend
+        alone is two days: never a block."""
+        if self.is_working_day(day):
+            return None
+        key = (day, min_days)
+        if key in self._blocks:
+            return self._blocks[key]
+        first = last = day
+        while not self.is_working_day(first - dt.timedelta(days=1)):
+            first -= dt.timedelta(days=1)
+            if (day - first).days > 366:
+                break
+        while not self.is_working_day(last + dt.timedelta(days=1)):
+            last += dt.timedelta(days=1)
+            if (last - day).days > 366:
+                break
+        block = (first, last) if (last - first).days + 1 >= min_days else None
+        self._blocks[key] = block
+        return block
 
     def is_official(self, year: int) -> bool:
         """Whether this year's holidays come from an announced arrangement, not an estimate."""

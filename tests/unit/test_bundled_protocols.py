@@ -84,8 +84,11 @@ def test_natars_encodes_the_registered_non_randomized_design():
     neo = p.arm("NEOADJUVANT")
     ai = next(e for e in neo.events if e.key == "ai")
     assert (ai.span.days, ai.repeat.count, ai.repeat.every) == (5, 3, 21)
-    (anlotinib,) = ai.components
+    anlotinib, labs = ai.components
     assert (anlotinib.span.days, anlotinib.span.show_as) == (14, "period")
+    # Revisited: anlotinib may start D1 + 0 ... + 2; labs from D-3 up to the morning of D1.
+    assert (anlotinib.timing.earliest, anlotinib.timing.latest) == (0, 2)
+    assert (labs.key, labs.timing.earliest, labs.timing.latest) == ("labs", -3, 0)
     washouts = {
         c.id: (c.from_.event, c.from_.occurrence, c.from_.point, c.min_days)
         for c in neo.constraints
@@ -93,6 +96,8 @@ def test_natars_encodes_the_registered_non_randomized_design():
     assert washouts == {
         "anlotinib_washout": ("anlotinib", "last", "end", 14),
         "ifosfamide_washout": ("ai", "last", "end", 21),
+        # Revisited: no PFS assessment in the 14 days after surgery.
+        "no_pfs_scan_after_surgery": ("surgery", "last", "start", 15),
     }
     # PFS is assessed on the allocation clock in both arms, so timing cannot bias the comparison.
     for arm in p.arms:

@@ -60,7 +60,7 @@ def test_tnt_sts_occurrences_carry_cycle_anchor_window_and_nominal_days():
     labs = occ["labs.2"]
     assert (labs.key, labs.event, labs.cycle, labs.kind) == ("labs", "ai", 2, "labs")
     assert (labs.anchor.id, labs.anchor.start, str(labs.anchor)) == ("ai.2", True, "start of ai.2")
-    assert (labs.offset, labs.earliest, labs.latest) == (-1, -3, -1)
+    assert (labs.offset, labs.earliest, labs.latest) == (-1, -3, 0)
     ai1 = occ["ai.1"]
     assert str(ai1.anchor) == "end of rt"
     # rt: offset 7 from allocation, 5 days; ai.1 14 days after rt's last day; ai.2 21 later.

@@ -233,7 +233,9 @@ def test_natars_assigned_arms_branch_at_screening_and_share_the_follow_up_clock(
     assert len({r["VISITNUM"] for r in surgery}) == 1
     # NEOADJUVANT's visits keep their order: surgery after the third cycle and restaging.
     neo = sorted((r for r in tv if r["ARMCD"] in ("NEOADJUVANT", "")), key=lambda r: r["VISITNUM"])
-    assert [r["TVSTRL"].split(":")[0] for r in neo][:6] == [
+    # (Each cycle's pre-cycle labs, a visit of its own, sit before it: left out here.)
+    visits = [r["TVSTRL"].split(":")[0] for r in neo]
+    assert [v for v in visits if not v.startswith("labs.")][:6] == [
         "ai.1",
         "ai.2",
         "ai.3",
@@ -280,7 +282,7 @@ def test_the_sdtm_command_writes_five_csv_files(tmp_path):
     assert done.output.splitlines() == [
         f"{out / 'ta.csv'}  9 rows",
         f"{out / 'te.csv'}  4 rows",
-        f"{out / 'tv.csv'}  20 rows",
+        f"{out / 'tv.csv'}  23 rows",
         f"{out / 'ti.csv'}  23 rows",
         f"{out / 'ts.csv'}  17 rows",
     ]

@@ -1,0 +1,118 @@
+"""A cycle's day chosen with its pre-cycle labs and every day of its stay in view (issue 20):
+checked against a brute-force oracle, plus the semantics of a closed window and the trial end."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings
+
+from sarcoma_sched.calendar import SiteCalendar, plan_arm
+from sarcoma_sched.protocol import find_protocol
+from sarcoma_sched.vocabulary import FlagCode
+from tests.unit.test_planner_properties import scenarios
+
+ONE = dt.timedelta(days=1)
+
+
+def _preference(target: dt.date, earliest: dt.date, latest: dt.date) -> list[dt.date]:
+    """Forward shift: the target, later days in order, then earlier days backwards."""
+    later = [target + ONE * i for i in range((latest - target).days + 1)]
+    earlier = [target - ONE * i for i in range(1, (target - earliest).days + 1)]
+    return later + earlier
+
+
+def _oracle(cycle, labs_window, calendar) -> tuple[dt.date | None, int]:
+    """The best D1 by brute force: a working day whose stay has no closed day, ranked by
+    (0: labs have a working day and the stay clears holiday blocks; 1: the stay runs into a
+    block; 2: the labs have no working day), first in the shift order among the best."""
+    best: tuple[int, dt.date] | None = None
+    length = len(cycle.days)
+    low, high = labs_window
+    for day in _preference(cycle.target, cycle.earliest, cycle.latest):
+        if not calendar.is_working_day(day):
+            continue
+        stay = [day + ONE * i for i in range(length)]
+        if any(calendar.is_closed(d) for d in stay[1:]):
+            continue
+        labs = [day + ONE * i for i in range(low, high + 1)]
+        if not any(calendar.is_working_day(d) for d in labs):
+            rank = 2
+        elif any(calendar.holiday_block(d) for d in stay[1:]):
+            rank = 1
+        else:
+            rank = 0
+        if best is None or rank < best[0]:
+            best = (rank, day)
+        if rank == 0:
+            break
+    return (None, 3) if best is None else (best[1], best[0])
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_every_cycle_gets_the_oracles_day_and_its_labs_are_flagged_only_when_no_day_serves(
+    scenario,
+):
+    p, arm_id, anchor, calendar = scenario
+    plan = plan_arm(p, arm_id, anchor, calendar)
+    arm = p.arm(arm_id)
+    cycle_event = next((e for e in arm.events if e.repeat and e.components), None)
+    if cycle_event is None:
+        return
+    labs_spec = next((c for c in cycle_event.components if c.key == "labs"), None)
+    assert labs_spec is not None
+    window = (labs_spec.timing.earliest, labs_spec.timing.latest)
+    for cycle in plan.occurrences(cycle_event.key):
+        if cycle.unsatisfiable:
+            continue  # no day meets the hard rules: nothing for the look-ahead to choose
+        day, rank = _oracle(cycle, window, calendar)
+        assert day is not None, cycle.id
+        assert cycle.start == day, (cycle.id, cycle.start, day, rank)
+        labs = plan[f"labs.{cycle.cycle}"]
+        assert labs.unsatisfiable == (rank == 2), (labs.id, labs.flags)
+        blocked = any(f.code == FlagCode.HOLIDAY_BLOCK for f in cycle.flags)
+        assert blocked == (rank == 1), (cycle.id, cycle.flags)
+        assert not any(calendar.is_closed(d) for d in cycle.days)
+
+
+NATARS = find_protocol("NATARS").protocol
+
+
+def test_a_closure_on_day_three_of_a_stay_moves_the_cycle_off_it():
+    calendar = SiteCalendar.for_protocol_site(NATARS, "PKUIH")
+    free = plan_arm(NATARS, "NEOADJUVANT", dt.date(2026, 3, 2), calendar)
+    day3 = free["ai.1"].days[2]
+    closed = SiteCalendar.for_protocol_site(NATARS, "PKUIH", closures={day3})
+    plan = plan_arm(NATARS, "NEOADJUVANT", dt.date(2026, 3, 2), closed)
+    assert day3 not in plan["ai.1"].days and not plan["ai.1"].flags
+    assert not [v for v in plan.violations if "ai.1" in v.events]
+
+
+def test_a_closure_over_the_whole_window_keeps_the_target_and_flags_no_valid_day():
+    calendar = SiteCalendar.for_protocol_site(NATARS, "PKUIH")
+    free = plan_arm(NATARS, "SURGERY_ONLY", dt.date(2026, 3, 2), calendar)
+    surgery = free["surgery"]
+    days = {surgery.earliest + ONE * i for i in range((surgery.latest - surgery.earliest).days + 1)}
+    closed = SiteCalendar.for_protocol_site(NATARS, "PKUIH", closures=days)
+    kept = plan_arm(NATARS, "SURGERY_ONLY", dt.date(2026, 3, 2), closed)["surgery"]
+    assert kept.start == surgery.target
+    assert [f.code for f in kept.flags] == [FlagCode.NO_VALID_DAY]
+    assert kept.unsatisfiable  # exported TENTATIVE, never CONFIRMED
+
+
+def test_events_after_the_registered_trial_end_are_planned_and_flagged():
+    calendar = SiteCalendar.for_protocol_site(NATARS, "PKUIH")
+    plan = plan_arm(NATARS, "SURGERY_ONLY", dt.date(2026, 3, 2), calendar)
+    end = NATARS.study.end_date
+    assert end == dt.date(2027, 11, 1)
+    for e in plan.events:
+        after = any(f.code == FlagCode.AFTER_TRIAL_END for f in e.flags)
+        assert after == (e.end > end), e.id
+    assert any(e.end > end for e in plan.events)
+    tnt = find_protocol("TNT-STS").protocol
+    assert tnt.study.end_date is None
+    tnt_plan = plan_arm(
+        tnt, "TNT", dt.date(2026, 3, 2), SiteCalendar.for_protocol_site(tnt, tnt.sites[0].code)
+    )
+    assert not any(f.code == FlagCode.AFTER_TRIAL_END for e in tnt_plan.events for f in e.flags)
