@@ -120,8 +120,8 @@ def _cases(f: Facts) -> dict[str, Case]:
         "unknown event": Case(
             ("record", P1, "ai.9", "--status", "missed"),
             1,
-            re.escape(f"error: patient {P1} has no event 'ai.9' (events: ai.1, anlotinib.1, ")
-            + r".*follow_up\.m60\)\n",
+            re.escape(f"error: patient {P1} has no event 'ai.9' (events: labs.1, ai.1, ")
+            + r"anlotinib\.1, .*follow_up\.m60\)\n",
         ),
         "unknown site to close": Case(
             ("site", "close", "PKUXX", "--from", "+7d", "--reason", "ward move"),

@@ -62,10 +62,12 @@ ANLOTINIB_WASHOUT = next(
 SURGERY_ONLY_TIMING = next(e for e in SURGERY_ONLY["events"] if e["key"] == "surgery")["timing"]
 # Every NEOADJUVANT event timed, directly or through another, from cycle 1: what may move with
 # it (a long holiday can absorb a shift of a later one: both dates land after it). Cycle 1's
-# anlotinib starts on its D1 whatever the calendar, so it always moves. The PFS follow-up runs
-# on the allocation clock and never moves with treatment.
+# anlotinib starts on its D1 whatever the calendar, so it always moves; each cycle's labs are
+# drawn in the days before it. The PFS follow-up runs on the allocation clock and never moves
+# with treatment, except the first assessment, which keeps 14 days clear after surgery.
 TIMED_FROM_AI_1 = {
     "anlotinib.1", "ai.2", "anlotinib.2", "ai.3", "anlotinib.3", "restaging", "surgery",
+    "labs.1", "labs.2", "labs.3", "follow_up.m3",
 }  # fmt: skip
 
 VISIT_COLUMNS = [
@@ -329,7 +331,9 @@ def test_recording_cycle_1_late_moves_what_is_timed_from_it_exactly_as_printed(r
     assert lines[1] == f"re-planned, {len(printed)} event(s) moved:"
     assert printed == changes(before, after, but="ai.1")
     assert "anlotinib.1" in printed and set(printed) <= TIMED_FROM_AI_1
-    assert all(after[e] == before[e] for e in before if e.startswith("follow_up."))
+    assert all(
+        after[e] == before[e] for e in before if e.startswith("follow_up.") and e != "follow_up.m3"
+    )
     # The done cycle occupies its five infusion days from the actual D1; the next cycle is timed
     # from that actual D1 (the protocol's cycle length), on the first working day from there.
     assert after["ai.1"].history == ("done", tuple(late + n * DAY for n in range(5)), late)
@@ -523,7 +527,9 @@ def test_rescheduling_inside_the_window_moves_the_event_and_everything_timed_fro
     assert (after["ai.1"].first, after["ai.1"].pinned, after["ai.1"].status) == (to, to, "planned")
     assert after["ai.1"].deviation is None
     assert after["ai.2"].target == to + AI_CYCLE
-    assert all(after[e] == before[e] for e in before if e.startswith("follow_up."))
+    assert all(
+        after[e] == before[e] for e in before if e.startswith("follow_up.") and e != "follow_up.m3"
+    )
 
 
 def test_rescheduling_outside_the_window_needs_a_reason_and_then_is_a_recorded_deviation(

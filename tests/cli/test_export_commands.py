@@ -71,13 +71,19 @@ class Row:
     revision: int
     # What a calendar entry shows besides its days and status.
     shown: tuple[str | None, ...]
+    # A planned date in doubt (a flag of TENTATIVE_FLAGS): exported TENTATIVE, not CONFIRMED.
+    doubtful: bool = False
+
+    @property
+    def ical_status(self) -> str:
+        return "TENTATIVE" if self.doubtful and self.status == "planned" else STATUS[self.status]
 
 
 def stored(db: str, site: str | None = None, study_id: str | None = None) -> dict[str, Row]:
     """Scheduled events as the database holds them, by UID."""
     sql = (
         "SELECT e.uid, e.event_key, p.study_id, p.site_code, e.days, e.status, e.revision, "
-        "e.target, e.earliest, e.latest, e.actual_date, e.deviation, e.reason "
+        "e.target, e.earliest, e.latest, e.actual_date, e.deviation, e.reason, e.flags "
         "FROM scheduled_events e JOIN patients p ON p.id = e.patient_id WHERE 1 = 1"
     )
     params = {}
@@ -89,8 +95,11 @@ def stored(db: str, site: str | None = None, study_id: str | None = None) -> dic
         params["study_id"] = study_id
     rows = query(db, sql, **params)
     result = {}
-    for uid, key, study, site_code, days, status, revision, *shown in rows:
+    from sarcoma_sched.vocabulary import TENTATIVE_FLAGS
+
+    for uid, key, study, site_code, days, status, revision, *shown, flags in rows:
         days = json.loads(days) if isinstance(days, str) else days  # SQLite: text; PG: JSON
+        flags = json.loads(flags) if isinstance(flags, str) else flags or []
         result[uid] = Row(
             uid,
             key,
@@ -100,6 +109,7 @@ def stored(db: str, site: str | None = None, study_id: str | None = None) -> dic
             status,
             revision,
             tuple(None if v is None else str(v) for v in shown),
+            any(f["code"] in TENTATIVE_FLAGS for f in flags),
         )
     return result
 
@@ -218,7 +228,7 @@ def check_against_rows(path: Path, rows: list[Row]) -> None:
         assert vevent["DTSTART"].dt.isoformat() == first
         assert vevent["DTEND"].dt.isoformat() == next_day(last)  # exclusive end
         assert vevent["SEQUENCE"] == row.revision
-        assert str(vevent["STATUS"]) == STATUS[row.status]
+        assert str(vevent["STATUS"]) == row.ical_status
         assert str(vevent["SUMMARY"]).startswith(f"{row.study_id} · ")
         assert len(vevent.walk("VALARM")) == (1 if row.status == "planned" else 0)
 
@@ -306,7 +316,7 @@ def test_out_prints_how_many_calendar_entries_it_wrote_on_stderr_only(trial):
     for name, path in trial.files.items():
         count = len(read(path))
         assert trial.stdout[name] == b""
-        assert trial.stderr[name] == f"wrote {count} events to {path}\n"
+        assert trial.stderr[name] == f"wrote {count} event{'' if count == 1 else 's'} to {path}\n"
     assert not list(trial.cwd.glob(".*.tmp"))  # the temporary file was renamed, not left
 
 
