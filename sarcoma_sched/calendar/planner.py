@@ -450,8 +450,12 @@ class _Planner:
         # The best hard-sound candidate so far: (no room, look-ahead rank), its days.
         best: tuple[tuple[int, int], tuple[dt.date, ...]] | None = None
         failures: dict[str, str] = {}
+        # "At least N days after" an end already placed: days before it need no checking.
+        bound = self._lower_bound(step) if step.checks else None
         for day in _candidates(target, earliest, latest, step.shift):
             if working and not is_working_day(day):
+                continue
+            if bound is not None and day < bound and first_allowed is not None:
                 continue
             days = self._span_days(day, step)
             if first_allowed is None:
@@ -495,6 +499,19 @@ class _Planner:
         )
         flags = (Flag(FlagCode.UNSATISFIABLE, message),)
         return first_allowed, flags + self._capacity_flags(step, first_allowed)
+
+    def _lower_bound(self, step: _Step) -> dt.date | None:
+        """The first start day the "at least N days after" constraints on this occurrence's
+        first day allow, from the ends already placed (None: no such bound)."""
+        bound = None
+        for c, from_, to in step.checks:
+            if c.min_days is None or to != (_SELF, True) or from_[0] == _SELF:
+                continue
+            other = self._point(from_, ())
+            if other is not None:
+                day = other + dt.timedelta(days=c.min_days)
+                bound = day if bound is None or day > bound else bound
+        return bound
 
     def _fits(self, step: _Step, days: tuple[dt.date, ...]) -> int:
         """The look-ahead rank of a day: ``_FITS``; ``_IN_BLOCK`` (a stay runs into a holiday
