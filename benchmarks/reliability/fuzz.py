@@ -8,13 +8,20 @@ is fuzzed without touching this file): each argument and option from a strategy 
 click type and name (dates valid, impossible like 2027-02-30, far past and future; known and
 unknown patient, event, site and protocol ids; numbers; random and undecodable text) and input
 files that are garbage, truncated, or a real protocol / screening / holiday / key file with a
-field deleted, retyped or added. Each invocation runs in process through
+field deleted, retyped or added. Hostile input is weighted into the same strategies (issue 18):
+time zone names of 256+ characters or shaped like paths; Unicode digits ("²", "１２") and huge
+or negative integers for every number (``--week``, ``--day tue=N``, counts); names longer than
+their columns or holding control characters or NUL; date ranges from 1900-01-01 to 2199-12-31
+and beyond; files nested 10,000 deep, with a byte-order mark, in UTF-16, or that are not files
+at all (a FIFO nobody writes to, ``/dev/zero``). Each invocation runs in process through
 ``sarcoma_sched.cli.main`` against a copy of a small real history (``build_history``).
 
 What must hold (``problems``): no exception escapes ``main`` and no output says "Traceback";
 the exit status is 0, 1 or 2; a refused command (status 1 or 2) leaves the database dump
-byte-identical; and a named pipe given as an output file is still a pipe afterwards (it stands
-for ``/dev/null``, which a command run as root must never replace with a plain file).
+byte-identical and says why in an ``error:`` line; a named pipe given as an output file is
+still a pipe afterwards (it stands for ``/dev/null``, which a command run as root must never
+replace with a plain file); and the command ends within ``TIMEOUT`` seconds (a FIFO read
+without a writer would block for ever: a hang is a failure, not a stuck run).
 Output paths are kept inside each run's own directory, whatever the strategy drew.
 
 With ``--pg-url`` the history lives in PostgreSQL instead (``build_pg_history``): a template
@@ -32,14 +39,17 @@ whole demo, a 1000-trial simulation) get cheap variants unless ``--expensive``.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import datetime as dt
 import json
 import os
 import shutil
+import signal
 import stat
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections import Counter, defaultdict
@@ -61,6 +71,7 @@ __all__ = [
     "OutArg",
     "Outcome",
     "PgHistory",
+    "SpecialArg",
     "build_history",
     "build_pg_history",
     "invocations",
@@ -70,6 +81,8 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date.today()
+# Seconds an invocation may run before it counts as hung (the slowest valid ones take a few).
+TIMEOUT = 60.0
 
 
 # --- the command tree ---------------------------------------------------------------------------
@@ -328,7 +341,16 @@ class OutArg:
     path: str
 
 
-Arg = str | FileArg | OutArg
+@dataclass(frozen=True)
+class SpecialArg:
+    """An input path that is not a regular file: ``"fifo"`` (a named pipe made in the
+    invocation's directory, that nobody writes to), ``"dir"`` (a directory), or a device
+    (``"/dev/zero"``). Only for options a command reads, never for one it writes."""
+
+    kind: str
+
+
+Arg = str | FileArg | OutArg | SpecialArg
 
 
 @dataclass(frozen=True)
@@ -362,14 +384,76 @@ def _mostly(
     return st.one_of(*[valid] * ratio, invalid)
 
 
+# Longer than a column (a login holds 64, a site name 200, a note 2000), or holding what a
+# terminal or a log line must not be handed raw.
+_LONG_OR_CONTROL = st.sampled_from(
+    [
+        "u" * 65,
+        "s" * 201,
+        "n" * 2001,
+        "x" * 5000,
+        "a\x07b",
+        "\x1b[31mred\x1b[0m",
+        "a\rb",
+        "tab\there",
+        "two\nlines",
+        "\u202eevil",
+        "\x7f",
+    ]
+)
 TEXT = st.one_of(
     st.text(_CHARS, max_size=24),
     st.text(_CHARS, max_size=24),
     st.sampled_from(["", " ", "-", "--", "-x", "'", '"', "%s", "\\", "é", "患者", "\n", "../x"]),
     st.binary(max_size=12).filter(lambda b: b"\x00" not in b).map(os.fsdecode),
+    _LONG_OR_CONTROL,
+)
+# A name the database stores (--user, a site's code and name, a login, a reason): TEXT, and
+# also a NUL, which no shell can pass but a field file can (\u0000), SQLite stores and
+# PostgreSQL refuses.
+NAMES = st.one_of(TEXT, st.sampled_from(["a\x00b", "\x00", "u" * 64 + "\x00", "PKUIH\x00"]))
+# Time zone names zoneinfo must never be handed as a path (issue 18: a 256-character name
+# raised OSError), or that name a directory or something below a zone file.
+HOSTILE_ZONES = st.sampled_from(
+    [
+        "A" * 256,
+        "Asia/" + "S" * 300,
+        "Z" * 65,
+        "../../etc/passwd",
+        "/etc/localtime",
+        "Asia/Shanghai/x",
+        "Asia",
+        "Asia/Shanghai/../Shanghai",
+        "Asia/Shanghai\n",
+        "UTC\x00",
+    ]
+)
+ZONES = st.one_of(
+    st.sampled_from(["Asia/Shanghai", "UTC", "Mars/Olympus", "../../etc/passwd", ""]),
+    HOSTILE_ZONES,
 )
 
-_FAR = st.sampled_from(["0001-01-01", "0001-01-03", "1900-01-01", "2099-12-31", "9999-12-31"])
+_FAR = st.sampled_from(
+    [
+        "0001-01-01",
+        "0001-01-03",
+        "1899-12-31",
+        "1900-01-01",
+        "2099-12-31",
+        "2199-12-31",
+        "2200-01-01",
+        "9999-12-31",
+    ]
+)
+# Both ends of a range at once (``invocations`` draws them as a pair): a report over three
+# centuries ran for minutes in gigabytes, a closure that long moved events to 1899.
+EXTREME_RANGES = (
+    ("1900-01-01", "2199-12-31"),
+    ("0001-01-01", "9999-12-31"),
+    ("2199-12-31", "1900-01-01"),
+    ("1900-01-01", "1900-01-01"),
+    ("2199-12-31", "2199-12-31"),
+)
 _NEAR = st.integers(-800, 800).map(lambda n: (TODAY + dt.timedelta(days=n)).isoformat())
 DATES = _mostly(
     st.one_of(
@@ -400,11 +484,34 @@ DATES = _mostly(
         TEXT,
     ),
 )
+# Numbers no option takes: Unicode digits (int() reads "٣" and "１２", str.isdigit() lets "²"
+# through), wider than PostgreSQL's integer or Python's int() (4,300 digits), or negative.
+HOSTILE_INTS = st.sampled_from(
+    [
+        "²",
+        "٣",
+        "１２",
+        "1_000",
+        " 12 ",
+        "99999999999",
+        "9" * 5000,
+        "0" * 5000 + "1",
+        "-1",
+        "-99999999999",
+        "-" + "9" * 5000,
+        "2147483648",
+        "9223372036854775808",
+        str(10**9),
+        str(10**12),
+    ]
+)
 INTS = _mostly(
     st.one_of(st.integers(-5, 50), st.integers(0, 10)).map(str),
     st.one_of(
         st.integers(-(10**30), 10**30).map(str),
         st.sampled_from(["", "1.5", "0x10", "1e3", "NaN", "-0", "٣"]),
+        HOSTILE_INTS,
+        HOSTILE_INTS,
         TEXT,
     ),
 )
@@ -430,7 +537,13 @@ def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
+# Values a protocol validates and then cannot be planned or allocated with (a block of two
+# billion patients), and text no column or zoneinfo takes.
+_HOSTILE_TOML_INTS = st.sampled_from([2_000_000_000, 2**31, 2**63 - 1, -1, -(2**31) - 1, 10**6])
+_HOSTILE_TOML_TEXT = st.one_of(HOSTILE_ZONES, st.sampled_from(["a\x00b", "s" * 201, "\x1b[2J"]))
 _TOML_VALUES = st.one_of(
+    _HOSTILE_TOML_INTS,
+    _HOSTILE_TOML_TEXT,
     st.integers(-(2**63), 2**63 - 1),
     st.floats(allow_nan=False),
     st.booleans(),
@@ -471,29 +584,136 @@ def _mutated_toml(draw: st.DrawFn, source: str) -> bytes:
         return source.encode()
 
 
+# Keys whose values a protocol's sanity limits bound, or that name a zone or a column's text.
+_BOUNDED_KEYS = frozenset(
+    {
+        "time_zone",
+        "name",
+        "code",
+        "id",
+        "version",
+        "label",
+        "block_sizes",
+        "count",
+        "every",
+        "offset",
+        "earliest",
+        "latest",
+        "days",
+        "min_days",
+        "every_months",
+        "until_months",
+        "window_days",
+        "landmarks_months",
+    }
+)
+
+
+@st.composite
+def _hostile_toml(draw: st.DrawFn, source: str) -> bytes:
+    """A real document with one bounded value made hostile: a zone name of 256 characters or
+    shaped like a path (the study's or a site's), a count or offset of two billion, a name
+    longer than its column or holding a NUL, or a block of two billion patients."""
+    import tomli_w
+
+    data = tomllib.loads(source)
+    paths = [p for p in _paths(data) if p[-1] in _BOUNDED_KEYS]
+    how = draw(st.sampled_from(["value", "value", "site zone", "blocks"]))
+    if how == "site zone" and data.get("sites"):
+        site = draw(st.integers(0, len(data["sites"]) - 1))
+        data["sites"][site]["time_zone"] = draw(HOSTILE_ZONES)
+    elif how == "blocks" and isinstance(data.get("allocation"), dict):
+        data["allocation"]["block_sizes"] = [draw(_HOSTILE_TOML_INTS)]
+    elif paths:
+        where = draw(st.sampled_from(paths))
+        parent: Any = data
+        for key in where[:-1]:
+            parent = parent[key]
+        old = parent[where[-1]]
+        if where[-1] == "time_zone":
+            new: Any = draw(HOSTILE_ZONES)
+        elif isinstance(old, str):
+            new = draw(_HOSTILE_TOML_TEXT)
+        elif isinstance(old, list):
+            new = [draw(_HOSTILE_TOML_INTS)]
+        else:
+            new = draw(_HOSTILE_TOML_INTS)
+        parent[where[-1]] = new
+    try:
+        return tomli_w.dumps(data).encode()
+    except (TypeError, ValueError):
+        return source.encode()
+
+
+# Tables and arrays 33 (one past limits.MAX_NESTING), 10,000 and 100,000 deep: the parsers
+# recurse, and RecursionError escaped them.
+NESTED_TOML = tuple(
+    doc
+    for depth in (33, 10_000, 100_000)
+    for doc in (
+        b"a = " + b"[" * depth + b"]" * depth + b"\n",
+        b"a = " + b"{b = " * depth + b"1" + b"}" * depth + b"\n",
+        b"[" + b".".join([b"t"] * min(depth, 5000)) + b"]\nx = 1\n",
+    )
+)
+NESTED_JSON = tuple(
+    doc
+    for depth in (33, 10_000, 100_000)
+    for doc in (b"[" * depth + b"]" * depth, b'{"a": ' * depth + b"1" + b"}" * depth)
+)
+
+
+def _encodings(source: str) -> list[bytes]:
+    """``source`` as a Windows editor may save it: with a byte-order mark, in UTF-16 (with and
+    without one), in UTF-32."""
+    return [
+        codecs.BOM_UTF8 + source.encode(),
+        source.encode("utf-16"),
+        source.encode("utf-16-le"),
+        source.encode("utf-16-be"),
+        source.encode("utf-32"),
+    ]
+
+
 def _broken_files(source: str) -> st.SearchStrategy[bytes]:
-    """Garbage, a truncation, undecodable bytes, or a one-field mutation of ``source``."""
+    """Garbage, a truncation, undecodable bytes, or a one-field mutation of ``source``; one
+    hostile value in it, nesting past the limit, or another encoding."""
     raw = source.encode()
     return st.one_of(
         _mutated_toml(source),
         _mutated_toml(source),
+        _hostile_toml(source),
         st.integers(0, len(raw)).map(lambda n: raw[:n]),
         st.binary(max_size=64),
         st.text(_CHARS, max_size=64).map(str.encode),
         st.just(raw.replace(b"=", b"", 1)),
         st.just(b"\xff\xfe" + raw[:200]),
+        st.sampled_from([*_encodings(source), *NESTED_TOML]),
         st.just(raw),
     )
+
+
+# An input path that is no regular file: a FIFO that would block a reader for ever, a device
+# that never ends, a directory.
+SPECIAL_INPUTS = st.sampled_from(
+    [SpecialArg("fifo"), SpecialArg("/dev/zero"), SpecialArg("/dev/urandom"), SpecialArg("dir")]
+)
 
 
 def _protocol_files() -> st.SearchStrategy[FileArg]:
     sources = [
         _protocol_source(n) for n in ("natars.toml", "natars-randomized.toml", "tnt-sts.toml")
     ]
-    return st.builds(
-        FileArg,
-        st.sampled_from([".toml", ".toml", ".txt", ""]),
-        st.one_of(*(_broken_files(s) for s in sources)),
+    return st.one_of(
+        st.builds(
+            FileArg,
+            st.sampled_from([".toml", ".toml", ".txt", ""]),
+            st.one_of(*(_broken_files(s) for s in sources)),
+        ),
+        # Rarely: each draw of a protocol file is one of these one time in 15.
+        *[st.builds(FileArg, st.just(".toml"), st.one_of(*(_broken_files(s) for s in sources)))]
+        * 13,
+        SPECIAL_INPUTS,
     )
 
 
@@ -518,21 +738,28 @@ def _screening_values() -> st.SearchStrategy[FileArg]:
                     st.lists(st.integers(), max_size=2),
                     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
                     st.text(max_size=8),
+                    # NUL (written \u0000), longer than any column, a number past int4.
+                    st.sampled_from(["a\x00b", "x" * 5000, 2**31, 10**400, "²"]),
                 )
             )
         whole = draw(st.sampled_from(["table", "list", "scalar"]))
         doc: Any = values if whole == "table" else [values] if whole == "list" else 42
-        return json.dumps(doc).encode()
+        text = json.dumps(doc)
+        return draw(st.sampled_from([text.encode()] * 6 + _encodings(text)))
 
     return st.one_of(
         st.builds(FileArg, st.just(".toml"), st.one_of(*(_broken_files(t) for t in tomls))),
         st.builds(FileArg, st.just(".json"), st.one_of(as_json(), st.binary(max_size=40))),
+        st.builds(FileArg, st.just(".json"), st.sampled_from(NESTED_JSON)),
+        SPECIAL_INPUTS,
     )
 
 
 def _holiday_tables() -> st.SearchStrategy[FileArg]:
     source = (ROOT / "tests" / "calendars" / "cn-2027-illustrative.toml").read_text()
-    return st.builds(FileArg, st.just(".toml"), _broken_files(source))
+    return st.one_of(
+        *[st.builds(FileArg, st.just(".toml"), _broken_files(source))] * 9, SPECIAL_INPUTS
+    )
 
 
 def _secret_files() -> st.SearchStrategy[FileArg]:
@@ -546,6 +773,9 @@ def _secret_files() -> st.SearchStrategy[FileArg]:
             st.just(b"zz" + good[2:]),
             st.just(b""),
             st.binary(max_size=40),
+            st.just(codecs.BOM_UTF8 + good),
+            st.just(good.decode().encode("utf-16")),
+            st.just(good * 20_000),
         ),
         st.sampled_from([0o600, 0o600, 0o644, 0o000]),
     )
@@ -570,7 +800,7 @@ def _fields() -> st.SearchStrategy[str]:
 
     names = sorted({*ELIGIBLE_NATARS, *ELIGIBLE_TNT, "sft_risk_score"})
     return st.one_of(
-        st.builds(lambda n, v: f"{n}={v}", st.sampled_from(names), st.one_of(INTS, TEXT)),
+        st.builds(lambda n, v: f"{n}={v}", st.sampled_from(names), st.one_of(INTS, NAMES)),
         st.builds(lambda n, v: f"{n}={v}", TEXT, TEXT),
         TEXT,
     )
@@ -599,7 +829,8 @@ def _by_name() -> dict[str, st.SearchStrategy[Arg]]:
         "files": _protocol_files(),
         "tables": _holiday_tables(),
         "secret_file": st.one_of(_secret_files(), OUTS),
-        "time_zone": _pick(("Asia/Shanghai", "UTC", "Mars/Olympus", "../../etc/passwd", "")),
+        "time_zone": ZONES,
+        "login": _mostly(st.sampled_from(("coordinator_1", "postgres", "PUBLIC")), NAMES, ratio=2),
         "holiday_country": _pick(("CN", "US", "XX", "cn", "CHN", "")),
         "holiday_subdivision": _pick(("BJ", "GD", "XX", "")),
         "days": st.one_of(st.builds(lambda d, n: f"{d}={n}", weekday, INTS), TEXT),
@@ -609,27 +840,47 @@ def _by_name() -> dict[str, st.SearchStrategy[Arg]]:
             ).map(",".join),
             TEXT,
         ),
-        "closure": st.one_of(st.builds(lambda a, b: f"{a}..{b}", DATES, DATES), DATES),
+        "closure": st.one_of(
+            st.builds(lambda a, b: f"{a}..{b}", DATES, DATES),
+            DATES,
+            st.sampled_from([f"{a}..{b}" for a, b in EXTREME_RANGES]),
+        ),
         "done": st.one_of(st.builds(lambda e, d: f"{e}={d}", _pick(EVENTS), DATES), TEXT),
         "missed": _pick(EVENTS),
         "skipped": _pick(EVENTS),
         "anchor": DATES,
         "revision": _pick(("head", "0001", "0004", "base", "heads", "-1", "+1", "0099")),
-        "reason": TEXT,
+        "reason": st.one_of(TEXT, TEXT, NAMES),
         "out": OUTS,
         "out_dir": OUTS,
         "db_path": st.one_of(OUTS, st.just(FileArg(".db", b"not a database"))),
     }
 
 
+# Where one command's parameter means something else than the same name elsewhere.
+def _by_command() -> dict[tuple[tuple[str, ...], str], st.SearchStrategy[Arg]]:
+    new_code = _mostly(st.sampled_from(("ZZ1", "NEWSITE", "PKUIH")), NAMES, ratio=3)
+    return {
+        (("site", "add"), "code"): new_code,
+        (("site", "add"), "name"): _mostly(st.sampled_from(("Ward 2", "总院")), NAMES, ratio=2),
+        # Inputs only: never a special file where a command writes (init-secret).
+        (("screen",), "from_file"): _screening_values(),
+        (("protocol", "validate"), "files"): _protocol_files(),
+    }
+
+
 _NAMED: dict[str, st.SearchStrategy[Arg]] = {}
+_COMMAND_NAMED: dict[tuple[tuple[str, ...], str], st.SearchStrategy[Arg]] = {}
 
 
-def _value(param: click.Parameter) -> st.SearchStrategy[Arg]:
+def _value(param: click.Parameter, command: tuple[str, ...] = ()) -> st.SearchStrategy[Arg]:
     from sarcoma_sched.cli.dates import DateParam
 
     if not _NAMED:
         _NAMED.update(_by_name())
+        _COMMAND_NAMED.update(_by_command())
+    if (command, param.name) in _COMMAND_NAMED:
+        return _COMMAND_NAMED[command, param.name or ""]
     kind = param.type
     if isinstance(kind, DateParam):
         return DATES
@@ -650,9 +901,38 @@ def _cheap(command: tuple[str, ...], args: list[list[Arg]]) -> list[list[Arg]]:
         kept = [a for a in args if a[0] not in ("--db", "--replace")]
         return [["--db", FileArg(".db", b"an earlier demo")], *kept]
     if command == ("allocation", "simulate"):
-        kept = [a for a in args if a[0] not in ("--trials", "--patients")]
-        return [["--trials", "3"], ["--patients", "20"], *kept]
+        # A count the command refuses (10**12 patients, "²") is cheap and kept; a valid one is
+        # replaced by a small one.
+        cheap = {"--trials": "3", "--patients": "20"}
+        for option in list(cheap):
+            drawn = [a for a in args if a[0] == option]
+            if drawn and all(len(a) == 2 and _refused(command, option, a[1]) for a in drawn):
+                del cheap[option]
+        kept = [a for a in args if a[0] not in cheap]
+        small: list[list[Arg]] = [[o, v] for o, v in cheap.items()]
+        return [*small, *kept]
     return args
+
+
+def _refused(command: tuple[str, ...], option: str, value: Arg) -> bool:
+    """Whether ``option`` of ``command`` refuses ``value`` as a number outside its bounds."""
+    from sarcoma_sched.limits import parse_whole
+
+    if not isinstance(value, str):
+        return True
+    param = next(p for p in COMMANDS[command].params if option in p.opts)
+    assert isinstance(param.type, click.IntRange)
+    low = -(2**63) if param.type.min is None else int(param.type.min)
+    high = 2**63 - 1 if param.type.max is None else int(param.type.max)
+    try:
+        parse_whole(value, low, high)
+    except ValueError:
+        return True
+    return False
+
+
+# The names of a date range's two ends, drawn together now and then (``EXTREME_RANGES``).
+_RANGES = (("date_from", "date_to"), ("first_day", "last_day"))
 
 
 @st.composite
@@ -668,7 +948,7 @@ def invocations(
             wanted = draw(st.integers(0, 19)) > 0 if param.required else draw(st.booleans())
             if wanted:
                 count = draw(st.integers(1, 3)) if param.nargs == -1 else 1
-                positional.extend(draw(_value(param)) for _ in range(count))
+                positional.extend(draw(_value(param, command)) for _ in range(count))
             continue
         assert isinstance(param, click.Option)
         wanted = draw(st.integers(0, 9)) > 0 if param.required else draw(st.integers(0, 9)) < 4
@@ -679,7 +959,14 @@ def invocations(
             options.append([name])
             continue
         for _ in range(draw(st.integers(1, 3)) if param.multiple else 1):
-            options.append([name, draw(_value(param))])
+            options.append([name, draw(_value(param, command))])
+    by_name = {p.name: p for p in cmd.params if isinstance(p, click.Option)}
+    for first, last in _RANGES:
+        if first in by_name and last in by_name and draw(st.integers(0, 7)) == 0:
+            ends = (by_name[first].opts, by_name[last].opts)
+            options = [o for o in options if o[0] not in (*ends[0], *ends[1])]
+            low, high = draw(st.sampled_from(EXTREME_RANGES))
+            options += [[ends[0][0], low], [ends[1][0], high]]
     if not expensive:
         options = _cheap(command, options)
     order = draw(st.permutations(range(len(options)))) if options else []
@@ -690,7 +977,7 @@ def invocations(
     db = draw(
         st.sampled_from(["history"] * 16 + ["missing", "directory", "garbage", "unsupported"])
     )
-    user = draw(st.one_of(st.none(), st.none(), st.just("dr. 王"), TEXT))
+    user = draw(st.one_of(st.none(), st.none(), st.none(), st.just("dr. 王"), TEXT, NAMES))
     secret = draw(st.sampled_from([None, SECRET.hex(), "zz", "00" * 4]))
     return Invocation(command, tuple(tokens), db, user, secret)
 
@@ -708,6 +995,7 @@ class Outcome:
     db_changed: bool = False
     special_replaced: bool = False  # the FIFO standing for /dev/null became a plain file
     seconds: float = 0.0
+    hung: bool = False  # still running after the timeout: stopped, and a failure
 
 
 def _materialise(arg: Arg, directory: Path, n: int) -> str:
@@ -718,6 +1006,14 @@ def _materialise(arg: Arg, directory: Path, n: int) -> str:
         path.write_bytes(arg.content)
         path.chmod(arg.mode)
         return str(path)
+    if isinstance(arg, SpecialArg):
+        if arg.kind == "fifo":
+            path = directory / f"input-{n}.fifo"
+            os.mkfifo(path)
+            return str(path)
+        if arg.kind == "dir":
+            return str(directory / "existing-dir")
+        return arg.kind
     inside = os.path.normpath(directory / arg.path.lstrip("/"))
     if os.path.commonpath([inside, directory]) != str(directory):
         inside = str(directory / "escaped")
@@ -748,8 +1044,48 @@ def _chdir(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def run_invocation(invocation: Invocation, history: History | PgHistory, work: Path) -> Outcome:
-    """Run one invocation on a fresh copy of the history inside a directory of its own."""
+class _Hung(BaseException):
+    """Raised in the invocation by the timer: not an ``Exception``, so ``main`` cannot take it
+    for an error of its own and print one line."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None) -> Iterator[list[bool]]:
+    """Interrupt the block after ``seconds`` (a blocking read of a FIFO included: the signal
+    ends the system call); the list it yields holds True if it did. Only in the main thread,
+    where signals are delivered; elsewhere the block runs unbounded."""
+    fired = [False]
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable or seconds is None:
+        yield fired
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        fired[0] = True
+        raise _Hung(f"no exit after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_invocation(
+    invocation: Invocation,
+    history: History | PgHistory,
+    work: Path,
+    *,
+    timeout: float | None = TIMEOUT,
+) -> Outcome:
+    """Run one invocation on a fresh copy of the history inside a directory of its own; one
+    still running after ``timeout`` seconds is stopped and reported as hung."""
     from tests.dumps import dump
 
     directory = Path(tempfile.mkdtemp(prefix="ex-", dir=work))
@@ -784,9 +1120,13 @@ def run_invocation(invocation: Invocation, history: History | PgHistory, work: P
             "XDG_CONFIG_HOME": str(directory / "xdg-config"),
         }
         start = time.perf_counter()
-        with _chdir(directory):
-            code, out, err, escaped = run_cli(argv, env)
-        outcome = Outcome(invocation, code, out, err, escaped)
+        with _chdir(directory), _deadline(timeout) as fired:
+            try:
+                code, out, err, escaped = run_cli(argv, env)
+            except _Hung:  # the timer fired outside main() (e.g. flushing the streams)
+                code, out, err, escaped = None, "", "", None
+        outcome = Outcome(invocation, code, out, err, None if fired[0] else escaped)
+        outcome.hung = fired[0]
         outcome.seconds = time.perf_counter() - start
         try:
             outcome.special_replaced = not stat.S_ISFIFO(fifo.lstat().st_mode)
@@ -813,6 +1153,9 @@ def run_invocation(invocation: Invocation, history: History | PgHistory, work: P
 def problems(outcome: Outcome) -> list[str]:
     """What must never happen, whatever the input."""
     found = []
+    if outcome.hung:
+        found.append(f"hung: still running after {outcome.seconds:.0f} s, stopped")
+        return found
     if outcome.traceback is not None:
         found.append(f"uncaught exception:\n{outcome.traceback}")
     if "Traceback" in outcome.stdout or "Traceback" in outcome.stderr:
@@ -821,6 +1164,8 @@ def problems(outcome: Outcome) -> list[str]:
         found.append(f"exit status {outcome.code}")
     if outcome.db_changed:
         found.append(f"exit status {outcome.code} but the database changed")
+    if outcome.code in (1, 2) and not error_lines(outcome.stderr):
+        found.append(f"exit status {outcome.code} without an error line: {outcome.stderr!r}")
     if outcome.special_replaced:
         found.append(
             "a named pipe given as --out was replaced by a plain file (/dev/null would be)"
@@ -828,8 +1173,16 @@ def problems(outcome: Outcome) -> list[str]:
     return found
 
 
+def error_lines(stderr: str) -> list[str]:
+    """The lines saying why a command was refused: ours (``error: ...``), click's usage errors
+    (``Error: ...``, after its Usage and Try lines)."""
+    return [line for line in stderr.splitlines() if line.startswith(("error: ", "Error: "))]
+
+
 def signature(outcome: Outcome) -> str:
     """One line naming a failure, to group the same bug found by many inputs."""
+    if outcome.hung:
+        return f"{' '.join(outcome.invocation.command)}: hung"
     if outcome.traceback:
         last = outcome.traceback.strip().splitlines()[-1]
         return f"{' '.join(outcome.invocation.command)}: {last.split(':')[0]}"

@@ -9,6 +9,10 @@ before each flush instead, on every backend alike, a value that does not fit is 
 Services check what a user types against ``text_length`` first, so the message can name the
 option (``--name``); this check is the backstop for everything else the engine derives
 (a stratum, an audit actor, a row a future command writes).
+
+A NUL character is refused the same way: SQLite stores it in any text, PostgreSQL in none
+(``PostgreSQL text fields cannot contain NUL (0x00) bytes``, a ``DataError`` from the driver),
+whether it came in a ``--reason`` or, ``\\u0000``-escaped, in a field file.
 """
 
 from __future__ import annotations
@@ -48,7 +52,25 @@ def _base_type(kind: TypeEngine[Any]) -> TypeEngine[Any]:
     return kind
 
 
+def _holds_nul(value: Any) -> bool:
+    # Iterative: a JSON column's value is as deep as input_files lets a document be.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
 def _problem(table: str, name: str, kind: TypeEngine[Any], value: Any) -> str | None:
+    if _holds_nul(value):
+        return f"{table}.{name}: text with a NUL character (\\x00), which PostgreSQL cannot store"
     if isinstance(kind, String) and isinstance(value, str):
         if kind.length is not None and len(value) > kind.length:
             return (

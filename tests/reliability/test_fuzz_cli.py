@@ -22,12 +22,17 @@ from hypothesis import strategies as st
 
 from benchmarks.reliability.fuzz import (
     COMMANDS,
+    NESTED_JSON,
+    NESTED_TOML,
+    ROOT,
     FileArg,
     History,
     Invocation,
     OutArg,
+    SpecialArg,
     build_history,
     build_pg_history,
+    error_lines,
     invocations,
     problems,
     run_invocation,
@@ -174,6 +179,10 @@ FOUND = [
     # --out naming a named pipe (as /dev/null is a device): the atomic rename replaced it with
     # a plain file, exit 0. Now written into; with no reader, refused instead of hanging.
     _found("export ical", "PKUIH-NATARS-0001", "--out", OutArg("existing-fifo")),
+    # A NUL in stored text: SQLite kept it, PostgreSQL's driver raised DataError (a traceback).
+    # Now refused before the flush on both (db.columns); see also REPRODUCTIONS below.
+    _found("site add", "ZZ", "--name", "a\x00b", "--time-zone", "UTC", "--holiday-country", "CN"),
+    _found("withdraw", "PKUIH-NATARS-0001", "--reason", "a\x00b"),
 ]
 
 
@@ -232,3 +241,160 @@ def test_the_installed_command_refuses_fuzzed_input_in_one_line(installed, histo
     assert done.returncode in (1, 2), err
     assert [line for line in err.splitlines() if line.startswith(("error:", "Error:"))], err
     assert dump(db) == history.dump
+
+
+# --- issue 18: each hostile input, one command line, on both backends ----------------------------
+
+
+def _protocol(name: str, old: str, new: str) -> FileArg:
+    source = (ROOT / "protocols" / name).read_text(encoding="utf-8")
+    assert source.count(old) >= 1, old
+    return FileArg(".toml", source.replace(old, new, 1).encode())
+
+
+_NATARS = (ROOT / "protocols" / "natars.toml").read_text(encoding="utf-8")
+_ZONE_256 = "A" * 256
+_ADD = ("ZZ1", "--name", "Ward 2", "--holiday-country", "CN")
+_SCREEN = ("NATARS", "--site", "PKUIH", "--from-file")
+
+REPRODUCTIONS = {
+    # Time zones: a 256-character name raised OSError from zoneinfo; path-like names.
+    "zone 256 chars": _found("site add", *_ADD, "--time-zone", _ZONE_256),
+    "zone ../../etc/passwd": _found("site add", *_ADD, "--time-zone", "../../etc/passwd"),
+    "zone below a zone file": _found("site add", *_ADD, "--time-zone", "Asia/Shanghai/x"),
+    "protocol zone 256 chars": _found(
+        "protocol validate",
+        _protocol("natars.toml", 'time_zone = "Asia/Shanghai"', f'time_zone = "{_ZONE_256}"'),
+    ),
+    "plan, protocol zone 256 chars": _found(
+        "plan",
+        _protocol("natars.toml", 'time_zone = "Asia/Shanghai"', f'time_zone = "{_ZONE_256}"'),
+        "NEOADJUVANT",
+        "--anchor",
+        "2027-03-02",
+    ),
+    "protocol site zone path-like": _found(
+        "protocol validate",
+        _protocol(
+            "natars.toml", 'code = "PKUIH"', 'code = "PKUIH"\ntime_zone = "../../etc/passwd"'
+        ),
+    ),
+    # Numbers: Unicode digits raised ValueError, huge ones OverflowError / int4 DataError.
+    "--day tue=²": _found("site capacity", "PKUIH", "theatre", "--day", "tue=²"),
+    "--day tue=٣": _found("site capacity", "PKUIH", "theatre", "--day", "tue=٣"),
+    "--day tue=１２": _found("site capacity", "PKUIH", "theatre", "--day", "tue=１２"),
+    "--day tue=5000 digits": _found(
+        "site capacity", "PKUIH", "theatre", "--day", "tue=" + "9" * 5000
+    ),
+    "--week 99999999999": _found("site capacity", "PKUIH", "theatre", "--week", "99999999999"),
+    "--week 5000 digits": _found("site capacity", "PKUIH", "theatre", "--week", "9" * 5000),
+    "--week -1": _found("site capacity", "PKUIH", "theatre", "--week", "-1"),
+    "--seed 2**63": _found("allocation simulate", "NATARS-R", "--seed", str(2**63)),
+    # Nesting: RecursionError from the parsers.
+    "from-file JSON 10,000 deep": _found("screen", *_SCREEN, FileArg(".json", NESTED_JSON[2])),
+    "from-file TOML 10,000 deep": _found("screen", *_SCREEN, FileArg(".toml", NESTED_TOML[3])),
+    "protocol TOML 10,000 deep": _found("protocol validate", FileArg(".toml", NESTED_TOML[3])),
+    "protocol inline tables 10,000 deep": _found(
+        "protocol validate", FileArg(".toml", NESTED_TOML[4])
+    ),
+    # Files that are not: a FIFO hung for ever, /dev/zero exhausted memory.
+    "from-file FIFO": _found("screen", *_SCREEN, SpecialArg("fifo")),
+    "from-file /dev/zero": _found("screen", *_SCREEN, SpecialArg("/dev/zero")),
+    "protocol FIFO": _found("protocol validate", SpecialArg("fifo")),
+    "holiday table /dev/zero": _found(
+        "plan",
+        "NATARS",
+        "NEOADJUVANT",
+        "--anchor",
+        "2027-03-02",
+        "--holiday-table",
+        SpecialArg("/dev/zero"),
+    ),
+    # Encodings: a byte-order mark or UTF-16 said so in a TOML error at line 1.
+    "protocol UTF-8 BOM": _found(
+        "protocol validate", FileArg(".toml", b"\xef\xbb\xbf" + _NATARS.encode())
+    ),
+    "protocol UTF-16": _found("protocol validate", FileArg(".toml", _NATARS.encode("utf-16"))),
+    "from-file UTF-16": _found(
+        "screen", *_SCREEN, FileArg(".json", '{"age_years": "50"}'.encode("utf-16"))
+    ),
+    # Names longer than the columns: SQLite kept them, PostgreSQL refused mid-transaction.
+    "--user 65 chars": _found(
+        "site close", "PKUIH", "--from", "2027-06-01", "--reason", "r", user="u" * 65
+    ),
+    "site name 201 chars": _found(
+        "site add", *_ADD[:1], "--name", "s" * 201, *_ADD[3:], "--time-zone", "UTC"
+    ),
+    "site code 17 chars": _found("site add", "Z" * 17, *_ADD[1:], "--time-zone", "UTC"),
+    # NUL and control characters in what is stored (the fuzzer's find: a DataError on PG).
+    "site name with NUL": _found(
+        "site add", "ZZ1", "--name", "a\x00b", *_ADD[3:], "--time-zone", "UTC"
+    ),
+    "reason with NUL": _found("withdraw", "PKUIH-NATARS-0001", "--reason", "a\x00b"),
+    "from-file value with NUL": _found(
+        "screen", *_SCREEN, FileArg(".json", b'{"age_years": "50", "histology": "DD\\u0000LPS"}')
+    ),
+    "site code with control characters": _found(
+        "site add", "Z\x1b[2J", *_ADD[1:], "--time-zone", "UTC"
+    ),
+    # Ranges and counts: minutes and gigabytes, or events placed on 1899-12-29.
+    "simulate --patients 10**12": _found(
+        "allocation simulate", "NATARS-R", "--patients", str(10**12)
+    ),
+    "simulate --trials 10**9": _found("allocation simulate", "NATARS-R", "--trials", str(10**9)),
+    "workload 1900..2199": _found("report workload", "--from", "1900-01-01", "--to", "2199-12-31"),
+    "site close 1900..2199": _found(
+        "site close", "PKUIH", "--from", "1900-01-01", "--to", "2199-12-31", "--reason", "r"
+    ),
+    "plan --closure 1900..2199": _found(
+        "plan",
+        "NATARS",
+        "NEOADJUVANT",
+        "--anchor",
+        "2027-03-02",
+        "--closure",
+        "1900-01-01..2199-12-31",
+    ),
+    "visits year 1 .. 9999": _found("visits", "--from", "0001-01-01", "--to", "9999-12-31"),
+    "plan anchor year 9999": _found("plan", "NATARS", "NEOADJUVANT", "--anchor", "9999-12-31"),
+    "protocol block of 2e9": _found(
+        "protocol validate",
+        _protocol(
+            "natars-randomized.toml",
+            'method = "minimization"',
+            'block_sizes = [2000000000]\nmethod = "minimization"',
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+@pytest.mark.parametrize("name", list(REPRODUCTIONS))
+def test_each_hostile_input_of_issue_18_is_one_error_line(name, backend, request, work):
+    history = request.getfixturevalue("pg_history" if backend == "postgresql" else "history")
+    invocation = REPRODUCTIONS[name]
+    # Well within the timeout: a FIFO read that blocks is a hang, reported, not a stuck test.
+    outcome = run_invocation(invocation, history, work, timeout=20)
+    assert problems(outcome) == [], str(invocation)  # no traceback, no hang, DB unchanged
+    assert outcome.code in (1, 2), (outcome.code, outcome.stdout[-500:], outcome.stderr)
+    assert len(error_lines(outcome.stderr)) == 1, outcome.stderr
+    assert "Traceback" not in outcome.stderr + outcome.stdout
+
+
+def test_the_harness_fails_a_run_that_hangs(history, work, monkeypatch):
+    # A command that blocks (here: reading a FIFO nobody writes, as input files once did) is
+    # stopped by the timeout and reported, instead of stalling the whole run.
+    from sarcoma_sched.services import queries
+
+    def block(*args: object, **kwargs: object) -> None:
+        fifo = Path(os.getcwd()) / "blocking-fifo"
+        os.mkfifo(fifo)
+        with open(fifo, "rb") as pipe:  # blocks: no writer
+            pipe.read()
+
+    monkeypatch.setattr(queries, "visits", block)
+    outcome = run_invocation(Invocation(("visits",), ()), history, work, timeout=1)
+    assert outcome.hung and outcome.seconds < 10
+    assert problems(outcome)[0].startswith("hung")
