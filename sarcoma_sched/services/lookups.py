@@ -37,6 +37,7 @@ __all__ = [
     "protocol_version",
     "site_calendar",
     "site_today",
+    "site_zone",
 ]
 
 
@@ -63,11 +64,31 @@ def get_site(session: Session, code: str) -> Site:
     return site
 
 
-def site_today(session: Session, site_code: str, now: dt.datetime | None = None) -> dt.date:
+def site_zone(session: Session, site_code: str, protocol: Protocol | None = None) -> str:
+    """The site's time zone. With ``protocol``, a site whose row this login may not read (row-level
+    security: a coordinator asking about another site) has the zone the protocol declares for
+    it, so that what the login may not do there is refused by the server, not by a lookup."""
+    site = session.get(Site, site_code.upper())
+    if site is not None:
+        return site.time_zone
+    declared = (
+        next((s for s in protocol.sites if s.code == site_code.upper()), None) if protocol else None
+    )
+    if protocol is None or declared is None:
+        return get_site(session, site_code).time_zone  # raises NotFound naming the sites
+    return declared.time_zone or protocol.study.time_zone
+
+
+def site_today(
+    session: Session,
+    site_code: str,
+    now: dt.datetime | None = None,
+    protocol: Protocol | None = None,
+) -> dt.date:
     """The date at the site now, in its time zone: what today is where the patient is seen,
     whatever the clock of the machine running the command says (a server in UTC is a day
     behind Beijing every morning). ``now`` is an aware instant; the current one by default."""
-    zone = ZoneInfo(get_site(session, site_code).time_zone)
+    zone = ZoneInfo(site_zone(session, site_code, protocol))
     return (now or dt.datetime.now(dt.UTC)).astimezone(zone).date()
 
 

@@ -18,7 +18,8 @@ from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.eligibility import EligibilityResult, evaluate, parse_field_values
 from sarcoma_sched.errors import Conflict, InputError, InputFileError, NotFound
-from sarcoma_sched.services.lookups import current_protocol, find_patient, get_site, site_today
+from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.services.lookups import current_protocol, find_patient, site_today, site_zone
 from sarcoma_sched.vocabulary import SEXES, CriterionStage, Sex
 
 __all__ = ["ScreeningOutcome", "screen"]
@@ -83,7 +84,7 @@ def screen(
                 )
             if patient.study_id is not None:
                 raise Conflict(f"patient {patient_ref} is already enrolled as {patient.study_id}")
-            screened_on = _screening_date(session, patient.site_code, screened_on, now)
+            screened_on = _screening_date(session, protocol, patient.site_code, screened_on, now)
         else:
             if not site_code:
                 raise Conflict("a new patient needs --site")
@@ -91,7 +92,7 @@ def screen(
             if site is None:
                 known = ", ".join(s.code for s in protocol.sites)
                 raise NotFound(f"protocol {protocol.id} has no site {site_code!r} (sites: {known})")
-            screened_on = _screening_date(session, site.code, screened_on, now)
+            screened_on = _screening_date(session, protocol, site.code, screened_on, now)
             count = session.execute(
                 select(func.count())
                 .select_from(Patient)
@@ -134,15 +135,19 @@ def _no_values(file: str | None) -> str:
 
 
 def _screening_date(
-    session: Session, site_code: str, screened_on: dt.date | None, now: dt.datetime | None
+    session: Session,
+    protocol: Protocol,
+    site_code: str,
+    screened_on: dt.date | None,
+    now: dt.datetime | None,
 ) -> dt.date:
-    today = site_today(session, site_code, now)
+    today = site_today(session, site_code, now, protocol)
     if screened_on is None:
         return today
     if screened_on > today:
         # The latest screening decides enrolment (enrollment.latest_screening): one dated ahead
         # would stay the latest, and a failed one would block every later re-screen, until then.
-        zone = get_site(session, site_code).time_zone
+        zone = site_zone(session, site_code, protocol)
         raise Conflict(
             f"screening date {screened_on} is in the future: today at site {site_code} "
             f"({zone}) is {today}"
