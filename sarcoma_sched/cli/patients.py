@@ -14,6 +14,7 @@ from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.errors import InputFileError, Problem
+from sarcoma_sched.limits import MAX_INPUT_FILE_BYTES
 from sarcoma_sched.vocabulary import SEXES, EndKind, Sex
 
 __all__ = ["allocate", "enroll", "exclude", "screen", "withdraw"]
@@ -61,7 +62,8 @@ def _typed_fields(fields: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--from-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Field values from a TOML or JSON table.",
+    help="Field values from a TOML or JSON table: a regular UTF-8 file of at most "
+    f"{MAX_INPUT_FILE_BYTES >> 20} MiB.",
 )
 @click.option(
     "--date",
