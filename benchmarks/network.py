@@ -830,6 +830,7 @@ def _event_rows(
             "revision": 0,
             "updated_at": now,
             "note": None,  # a coordinator's words, never the planner's
+            "pin_policy": None,  # set by a coordinator's reschedule only
             **event_fields(event, deviations.get(event.id)),
         }
         for event in plan.events
