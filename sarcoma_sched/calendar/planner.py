@@ -527,10 +527,12 @@ class _Planner:
                 return _NO_COMPONENT
         if step.stay:
             rank = _FITS
+            # A site whose ward runs through holidays relaxes the block rule (``site set``).
+            avoid = not self.calendar.inpatient_over_holidays
             for day in days[1:]:
                 if self.calendar.is_closed(day):
                     return _STAY_CLOSED  # a hard problem: the search says which
-                if rank == _FITS and self.calendar.holiday_block(day) is not None:
+                if avoid and rank == _FITS and self.calendar.holiday_block(day) is not None:
                     rank = _IN_BLOCK
             return rank
         return _FITS

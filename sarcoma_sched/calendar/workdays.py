@@ -76,8 +76,11 @@ class SiteCalendar:
         closures: Iterable[dt.date] = (),
         extra_working_days: Iterable[dt.date] = (),
         tables: Iterable[HolidayTable] = (),
+        inpatient_over_holidays: bool = False,
     ) -> None:
         self.country = country
+        # The site lets an inpatient stay run into a holiday block (``site set``).
+        self.inpatient_over_holidays = inpatient_over_holidays
         self.subdivision = subdivision
         self.time_zone = time_zone
         self.zone = ZoneInfo(time_zone)

@@ -1,8 +1,9 @@
-"""``site add|list|close``: the hospitals, their calendars, and days they cannot treat."""
+"""``site add|list|set|close|capacity``: the hospitals, their calendars, days they cannot treat."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.limits import MAX_CAPACITY, MAX_CLOSURE_DAYS
 from sarcoma_sched.vocabulary import RESOURCE_NAMES
+
+if TYPE_CHECKING:
+    from sarcoma_sched.services.events import EventChange
 
 __all__ = ["site"]
 
@@ -127,17 +131,7 @@ def site_close(
         reason or "",
         reason_code=reason_code,
     )
-    rows = [
-        {
-            "study_id": study_id,
-            "event": c.event_id,
-            "old": c.old_days[0],
-            "new": c.new_days[0],
-            "shift_days": c.shift_days,
-        }
-        for study_id, changes in outcome.moved.items()
-        for c in changes
-    ]
+    rows = _moved_rows(outcome.moved)
     if fmt == "json":
         emit_json(
             {
@@ -154,11 +148,80 @@ def site_close(
             f"{outcome.site_code} closed {outcome.first_day} … {outcome.last_day}; "
             f"{len(rows)} event(s) of {len(outcome.moved)} patient(s) moved"
         )
+    _emit_moves(rows, outcome.flags, fmt)
+
+
+def _moved_rows(moved: dict[str, list[EventChange]]) -> list[dict[str, object]]:
+    return [
+        {
+            "study_id": study_id,
+            "event": c.event_id,
+            "old": c.old_days[0],
+            "new": c.new_days[0],
+            "shift_days": c.shift_days,
+        }
+        for study_id, changes in moved.items()
+        for c in changes
+    ]
+
+
+def _emit_moves(rows: list[dict[str, object]], flags: dict[str, list[str]], fmt: str) -> None:
     if rows or fmt == "csv":
         emit_rows(rows, CHANGE_COLUMNS, fmt)
-    for study_id, problems in outcome.flags.items():
+    for study_id, problems in flags.items():
         for problem in problems:
             click.echo(f"warning: {study_id} {problem}", err=True)
+
+
+@site.command("set")
+@click.argument("code")
+@click.option(
+    "--inpatient-over-holidays",
+    type=click.Choice(["allow", "avoid"]),
+    required=True,
+    help="May a multi-day inpatient course run into a holiday block of 3+ days off (its ward "
+    "runs through holidays)? Default for every site: avoid.",
+)
+@format_option
+@click.pass_context
+def site_set(ctx: click.Context, code: str, inpatient_over_holidays: str, fmt: str) -> None:
+    """Change how the planner treats a site; re-plans its patients and prints what moved.
+
+    By default an inpatient stay (ifosfamide D1-5) is kept clear of a holiday block (Spring
+    Festival, Golden Week): it moves inside its window, or is flagged holiday_block when no day
+    avoids one. A site whose ward runs through holidays allows it: stays then keep their target.
+
+    \b
+    Example:
+      sarcoma-sched site set PKUIH --inpatient-over-holidays allow
+    """
+    from sarcoma_sched.services.sites import set_site
+
+    outcome = set_site(
+        open_db(ctx),
+        acting_user(ctx),
+        code,
+        inpatient_over_holidays=inpatient_over_holidays == "allow",
+    )
+    rows = _moved_rows(outcome.moved)
+    if fmt == "json":
+        emit_json(
+            {
+                "site": outcome.site_code,
+                "inpatient_over_holidays": inpatient_over_holidays,
+                "changed": outcome.changed,
+                "moved": rows,
+                "flags": outcome.flags,
+            },
+        )
+        return
+    if fmt == "table":
+        what = "unchanged" if not outcome.changed else "set"
+        click.echo(
+            f"{outcome.site_code}: inpatient stays over holiday blocks {inpatient_over_holidays} "
+            f"({what}); {len(rows)} event(s) of {len(outcome.moved)} patient(s) moved"
+        )
+    _emit_moves(rows, outcome.flags, fmt)
 
 
 @site.command("capacity")

@@ -36,7 +36,7 @@ __all__ = [
 # The revision this code is written for. Every command compares it with the database's
 # alembic_version row by plain SQL, so a query never pays for importing alembic and parsing the
 # migration scripts; a test keeps it equal to the scripts' head.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 
 @dataclass(frozen=True)
@@ -178,5 +178,5 @@ def check_schema(engine: Engine) -> None:
         )
     raise SchemaMismatch(
         f"database {where} is at revision {current}, older than this sarcoma-sched "
-        f"(expects {head}): run `sarcoma-sched db upgrade`"
+        f"(expects {SCHEMA_REVISION}): run `sarcoma-sched db upgrade`"
     )

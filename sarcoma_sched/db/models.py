@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -111,6 +112,11 @@ class Site(Base):
     time_zone: Mapped[str] = mapped_column(String(64))
     holiday_country: Mapped[str] = mapped_column(String(3))
     holiday_subdivision: Mapped[str | None] = mapped_column(String(16))
+    # The site lets a multi-day inpatient course run into a holiday block (its ward runs
+    # through holidays); by default the planner keeps stays clear of one (migration 0009).
+    inpatient_over_holidays: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[dt.datetime]
 
 

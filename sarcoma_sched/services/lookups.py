@@ -108,6 +108,7 @@ def site_calendar(session: Session, site_code: str) -> SiteCalendar:
         site.holiday_subdivision,
         time_zone=site.time_zone,
         closures=closures,
+        inpatient_over_holidays=site.inpatient_over_holidays,
     )
 
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.columns import text_length
 from sarcoma_sched.db.models import (
@@ -26,7 +27,7 @@ from sarcoma_sched.services.lookups import get_site
 from sarcoma_sched.services.reasons import coded
 from sarcoma_sched.vocabulary import EventStatus, ReasonCode
 
-__all__ = ["ClosureOutcome", "add_site", "close_site"]
+__all__ = ["ClosureOutcome", "SiteOutcome", "add_site", "close_site", "set_site"]
 
 SITE_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 
@@ -38,6 +39,14 @@ class ClosureOutcome:
     last_day: dt.date
     moved: dict[str, list[EventChange]]  # study id → what moved
     flags: dict[str, list[str]]  # study id → events that could not be placed cleanly
+
+
+@dataclass(frozen=True)
+class SiteOutcome:
+    site_code: str
+    changed: bool
+    moved: dict[str, list[EventChange]]
+    flags: dict[str, list[str]]
 
 
 def _check_calendar(time_zone: str, country: str, subdivision: str | None) -> None:
@@ -142,31 +151,49 @@ def close_site(
             )
         )
         session.flush()
-        moved: dict[str, list[EventChange]] = {}
-        flags: dict[str, list[str]] = {}
-        active = (
-            select(Patient)
-            .join(Allocation, Allocation.patient_id == Patient.id)
-            .where(
-                Patient.site_code == site.code,
-                select(ScheduledEvent.id)
-                .where(
-                    ScheduledEvent.patient_id == Patient.id,
-                    ScheduledEvent.status == EventStatus.PLANNED,
-                )
-                .exists(),
-                ~select(ParticipationEnd.id)
-                .where(ParticipationEnd.patient_id == Patient.id)
-                .exists(),
-            )
-            .order_by(Patient.study_id)
-        )
-        for patient in session.scalars(active).all():
-            plan, changes = replan_patient(session, patient, patient_events(session, patient))
-            if changes:
-                moved[patient.study_id or ""] = changes
-            problems = [f"{e.id}: {f.message}" for e in plan.events for f in e.flags]
-            if problems:
-                flags[patient.study_id or ""] = problems
-        session.flush()
+        moved, flags = _replan_site(session, site)
         return ClosureOutcome(site.code, first_day, last_day, moved, flags)
+
+
+def set_site(db: Database, actor: str, code: str, *, inpatient_over_holidays: bool) -> SiteOutcome:
+    """Change a site's planning setting and re-plan its patients' planned events under it."""
+    with db.write(actor, "site set") as session:
+        site = get_site(session, code)
+        changed = site.inpatient_over_holidays != inpatient_over_holidays
+        site.inpatient_over_holidays = inpatient_over_holidays
+        session.flush()
+        moved, flags = _replan_site(session, site) if changed else ({}, {})
+        return SiteOutcome(site.code, changed, moved, flags)
+
+
+def _replan_site(
+    session: Session, site: Site
+) -> tuple[dict[str, list[EventChange]], dict[str, list[str]]]:
+    """Re-plan every patient of the site still on study with planned events: what moved and
+    what is flagged, by study id."""
+    moved: dict[str, list[EventChange]] = {}
+    flags: dict[str, list[str]] = {}
+    active = (
+        select(Patient)
+        .join(Allocation, Allocation.patient_id == Patient.id)
+        .where(
+            Patient.site_code == site.code,
+            select(ScheduledEvent.id)
+            .where(
+                ScheduledEvent.patient_id == Patient.id,
+                ScheduledEvent.status == EventStatus.PLANNED,
+            )
+            .exists(),
+            ~select(ParticipationEnd.id).where(ParticipationEnd.patient_id == Patient.id).exists(),
+        )
+        .order_by(Patient.study_id)
+    )
+    for patient in session.scalars(active).all():
+        plan, changes = replan_patient(session, patient, patient_events(session, patient))
+        if changes:
+            moved[patient.study_id or ""] = changes
+        problems = [f"{e.id}: {f.message}" for e in plan.events for f in e.flags]
+        if problems:
+            flags[patient.study_id or ""] = problems
+    session.flush()
+    return moved, flags

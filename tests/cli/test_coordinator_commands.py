@@ -840,6 +840,7 @@ def test_site_add_shows_in_site_list_and_a_bad_calendar_is_refused(run, sqlite_d
         "name": "West China Hospital",
         "time_zone": "Asia/Shanghai",
         "holidays": "CN",
+        "inpatient_over_holidays": "avoid",
         "allocated": 0,
         "closures": "",
     }
@@ -848,6 +849,54 @@ def test_site_add_shows_in_site_list_and_a_bad_calendar_is_refused(run, sqlite_d
         "BJFH": 2,
         "FJMUUH": 2,
     }
+
+
+def test_a_site_that_allows_stays_over_holidays_is_re_planned_under_it_and_audited(run, cohort_db):
+    from sarcoma_sched.calendar import SiteCalendar
+
+    db = cohort_db
+    before = {sid: events_of(db, sid) for sid in (P1, P2, P3)}
+    refused = run("--db", db, "site", "set", "NOWHERE", "--inpatient-over-holidays", "allow")
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "NOWHERE" in refused.stderr
+    bad = run("--db", db, "site", "set", "PKUIH", "--inpatient-over-holidays", "sometimes")
+    assert bad.returncode == 2 and "sometimes" in bad.stderr
+
+    done = run(
+        "--db", db, "site", "set", "PKUIH", "--inpatient-over-holidays", "allow",
+        "--format", "json", check=True,
+    )  # fmt: skip
+    outcome = json.loads(done.stdout)
+    assert (outcome["site"], outcome["changed"]) == ("PKUIH", True)
+    sites = {
+        r["site"]: r for r in json.loads(run("--db", db, "site", "list", "--format", "json").stdout)
+    }
+    assert sites["PKUIH"]["inpatient_over_holidays"] == "allow"
+    assert sites["BJFH"]["inpatient_over_holidays"] == "avoid"
+    cal = calendar(db, "PKUIH")
+    assert isinstance(cal, SiteCalendar) and cal.inpatient_over_holidays
+    # Every PKUIH patient was re-planned under the rule: what moved is what the output says;
+    # no stored flag speaks of a holiday block; other sites are untouched.
+    moved = {(m["study_id"], m["event"]) for m in outcome["moved"]}
+    for sid in (P1, P2):
+        after = events_of(db, sid)
+        for event, e in after.items():
+            assert (e.days != before[sid][event].days) == ((sid, event) in moved), (sid, event)
+            assert not any(f.get("code") == "holiday_block" for f in e.flags or []), e.flags
+    assert events_of(db, P3) == before[P3]
+    [(change,)] = query(
+        db, "SELECT change FROM audit_log WHERE entity = 'sites' AND action = 'site set'"
+    )
+    change = json.loads(change)
+    assert change["before"]["inpatient_over_holidays"] in (False, 0)
+    assert change["after"]["inpatient_over_holidays"] in (True, 1)
+
+    trail = len(query(db, "SELECT seq FROM audit_log WHERE action = 'site set'"))
+    again = run(
+        "--db", db, "site", "set", "PKUIH", "--inpatient-over-holidays", "allow", check=True
+    )
+    assert "(unchanged); 0 event(s)" in again.stdout
+    assert len(query(db, "SELECT seq FROM audit_log WHERE action = 'site set'")) == trail
 
 
 def test_closing_a_site_moves_planned_events_off_the_closure_and_never_a_done_one(run, cohort_db):

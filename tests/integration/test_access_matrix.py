@@ -317,6 +317,14 @@ CLI_CELLS = [
     ),
     Cli(
         "coord_a",
+        "relaxes its site's holiday rule",
+        "own",
+        ("site", "set", "PKUIH", "--inpatient-over-holidays", "allow"),
+        "refused",
+        says=DENIED,
+    ),
+    Cli(
+        "coord_a",
         "adds a site",
         "",
         (
@@ -618,6 +626,13 @@ CLI_CELLS = [
         "sets a capacity",
         "",
         ("site", "capacity", "XJTU1", "theatre", "--day", "tue=2"),
+        "write",
+    ),
+    Cli(
+        "admin",
+        "relaxes a site's holiday rule",
+        "",
+        ("site", "set", "XJTU1", "--inpatient-over-holidays", "allow"),
         "write",
     ),
     Cli("admin", "verifies the audit trail", "", ("audit", "verify"), "read", shows=("intact",)),
@@ -925,6 +940,12 @@ ACTIONS = {
         "write",
         lambda w: ("UPDATE patients SET site_code = 'BJFH' WHERE id = %s", (w.ids["p5"],)),
     ),
+    "update_site_setting": Sql(
+        "relaxes PKUIH's holiday rule for inpatient stays",
+        "own",
+        "write",
+        _fixed("UPDATE sites SET inpatient_over_holidays = true WHERE code = 'PKUIH'"),
+    ),
     "update_event_patient": Sql(
         "hands a PKUIH event to a BJFH patient",
         "",
@@ -1056,6 +1077,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         "update_alloc_arm": NEVER_CHANGED,
         "update_patient_site": RLS,
         "update_event_patient": RLS,
+        "update_site_setting": PERM,
         "select_audit": PERM,
         "grant_function": PERM,
         **_COMMON_DENIED,
@@ -1102,6 +1124,7 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
         # All sites are the data manager's: moving a patient between them is an update.
         "update_patient_site": "some",
         "update_event_patient": "some",
+        "update_site_setting": PERM,
         "select_audit": "all",
         "grant_function": PERM,
         **_COMMON_DENIED,
@@ -1133,6 +1156,8 @@ SQL_MATRIX: dict[str, dict[str, str]] = {
             for action in ACTIONS
             if action.startswith(("insert_", "update_", "delete_"))
         },
+        # Sites are the trial admin's: their planning rules with them.
+        "update_site_setting": "some",
         "secret_function": PERM,
         "select_audit": "all",
         "grant_function": "some",

@@ -136,3 +136,20 @@ def test_a_pin_that_must_stand_is_not_dropped_silently_below_0008(recorded, tmp_
     [line] = [json.loads(x) for x in target.read_text().splitlines()]
     assert line["what"] == "scheduled_events.pin_policy" and line["row"]["pin_policy"] == "keep"
     assert current_revision(recorded.engine) == "0007"
+
+
+def test_a_site_s_holiday_rule_is_not_dropped_silently_below_0009(recorded, tmp_path):
+    """A site that allows inpatient stays over holidays (0009) would plan differently without
+    the setting: refused, then dumped when forced."""
+    from sarcoma_sched.services.sites import set_site
+
+    set_site(recorded, "admin", "FJMUUH", inpatient_over_holidays=True)
+    before = dump(recorded.url)
+    with pytest.raises(CommandError, match=r"below 0009 would drop 1 sites.inpatient_over_h"):
+        downgrade(recorded.engine, "0008")
+    assert dump(recorded.url) == before
+    target = tmp_path / "dropped-0009.jsonl"
+    downgrade(recorded.engine, "0008", force=True, dump=target)
+    [line] = [json.loads(x) for x in target.read_text().splitlines()]
+    assert line["what"] == "sites.inpatient_over_holidays" and line["row"]["code"] == "FJMUUH"
+    assert current_revision(recorded.engine) == "0008"

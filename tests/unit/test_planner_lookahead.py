@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sarcoma_sched.calendar import SiteCalendar, plan_arm
 from sarcoma_sched.protocol import find_protocol
@@ -116,3 +117,43 @@ def test_events_after_the_registered_trial_end_are_planned_and_flagged():
         tnt, "TNT", dt.date(2026, 3, 2), SiteCalendar.for_protocol_site(tnt, tnt.sites[0].code)
     )
     assert not any(f.code == FlagCode.AFTER_TRIAL_END for e in tnt_plan.events for f in e.flags)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(dt.date(2026, 1, 1), dt.date(2027, 6, 30)))
+def test_a_site_that_allows_stays_over_holidays_gets_plans_that_differ_only_where_a_block_was(
+    anchor,
+):
+    """``site set --inpatient-over-holidays allow``: no stay is ever moved for, or flagged
+    with, a holiday block; and where no stay of the relaxed plan touches one, the plan is the
+    default one, day for day (the setting changes nothing else)."""
+    strict = SiteCalendar.for_protocol_site(NATARS, "PKUIH")
+    relaxed = SiteCalendar.for_protocol_site(NATARS, "PKUIH", inpatient_over_holidays=True)
+    avoid = plan_arm(NATARS, "NEOADJUVANT", anchor, strict)
+    allow = plan_arm(NATARS, "NEOADJUVANT", anchor, relaxed)
+    assert not any(f.code == FlagCode.HOLIDAY_BLOCK for e in allow.events for f in e.flags)
+    stays = [e for e in allow.events if e.kind == "infusion" and len(e.days) > 1]
+    assert stays
+    if not any(relaxed.holiday_block(d) for e in stays for d in e.days[1:]):
+        assert [e.days for e in allow.events] == [e.days for e in avoid.events]
+
+
+def test_golden_week_moves_a_stay_unless_the_site_allows_it():
+    strict_calendar = SiteCalendar.for_protocol_site(NATARS, "PKUIH")
+    relaxed_calendar = SiteCalendar.for_protocol_site(NATARS, "PKUIH", inpatient_over_holidays=True)
+    found = 0
+    for i in range(40):
+        anchor = dt.date(2026, 4, 1) + ONE * i
+        relaxed = plan_arm(NATARS, "NEOADJUVANT", anchor, relaxed_calendar)["ai.1"]
+        if not any(dt.date(2026, 5, 1) <= d <= dt.date(2026, 5, 5) for d in relaxed.days[1:]):
+            continue
+        found += 1
+        # Allowed: the stay runs through Golden Week where the search puts it anyway.
+        assert not relaxed.flags
+        strict = plan_arm(NATARS, "NEOADJUVANT", anchor, strict_calendar)["ai.1"]
+        # Avoided: it moves clear of the block inside its window, or says it could not.
+        into_block = any(strict_calendar.holiday_block(d) for d in strict.days[1:])
+        flagged = [f.code for f in strict.flags] == [FlagCode.HOLIDAY_BLOCK]
+        assert into_block == flagged, (anchor, strict.days, strict.flags)
+        assert strict.earliest <= strict.start <= strict.latest
+    assert found

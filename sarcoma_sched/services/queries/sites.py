@@ -11,7 +11,15 @@ from sarcoma_sched.db.models import Allocation, Patient, Site, SiteClosure
 
 __all__ = ["SITE_COLUMNS", "list_sites"]
 
-SITE_COLUMNS = ["site", "name", "time_zone", "holidays", "allocated", "closures"]
+SITE_COLUMNS = [
+    "site",
+    "name",
+    "time_zone",
+    "holidays",
+    "inpatient_over_holidays",
+    "allocated",
+    "closures",
+]
 
 
 def list_sites(session: Session, today: dt.date) -> list[dict[str, object]]:
@@ -35,6 +43,7 @@ def list_sites(session: Session, today: dt.date) -> list[dict[str, object]]:
             "time_zone": s.time_zone,
             "holidays": s.holiday_country
             + (f"-{s.holiday_subdivision}" if s.holiday_subdivision else ""),
+            "inpatient_over_holidays": "allow" if s.inpatient_over_holidays else "avoid",
             "allocated": patients.get(s.code, 0),
             "closures": ", ".join(closures.get(s.code, [])),
         }
