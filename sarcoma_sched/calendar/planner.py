@@ -178,6 +178,9 @@ class _Step:
     # ``month`` calendar months after it.
     offsets: tuple[dt.timedelta, dt.timedelta, dt.timedelta]
     month: int
+    # A window counted in the site's working days after the anchor (RT fraction 1: the 5th …
+    # 10th), as (earliest, latest) counts; None for a window in calendar days (``offsets``).
+    working_window: tuple[int, int] | None
     working: bool
     shift: str
     one_day: bool
@@ -266,6 +269,7 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
                 anchor_start=o.anchor.start,
                 offsets=_deltas((o.offset, o.earliest, o.latest)),
                 month=o.months,
+                working_window=(o.earliest, o.latest) if o.window_working else None,
                 working=working,
                 shift=o.shift,
                 one_day=span.days == 1,
@@ -357,8 +361,14 @@ class _Planner:
             offsets = step.offsets
             base = _add_months(anchor_date, step.month) if step.month else anchor_date
             target = base + offsets[0]
-            earliest = base + offsets[1]
-            latest = base + offsets[2]
+            if step.working_window is None:
+                earliest = base + offsets[1]
+                latest = base + offsets[2]
+            else:
+                counted = self.calendar.working_day_after
+                earliest = counted(base, step.working_window[0])
+                latest = counted(base, step.working_window[1])
+                target = min(max(target, earliest), latest)
             actual = actuals.get(step.occurrence_id) if actuals else None
             pin = pins.get(step.occurrence_id) if actual is None and pins else None
             values = step.fields.copy()

@@ -103,6 +103,7 @@ class SiteCalendar:
         self._cache: dict[dt.date, bool] = {}
         self._blocks: dict[tuple[dt.date, int], tuple[dt.date, dt.date] | None] = {}
         self._official: dict[int, bool] = {}
+        self._counted: dict[tuple[dt.date, int], dt.date] = {}
 
     @classmethod
     def for_protocol_site(
@@ -210,6 +211,19 @@ class SiteCalendar:
         while not self.is_working_day(day):
             day -= dt.timedelta(days=1)
         return day
+
+    def working_day_after(self, day: dt.date, n: int) -> dt.date:
+        """The ``n``-th working day after ``day`` (``day`` itself not counted; n ≥ 1)."""
+        key = (day, n)
+        found = self._counted.get(key)
+        if found is None:
+            found = day
+            for _ in range(n):
+                found += dt.timedelta(days=1)
+                while not self.is_working_day(found):
+                    found += dt.timedelta(days=1)
+            self._counted[key] = found
+        return found
 
     def working_days_from(self, start: dt.date, count: int) -> tuple[dt.date, ...]:
         """``count`` consecutive working days beginning at ``start`` (itself a working day)."""

@@ -178,6 +178,20 @@ def _check_rule(rule: Rule, here: str, fields: dict[str, ScreeningField]) -> Fou
 def _check_window(w: Window, here: str) -> Found:
     if w.earliest > w.latest:
         yield f"{here}.earliest", f"window earliest ({w.earliest}) is after latest ({w.latest})"
+    elif w.window_counting == "working_days":
+        # Counted in working days the window has no day 0 and no days before its anchor; the
+        # target, in calendar days, is compared with it only once a calendar is known.
+        if w.earliest < 1:
+            yield (
+                f"{here}.earliest",
+                f"a window counted in working days starts at the 1st working day after its "
+                f"anchor or later (got {w.earliest})",
+            )
+        elif w.day_rule != "working_day":
+            yield (
+                f"{here}.day_rule",
+                'a window counted in working days needs day_rule = "working_day"',
+            )
     elif not w.earliest <= w.offset <= w.latest:
         yield (
             f"{here}.offset",
@@ -291,6 +305,13 @@ def _check_arm(arm: Arm) -> Found:
         for c in e.components:
             c_here = f"{here}.components[{c.key}]"
             yield from _check_window(c.timing, f"{c_here}.timing")
+            if c.timing.window_counting == "working_days":
+                # A component's window is read from its cycle's D1 by the look-ahead in
+                # calendar days (cycle-day numbering: D−3 … D1).
+                yield (
+                    f"{c_here}.timing.window_counting",
+                    "a component's window counts cycle days (calendar days), not working days",
+                )
             if c.span.day_counting == "working_days" and c.timing.day_rule != "working_day":
                 yield (
                     f"{c_here}.timing.day_rule",

@@ -35,7 +35,7 @@ from sarcoma_sched.protocol.screening import (
 )
 from sarcoma_sched.vocabulary import CriterionStage, EventKind
 
-__all__ = ["describe_protocol", "describe_rule", "describe_timing"]
+__all__ = ["describe_protocol", "describe_rule", "describe_timing", "ordinal"]
 
 
 def describe_protocol(protocol: Protocol) -> str:
@@ -205,7 +205,12 @@ def _signed(n: int) -> str:
 
 
 def describe_timing(w: Window, what: str) -> list[str]:
-    if w.earliest == w.latest:
+    if w.window_counting == "working_days":
+        window = (
+            f"window the {ordinal(w.earliest)} … {ordinal(w.latest)} working day after {what} "
+            "at the site (the target moves into it when it falls outside)"
+        )
+    elif w.earliest == w.latest:
         window = "no window"
     else:
         window = f"window {what} {_signed(w.earliest)} … {_signed(w.latest)} days"
@@ -214,6 +219,11 @@ def describe_timing(w: Window, what: str) -> list[str]:
     if w.time is not None:
         lines.append(f"time: {w.time.strftime('%H:%M')} local time at the site")
     return lines
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _day_rule(rule: str, shift: str) -> str:

@@ -79,6 +79,8 @@ class Occurrence:
     offset: int
     earliest: int
     latest: int
+    # earliest and latest count the site's working days after the anchor (not calendar days).
+    window_working: bool
     day_rule: str
     shift: str
     time: dt.time | None
@@ -130,12 +132,15 @@ def occurrences(arm: Arm) -> tuple[Occurrence, ...]:
         rule: tuple[str, str, dt.time | None],
         month: int | None = None,
         landmark: bool = False,
+        working: bool = False,
     ) -> None:
         offset, earliest, latest = window
         base = nominal_day(anchor)
         if month:
             base += round(month * DAYS_PER_MONTH)
-        start = base + offset
+        # The nominal clock knows no weekend: a working-day window counts 7 days per 5.
+        low, high = (_nominal_days(earliest), _nominal_days(latest)) if working else window[1:]
+        start = base + min(max(offset, low), high)
         out.append(
             Occurrence(
                 id=occurrence_id,
@@ -151,11 +156,12 @@ def occurrences(arm: Arm) -> tuple[Occurrence, ...]:
                 offset=offset,
                 earliest=earliest,
                 latest=latest,
+                window_working=working,
                 day_rule=rule[0],
                 shift=rule[1],
                 time=rule[2],
                 span=item.span,
-                nominal=Nominal(start, start + item.span.days - 1, base + earliest, base + latest),
+                nominal=Nominal(start, start + item.span.days - 1, base + low, base + high),
             )
         )
         placed.setdefault(item.key, []).append(len(out) - 1)
@@ -188,9 +194,11 @@ def occurrences(arm: Arm) -> tuple[Occurrence, ...]:
         rule = (timing.day_rule, timing.shift, timing.time)
         repeat = event.repeat
         for n in range(1, (repeat.count if repeat else 1) + 1):
+            working = False
             if n == 1:
                 anchor = anchor_of(timing.anchor)
                 window = (timing.offset, timing.earliest, timing.latest)
+                working = timing.window_counting == "working_days"
             else:
                 assert repeat is not None
                 # Cycle n+1 is timed from cycle n's D1 as it turns out (so delays chain).
@@ -199,7 +207,17 @@ def occurrences(arm: Arm) -> tuple[Occurrence, ...]:
             cycle = n if repeat else None
             suffix = f".{n}" if repeat else ""
             label = f"{event.label} (cycle {n})" if repeat else event.label
-            add(event, event, event.key + suffix, label, cycle, anchor, window, rule)
+            add(
+                event,
+                event,
+                event.key + suffix,
+                label,
+                cycle,
+                anchor,
+                window,
+                rule,
+                working=working,
+            )
             d1 = placed[event.key][-1]
             cycle_start = Anchor(d1, out[d1].id, True)
             for component in event.components:
@@ -215,6 +233,10 @@ def occurrences(arm: Arm) -> tuple[Occurrence, ...]:
                     (t.day_rule, t.shift, t.time),
                 )
     return tuple(out)
+
+
+def _nominal_days(working_days: int) -> int:
+    return round(working_days * 7 / 5)
 
 
 def anchor_order(arm: Arm) -> list[Event]:

@@ -76,6 +76,11 @@ class Window(Model):
     latest: Days
     day_rule: DayRule = "any_day"
     shift: Shift = "forward"
+    # How earliest and latest count: calendar days from the anchor, or the site's working days
+    # after it (5 … 10: from the 5th to the 10th working day after, so a window stays a week
+    # of work long across Golden Week). The target offset is always in calendar days; a target
+    # outside a working-day window is moved to its nearer edge.
+    window_counting: Literal["calendar_days", "working_days"] = "calendar_days"
     # A wall-clock time makes the event a timed one in the site's zone; without it, all-day.
     time: dt.time | None = None
 

@@ -87,7 +87,17 @@ def ref_date(plan, ref, allocation):
     return e.start if ref.point == "start" else e.end
 
 
-def expected_window(p, arm_id, plan, e):
+def nth_working_day_after(calendar, day, n):
+    """Counted here day by day, independently of the planner's ``working_day_after``."""
+    found = []
+    while len(found) < n:
+        day += dt.timedelta(days=1)
+        if calendar.is_working_day(day):
+            found.append(day)
+    return found[-1]
+
+
+def expected_window(p, arm_id, plan, e, calendar=None):
     """The window of an occurrence, recomputed from the protocol and the plan's dates."""
     arm = p.arm(arm_id)
     spec = {x.key: x for x in arm.events}
@@ -107,6 +117,12 @@ def expected_window(p, arm_id, plan, e):
     if event.series:
         return None  # series windows: checked against their month arithmetic below
     anchor = ref_date(plan, event.timing.anchor, plan.allocation_date)
+    if event.timing.window_counting == "working_days":
+        assert calendar is not None, "a working-day window needs the site's calendar"
+        return (
+            nth_working_day_after(calendar, anchor, event.timing.earliest),
+            nth_working_day_after(calendar, anchor, event.timing.latest),
+        )
     return (
         anchor + dt.timedelta(event.timing.earliest),
         anchor + dt.timedelta(event.timing.latest),
@@ -119,7 +135,7 @@ def assert_plan_is_sound(p, arm_id, plan, calendar):
         if e.unsatisfiable:
             assert e.flags[0].message, "an unsatisfiable flag must say why"
             continue
-        window = expected_window(p, arm_id, plan, e)
+        window = expected_window(p, arm_id, plan, e, calendar)
         if window is not None:
             assert window == (e.earliest, e.latest), e.id
         assert e.earliest <= e.start <= e.latest, (e.id, e.start, e.earliest, e.latest)

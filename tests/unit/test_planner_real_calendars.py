@@ -118,110 +118,110 @@ def test_tnt_patient_allocated_before_golden_week_starts_rt_after_the_holiday():
     assert baseline.start == D(2026, 9, 24)
     assert (baseline.earliest, baseline.latest) == (D(2026, 8, 27), D(2026, 9, 24))
 
-    # RT: target allocation + 7 = Thu Oct 1 (National Day), window allocation + 0..14 =
-    # Sep 24..Oct 8, shift forward. Walking forward: Oct 1-7 are all National Day holidays
-    # (Oct 3-4 a weekend inside the block; Oct 6 and 7 are the weekdays swapped for the Sep 20
-    # and Oct 10 make-up days), so the first working day is Thu Oct 8, the last day of the
-    # window. Five consecutive working days from Oct 8: Thu Oct 8, Fri Oct 9, Sat Oct 10 (the
-    # make-up working day after National Day), [Sun Oct 11 off], Mon Oct 12, Tue Oct 13.
-    # Overall time Oct 8 -> Oct 13 = 5 days <= 8, so rt_overall_time holds. (The forward walk
-    # never reaches the earlier candidates Sep 28-30, which would straddle Golden Week anyway.)
+    # RT (revised assumption): fraction 1 from the 5th to the 10th working day after
+    # allocation. Counting from Thu Sep 24: [Fri Sep 25 Mid-Autumn, Sat-Sun off] Mon Sep 28 (1),
+    # Tue 29 (2), Wed 30 (3), [Oct 1-7 National Day] Thu Oct 8 (4), Fri Oct 9 (5), Sat Oct 10
+    # (6, the make-up working day after National Day), Mon 12 (7), Tue 13 (8), Wed 14 (9),
+    # Thu 15 (10): window Oct 9 .. Oct 15. The target, allocation + 7 = Thu Oct 1, is before
+    # the window, so it moves to the window's first day. Five consecutive working days from
+    # Oct 9: Fri Oct 9, Sat Oct 10 (调休), [Sun Oct 11 off], Mon 12, Tue 13, Wed 14. Overall
+    # time Oct 9 -> Oct 14 = 5 days <= 8, so rt_overall_time holds.
     rt = plan["rt"]
-    assert (rt.target, rt.earliest, rt.latest) == (D(2026, 10, 1), D(2026, 9, 24), D(2026, 10, 8))
+    assert (rt.target, rt.earliest, rt.latest) == (D(2026, 10, 9), D(2026, 10, 9), D(2026, 10, 15))
     assert rt.days == (
-        D(2026, 10, 8),
         D(2026, 10, 9),
         D(2026, 10, 10),  # Saturday, make-up working day (调休)
         D(2026, 10, 12),
         D(2026, 10, 13),
+        D(2026, 10, 14),
     )
     assert rt.flags == ()
 
-    # C1 D1: last fraction Tue Oct 13 + 14 = Tue Oct 27, window +11..+21 = Sat Oct 24..Tue
-    # Nov 3. Oct 27 is an ordinary working day. Inpatient D1-D3 on calendar days Oct 27-29.
+    # C1 D1: last fraction Wed Oct 14 + 14 = Wed Oct 28, window +11..+21 = Sun Oct 25..Wed
+    # Nov 4. Oct 28 is an ordinary working day. Inpatient D1-D3 on calendar days Oct 28-30.
     ai1 = plan["ai.1"]
     assert (ai1.target, ai1.earliest, ai1.latest) == (
-        D(2026, 10, 27),
-        D(2026, 10, 24),
-        D(2026, 11, 3),
+        D(2026, 10, 28),
+        D(2026, 10, 25),
+        D(2026, 11, 4),
     )
-    assert ai1.days == (D(2026, 10, 27), D(2026, 10, 28), D(2026, 10, 29))
-    # Labs 1: D1 - 1 = Mon Oct 26, window D1-3 up to the morning of D1 = Oct 24..27, a working
+    assert ai1.days == (D(2026, 10, 28), D(2026, 10, 29), D(2026, 10, 30))
+    # Labs 1: D1 - 1 = Tue Oct 27, window D1-3 up to the morning of D1 = Oct 25..28, a working
     # day as it is.
-    assert plan["labs.1"].start == D(2026, 10, 26)
-    assert (plan["labs.1"].earliest, plan["labs.1"].latest) == (D(2026, 10, 24), D(2026, 10, 27))
+    assert plan["labs.1"].start == D(2026, 10, 27)
+    assert (plan["labs.1"].earliest, plan["labs.1"].latest) == (D(2026, 10, 25), D(2026, 10, 28))
 
-    # C2 D1: C1 D1 + 21 = Tue Nov 17 (window +20..+28 = Nov 16..Nov 24), no holiday in November.
+    # C2 D1: C1 D1 + 21 = Wed Nov 18 (window +20..+28 = Nov 17..Nov 25), no holiday in November.
     ai2 = plan["ai.2"]
     assert (ai2.target, ai2.earliest, ai2.latest) == (
+        D(2026, 11, 18),
         D(2026, 11, 17),
-        D(2026, 11, 16),
-        D(2026, 11, 24),
+        D(2026, 11, 25),
     )
-    assert ai2.days == (D(2026, 11, 17), D(2026, 11, 18), D(2026, 11, 19))
-    # Labs 2: D1 - 1 = Mon Nov 16, a working day.
-    assert plan["labs.2"].start == D(2026, 11, 16)
+    assert ai2.days == (D(2026, 11, 18), D(2026, 11, 19), D(2026, 11, 20))
+    # Labs 2: D1 - 1 = Tue Nov 17, a working day.
+    assert plan["labs.2"].start == D(2026, 11, 17)
 
-    # C3 D1: C2 D1 + 21 = Tue Dec 8 (window Dec 7..Dec 15), an ordinary working day.
+    # C3 D1: C2 D1 + 21 = Wed Dec 9 (window Dec 8..Dec 16), an ordinary working day.
     ai3 = plan["ai.3"]
     assert (ai3.target, ai3.earliest, ai3.latest) == (
+        D(2026, 12, 9),
         D(2026, 12, 8),
-        D(2026, 12, 7),
-        D(2026, 12, 15),
+        D(2026, 12, 16),
     )
-    assert ai3.days == (D(2026, 12, 8), D(2026, 12, 9), D(2026, 12, 10))
-    # Labs 3: D1 - 1 = Mon Dec 7, a working day.
-    assert plan["labs.3"].start == D(2026, 12, 7)
+    assert ai3.days == (D(2026, 12, 9), D(2026, 12, 10), D(2026, 12, 11))
+    # Labs 3: D1 - 1 = Tue Dec 8, a working day.
+    assert plan["labs.3"].start == D(2026, 12, 8)
     for n in (1, 2, 3):
         assert plan[f"ai.{n}"].flags == ()
         assert plan[f"labs.{n}"].flags == ()
 
-    # Restaging: C3 D1 + 14 = Tue Dec 22, window +14..+21 = Dec 22..Dec 29; a working day.
+    # Restaging: C3 D1 + 14 = Wed Dec 23, window +14..+21 = Dec 23..Dec 30; a working day.
     restaging = plan["restaging"]
     assert (restaging.start, restaging.earliest, restaging.latest) == (
-        D(2026, 12, 22),
-        D(2026, 12, 22),
-        D(2026, 12, 29),
+        D(2026, 12, 23),
+        D(2026, 12, 23),
+        D(2026, 12, 30),
     )
 
-    # Surgery: C3 D1 + 35 = Tue 2027-01-12, window +28..+49 = Jan 5..Jan 26, 2027. Jan 12 is a
+    # Surgery: C3 D1 + 35 = Wed 2027-01-13, window +28..+49 = Jan 6..Jan 27, 2027. Jan 13 is a
     # working day in the package's 2027 ESTIMATE (New Year is Jan 1 only there). Hard
-    # constraints: 33 days after the last AI day (Dec 10, >= 21) and 91 days after the last RT
-    # fraction (Oct 13, >= 28).
+    # constraints: 33 days after the last AI day (Dec 11, >= 21) and 91 days after the last RT
+    # fraction (Oct 14, >= 28).
     surgery = plan["surgery"]
     assert (surgery.start, surgery.earliest, surgery.latest) == (
-        D(2027, 1, 12),
-        D(2027, 1, 5),
-        D(2027, 1, 26),
+        D(2027, 1, 13),
+        D(2027, 1, 6),
+        D(2027, 1, 27),
     )
     assert (surgery.start - ai3.end).days == 33
     assert (surgery.start - rt.end).days == 91
 
-    # Wound check 1: surgery + 14 = Tue 2027-01-26 (window +11..+17 = Jan 23..29), nearest;
+    # Wound check 1: surgery + 14 = Wed 2027-01-27 (window +11..+17 = Jan 24..30), nearest;
     # a working day (2027 estimate).
     wc1 = plan["wound_check_1"]
-    assert (wc1.start, wc1.earliest, wc1.latest) == (D(2027, 1, 26), D(2027, 1, 23), D(2027, 1, 29))
-    # Wound check 2: surgery + 30 = Thu 2027-02-11 (window +23..+37 = Feb 4..Feb 18), nearest.
+    assert (wc1.start, wc1.earliest, wc1.latest) == (D(2027, 1, 27), D(2027, 1, 24), D(2027, 1, 30))
+    # Wound check 2: surgery + 30 = Fri 2027-02-12 (window +23..+37 = Feb 5..Feb 19), nearest.
     # The package's 2027 ESTIMATE puts Spring Festival on Fri Feb 5 (Eve) .. Wed Feb 10 (two
-    # "observed" days), so Thu Feb 11 is a working day there. CAUTION: the real 2027 notice
-    # will very likely extend the Spring Festival block past Feb 10, which would move this
-    # visit once the official table is loaded.
+    # "observed" days), so Fri Feb 12 is a working day there. CAUTION: the real 2027 notice
+    # will very likely extend the Spring Festival block, which would move this visit once the
+    # official table is loaded.
     wc2 = plan["wound_check_2"]
-    assert (wc2.start, wc2.earliest, wc2.latest) == (D(2027, 2, 11), D(2027, 2, 4), D(2027, 2, 18))
+    assert (wc2.start, wc2.earliest, wc2.latest) == (D(2027, 2, 12), D(2027, 2, 5), D(2027, 2, 19))
 
     # Follow-up every 3 months after surgery (+-14 days), nearest working day (2027 estimate):
-    # m3 = Mon 2027-04-12 (Qingming 2027 is Mon Apr 5, a week earlier), a working day.
-    assert plan["follow_up.m3"].start == D(2027, 4, 12)
+    # m3 = Tue 2027-04-13 (Qingming 2027 is Mon Apr 5, a week earlier), a working day.
+    assert plan["follow_up.m3"].start == D(2027, 4, 13)
     assert (plan["follow_up.m3"].earliest, plan["follow_up.m3"].latest) == (
-        D(2027, 3, 29),
-        D(2027, 4, 26),
+        D(2027, 3, 30),
+        D(2027, 4, 27),
     )
-    # m6 = Mon 2027-07-12, a working day.
-    assert plan["follow_up.m6"].start == D(2027, 7, 12)
-    # m9 = Tue 2027-10-12: National Day 2027 is Oct 1-5 in the estimate, so Oct 12 is working.
-    assert plan["follow_up.m9"].start == D(2027, 10, 12)
-    # m12 = Wed 2028-01-12, a working day (2028 estimate).
-    assert plan["follow_up.m12"].start == D(2028, 1, 12)
+    # m6 = Tue 2027-07-13, a working day.
+    assert plan["follow_up.m6"].start == D(2027, 7, 13)
+    # m9 = Wed 2027-10-13: National Day 2027 is Oct 1-5 in the estimate, so Oct 13 is working.
+    assert plan["follow_up.m9"].start == D(2027, 10, 13)
+    # m12 = Thu 2028-01-13, a working day (2028 estimate).
+    assert plan["follow_up.m12"].start == D(2028, 1, 13)
 
     # Everything from surgery on lies in 2027+, so the plan warns that it relies on estimates.
     assert plan.warnings

@@ -208,10 +208,16 @@ def test_tnt_sts_arm_runs_screening_rt_three_ai_cycles_surgery_then_follow_up():
     te = {r["ETCD"]: r for r in datasets["TE"]}
     assert te["AI"]["TEDUR"] == "P21D"
     tv = {r["TVSTRL"].split(":")[0]: r for r in datasets["TV"]}
-    assert tv["rt"]["VISITDY"] == 8  # allocation + 7 days; allocation is study day 1
-    assert tv["rt"]["TVSTRL"] == "rt: from allocation +0 days (target +7 days)"
+    # Allocation + 7 days (allocation is study day 1); the window counts working days (the 5th
+    # to the 10th after allocation), which the nominal clock reads as 7 … 14 days.
+    assert tv["rt"]["VISITDY"] == 8
+    assert tv["rt"]["TVSTRL"] == (
+        "rt: from the 5th working day after allocation (target +7 days, moved into the window "
+        "when outside)"
+    )
     assert tv["rt"]["TVENRL"] == (
-        "rt: to allocation +14 days; lasts 5 fractions on consecutive working days"
+        "rt: to the 10th working day after allocation; lasts 5 fractions on consecutive "
+        "working days"
     )
     assert tv["labs.2"]["TVSTRL"] == "labs.2: from start of ai.2 -3 days (target -1 days)"
     assert tv["follow_up.m60"]["VISITNUM"] == len(tv)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sarcoma_sched.exports.sdtm.common import NOT_VISITS, Row, text
+from sarcoma_sched.protocol.describe import ordinal
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.occurrences import Occurrence, occurrences
 from sarcoma_sched.protocol.schedule import Span
@@ -47,6 +48,14 @@ def _visit(o: Occurrence) -> _Visit:
         where = f"{name} + {o.month} months"
         start_rule = f"from {w} days before {where} (target {where})"
         end_rule = f"to {w} days after {where}"
+    elif o.window_working:
+        start_rule = (
+            f"from the {ordinal(o.earliest)} working day after {name} (target "
+            f"{_signed(o.offset)} days, moved into the window when outside)"
+        )
+        end_rule = f"to the {ordinal(o.latest)} working day after {name}" + _days_text(
+            o.span, o.kind
+        )
     else:
         start_rule = f"from {name} {_signed(o.earliest)} days (target {_signed(o.offset)} days)"
         end_rule = f"to {name} {_signed(o.latest)} days" + _days_text(o.span, o.kind)
