@@ -124,7 +124,7 @@ RESOURCE_NAMES = tuple(resource.value for resource in Resource)
 
 
 class FlagCode(StrEnum):
-    """A planned event a coordinator must look at."""
+    """A planned event a coordinator must look at, or (the last) a plan's notice."""
 
     UNSATISFIABLE = "unsatisfiable"  # no day meets the window, the day rule and the constraints
     OVER_CAPACITY = "over_capacity"  # the site's capacity for its resource is used up that day
@@ -139,6 +139,9 @@ class FlagCode(StrEnum):
     HOLIDAY_BLOCK = "holiday_block"
     # After the registered trial end date: still planned, but not to be booked unseen.
     AFTER_TRIAL_END = "after_trial_end"
+    # About the plan, not one event: working-day events in a year whose holidays (and make-up
+    # working days) are the ``holidays`` package's estimate, not an announced arrangement.
+    ESTIMATED_HOLIDAYS = "estimated_holidays"
 
 
 # Flags whose event's date breaks a hard rule: calendars show it TENTATIVE, with the reason.

@@ -2,6 +2,7 @@
 
 from sarcoma_sched.calendar.checker import check_events
 from sarcoma_sched.calendar.holiday_table import HolidayTable, load_holiday_table
+from sarcoma_sched.calendar.notices import Notice, notices_of
 from sarcoma_sched.calendar.plan import (
     Actual,
     Change,
@@ -21,6 +22,7 @@ __all__ = [
     "Deviation",
     "Flag",
     "HolidayTable",
+    "Notice",
     "Pin",
     "Plan",
     "PlannedEvent",
@@ -29,6 +31,7 @@ __all__ = [
     "check_events",
     "diff_plans",
     "load_holiday_table",
+    "notices_of",
     "official_through",
     "plan_arm",
 ]
