@@ -11,6 +11,13 @@ from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.cli.reasons import reason_options
+from sarcoma_sched.cli.schedule_output import (
+    STORED_COLUMNS,
+    emit_calendar,
+    notice_json,
+    notice_text,
+    stored_rows,
+)
 from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus, PinPolicy
 
 __all__ = ["record", "reschedule", "schedule"]
@@ -30,15 +37,25 @@ def schedule(ctx: click.Context, patient: str, fmt: str) -> None:
       sarcoma-sched schedule PKUIH-NATARS-0007
       sarcoma-sched schedule PKUIH-NATARS-0007 --format csv > 0007.csv
     """
-    from sarcoma_sched.services.queries import SCHEDULE_COLUMNS, patient_schedule
+    from sarcoma_sched.services.queries import patient_schedule
 
     with open_db(ctx).read() as session:
-        found, rows = patient_schedule(session, patient)
-        ref = found.study_id or found.screening_number
-        title = f"{ref} ({found.protocol_id}, {found.site_code})"
-    if fmt == "table":
-        click.echo(title)
-    emit_rows(rows, SCHEDULE_COLUMNS, fmt)
+        found = patient_schedule(session, patient)
+    emit_calendar(
+        fmt,
+        title=f"{found.ref} ({found.protocol_id}, {found.site_code})",
+        facts={
+            "study_id": found.ref,
+            "protocol": found.protocol_id,
+            "arm": found.arm,
+            "site": found.site_code,
+            "time_zone": found.time_zone,
+            "allocation_date": found.allocation_date.isoformat() if found.allocation_date else None,
+        },
+        rows=stored_rows(found.events),
+        warnings=found.warnings,
+        columns=STORED_COLUMNS,
+    )
 
 
 def _change_rows(outcome: Any) -> list[dict[str, Any]]:
@@ -55,36 +72,53 @@ def _change_rows(outcome: Any) -> list[dict[str, Any]]:
 
 
 def _report(outcome: Any, headline: str, fmt: str) -> None:
+    """What ``record`` and ``reschedule`` print: the event, what moved, the deviations, and
+    every warning of the re-planned calendar (as ``schedule`` would show them)."""
     rows = _change_rows(outcome)
     if fmt == "json":
         emit_json(
             {
                 "study_id": outcome.study_id,
                 "event": outcome.event_id,
+                "label": outcome.label,
                 "status": outcome.status,
                 "days": [d.isoformat() for d in outcome.days],
                 "target": outcome.target.isoformat(),
-                "window": [outcome.earliest.isoformat(), outcome.latest.isoformat()],
+                "window": {
+                    "earliest": outcome.earliest.isoformat(),
+                    "latest": outcome.latest.isoformat(),
+                },
                 "moved": rows,
                 "deviations": outcome.deviations,
-                "flags": outcome.flags,
+                "warnings": [notice_json(n) for n in outcome.warnings],
             },
         )
         return
-    if fmt == "table":
-        click.echo(headline)
-        if rows:
-            click.echo(f"re-planned, {len(rows)} event(s) moved:")
-        else:
-            click.echo("re-planned: no other event moved")
-    if rows or fmt == "csv":
+    if fmt == "csv":
+        # One table for a spreadsheet: what moved, then a row per warning (its event, if it is
+        # about one, and ``code: message``). Deviations go to stderr, as before.
+        warned = [
+            {
+                "event": n.events[0] if len(n.events) == 1 else "",
+                "warning": f"{n.code}: {n.message}",
+            }
+            for n in outcome.warnings
+        ]
+        emit_rows([*rows, *warned], [*CHANGE_COLUMNS, "warning"], fmt)
+        for deviation in outcome.deviations:
+            click.echo(f"deviation: {deviation}", err=True)
+        return
+    click.echo(headline)
+    if rows:
+        click.echo(f"re-planned, {len(rows)} event(s) moved:")
         emit_rows(rows, CHANGE_COLUMNS, fmt)
-    # Deviations and flags go to stderr in csv mode so the data stays clean for a pipe.
-    err = fmt == "csv"
+    else:
+        click.echo("re-planned: no other event moved")
     for deviation in outcome.deviations:
-        click.echo(f"deviation: {deviation}", err=err)
-    for flag in outcome.flags:
-        click.echo(f"warning: {flag}", err=True)
+        click.echo(f"deviation: {deviation}")
+    # On stderr, as a command that changed something reports what needs a look.
+    for notice in outcome.warnings:
+        click.echo(f"warning: {notice_text(notice)}", err=True)
 
 
 @click.command()

@@ -13,6 +13,7 @@ from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
 from sarcoma_sched.cli.reasons import reason_options
+from sarcoma_sched.cli.schedule_output import emit_calendar, plan_rows
 from sarcoma_sched.errors import InputFileError, Problem
 from sarcoma_sched.limits import MAX_INPUT_FILE_BYTES
 from sarcoma_sched.vocabulary import SEXES, EndKind, Sex
@@ -220,28 +221,24 @@ def allocate(
         reason=reason,
         secret=secret,
     )
-    columns = ["event", "label", "target", "earliest", "latest", "flags"]
-    if fmt == "json":
-        summary = {
+    where = "" if outcome.position is None else f"position {outcome.position}, "
+    emit_calendar(
+        fmt,
+        title=f"{outcome.study_id}: {outcome.arm} ({where}{outcome.method}, allocated "
+        f"{outcome.allocation_date})",
+        facts={
             "study_id": outcome.study_id,
             "protocol": outcome.protocol_id,
             "arm": outcome.arm,
+            "site": outcome.site_code,
+            "time_zone": outcome.time_zone,
             "position": outcome.position,
             "method": outcome.method,
             "allocation_date": outcome.allocation_date.isoformat(),
-            "events": [{c: e[c] for c in columns} for e in outcome.events],
-        }
-        emit_json(summary)
-        return
-    if fmt == "table":
-        where = "" if outcome.position is None else f"position {outcome.position}, "
-        click.echo(
-            f"{outcome.study_id}: {outcome.arm} ({where}"
-            f"{outcome.method}, allocated {outcome.allocation_date})"
-        )
-    emit_rows(outcome.events, columns, fmt)
-    for warning in outcome.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        },
+        rows=plan_rows(outcome.plan),
+        warnings=outcome.warnings,
+    )
 
 
 def _end(

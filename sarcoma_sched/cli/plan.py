@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from sarcoma_sched.cli.dates import EARLIEST, LATEST
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import format_option
+from sarcoma_sched.cli.schedule_output import emit_calendar, plan_rows
 from sarcoma_sched.limits import MAX_CLOSURE_DAYS
 from sarcoma_sched.vocabulary import EventStatus
 
 if TYPE_CHECKING:
-    from sarcoma_sched.calendar import Actual, PlannedEvent
+    from sarcoma_sched.calendar import Actual
 
 __all__ = ["plan"]
 
@@ -66,14 +67,6 @@ def _actuals(
     return actuals
 
 
-def _days_text(e: PlannedEvent) -> str:
-    if len(e.days) == 1:
-        return e.start.isoformat()
-    if e.show_as == "period":
-        return f"{e.start} … {e.end} (one {len(e.days)}-day period)"
-    return ", ".join(d.strftime("%m-%d") for d in e.days)
-
-
 @click.command()
 @click.argument("protocol_name", metavar="PROTOCOL")
 @click.argument("arm")
@@ -117,7 +110,13 @@ def plan(
       sarcoma-sched plan NATARS NEOADJUVANT --anchor 2026-02-10 --site PKUIH
       sarcoma-sched plan TNT-STS TNT --anchor 2026-09-24 --done rt=2026-10-09
     """
-    from sarcoma_sched.calendar import SiteCalendar, diff_plans, load_holiday_table, plan_arm
+    from sarcoma_sched.calendar import (
+        SiteCalendar,
+        diff_plans,
+        load_holiday_table,
+        notices_of,
+        plan_arm,
+    )
     from sarcoma_sched.protocol import find_protocol
 
     protocol = find_protocol(protocol_name).protocol
@@ -131,52 +130,52 @@ def plan(
     allocation = _date(anchor, "--anchor")
     actuals = _actuals(done, missed, skipped)
     result = plan_arm(protocol, arm, allocation, calendar, actuals)
-    rows = [
-        {
-            "event": e.id,
-            "label": e.label,
-            "kind": e.kind,
-            "status": e.status,
-            "target": e.target.isoformat(),
-            "window": f"{e.earliest} … {e.latest}",
-            "date": e.start.isoformat(),
-            "weekday": e.start.strftime("%a"),
-            "days": _days_text(e),
-            "flags": "; ".join(f"{f.code}: {f.message}" for f in e.flags),
-        }
-        for e in result.events
+    moved = diff_plans(plan_arm(protocol, arm, allocation, calendar), result) if actuals else []
+    # Broken rules that involve recorded events are listed as deviations.
+    problems = [
+        v
+        for v in result.violations
+        if all(result[i].status == EventStatus.PLANNED for i in v.events)
     ]
-    columns = ["event", "label", "status", "target", "window", "date", "weekday", "days", "flags"]
-    if fmt == "table":
-        click.echo(
-            f"{protocol.id} {result.arm_id} at {code} ({calendar.time_zone}), allocated "
-            f"{allocation} · protocol {protocol.content_hash[:19]}"
-        )
-    emit_rows(rows, columns if fmt == "table" else [*columns[:2], "kind", *columns[2:]], fmt)
-    if fmt != "table":
-        return
-    if actuals:
-        baseline = plan_arm(protocol, arm, allocation, calendar)
-        changes = diff_plans(baseline, result)
-        click.echo("")
-        click.echo(f"Moved by what happened ({len(changes)}):")
-        for change in changes:
-            click.echo(f"  {change}")
-    for title, items in (
-        ("Deviations", [d.message for d in result.deviations]),
-        # Broken rules that involve recorded events are listed above as deviations.
-        (
-            "Constraint problems",
-            [
-                v.message
-                for v in result.violations
-                if all(result[i].status == EventStatus.PLANNED for i in v.events)
+    emit_calendar(
+        fmt,
+        title=f"{protocol.id} {result.arm_id} at {code} ({calendar.time_zone}), allocated "
+        f"{allocation} · protocol {protocol.content_hash[:19]}",
+        facts={
+            "protocol": protocol.id,
+            "protocol_hash": protocol.content_hash,
+            "arm": result.arm_id,
+            "site": code,
+            "time_zone": calendar.time_zone,
+            "allocation_date": allocation.isoformat(),
+        },
+        rows=plan_rows(result),
+        warnings=notices_of(result.events, calendar),
+        extra={
+            "moved": [
+                {
+                    "event": c.event,
+                    "old": [d.isoformat() for d in c.old],
+                    "new": [d.isoformat() for d in c.new],
+                    "shift_days": c.shift_days,
+                }
+                for c in moved
             ],
-        ),
-        ("Warnings", list(result.warnings)),
-    ):
-        if items:
-            click.echo("")
-            click.echo(f"{title}:")
-            for item in items:
-                click.echo(f"  - {item}")
+            "deviations": [
+                {"event": d.event, "code": d.code, "days": d.days, "message": d.message}
+                for d in result.deviations
+            ],
+            "constraint_problems": [
+                {"rule": v.rule, "events": list(v.events), "message": v.message} for v in problems
+            ],
+        },
+        sections=[
+            *(
+                [(f"Moved by what happened ({len(moved)})", [str(c) for c in moved])]
+                if actuals
+                else []
+            ),
+            ("Deviations", [d.message for d in result.deviations]),
+            ("Constraint problems", [v.message for v in problems]),
+        ],
+    )

@@ -26,7 +26,7 @@ from sarcoma_sched.allocation import (
     trial_key,
 )
 from sarcoma_sched.allocation.secret import check_for_database, key_fingerprint
-from sarcoma_sched.calendar import plan_arm
+from sarcoma_sched.calendar import Notice, Plan, notices_of, plan_arm
 from sarcoma_sched.db.models import (
     Allocation,
     Enrollment,
@@ -84,7 +84,11 @@ class AllocationOutcome:
     stratum: str | None
     allocation_date: dt.date
     events: list[dict[str, Any]]
-    warnings: list[str]
+    # Every flag and notice of the new calendar (events the planner could not place cleanly,
+    # holidays still estimated): what ``schedule`` shows from now on.
+    warnings: tuple[Notice, ...]
+    plan: Plan  # the calendar as stored
+    time_zone: str  # the site's
 
 
 def needs_secret(protocol: Protocol) -> bool:
@@ -308,11 +312,12 @@ def allocate_patient(
             )
             if not numbered_here:
                 position = None
+        calendar = site_calendar(session, patient.site_code)
         plan = plan_arm(
             protocol,
             arm_drawn,
             allocation_date,
-            site_calendar(session, patient.site_code),
+            calendar,
             capacity=site_capacity(
                 session, patient.site_code, exclude_patient=patient.id, since=allocation_date
             ),
@@ -339,11 +344,9 @@ def allocate_patient(
                 }
                 for e in plan.events
             ],
-            # Events the planner could not place cleanly (a constraint, capacity) need a look.
-            warnings=[
-                *plan.warnings,
-                *(f"{e.id}: {f.message}" for e in plan.events for f in e.flags),
-            ],
+            warnings=notices_of(plan.events, calendar),
+            plan=plan,
+            time_zone=calendar.time_zone,
         )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.calendar import Actual, Pin, Plan, plan_arm
+from sarcoma_sched.calendar import Actual, Notice, Pin, Plan, plan_arm
 from sarcoma_sched.db.models import (
     Allocation,
     Enrollment,
@@ -26,6 +26,7 @@ from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.lookups import find_patient, protocol_version, site_calendar
+from sarcoma_sched.services.queries.schedule import patient_schedule
 from sarcoma_sched.services.reasons import coded
 from sarcoma_sched.services.schedules import actuals_of, apply_plan
 from sarcoma_sched.vocabulary import (
@@ -86,6 +87,8 @@ class EventOutcome:
     moved: list[EventChange]  # other events the re-plan changed
     deviations: list[str]  # "event: message", this event's first
     flags: list[str]  # "event: message" for events the planner could not place cleanly
+    # Every flag and notice of the calendar as re-planned: what ``schedule`` now shows.
+    warnings: tuple[Notice, ...]
 
 
 def patient_events(session: Session, patient: Patient) -> list[ScheduledEvent]:
@@ -194,7 +197,11 @@ def _check_not_before_study(session: Session, patient: Patient, day: dt.date, wh
 
 
 def _outcome(
-    patient: Patient, row: ScheduledEvent, plan: Plan, changes: list[EventChange]
+    patient: Patient,
+    row: ScheduledEvent,
+    plan: Plan,
+    changes: list[EventChange],
+    session: Session,
 ) -> EventOutcome:
     deviations = [f"{d.event}: {d.message}" for d in plan.deviations if d.event == row.event_id]
     deviations += [f"{d.event}: {d.message}" for d in plan.deviations if d.event != row.event_id]
@@ -216,6 +223,7 @@ def _outcome(
         moved=[c for c in changes if c.event_id != row.event_id],
         deviations=deviations,
         flags=flags,
+        warnings=patient_schedule(session, patient.study_id or "").warnings,
     )
 
 
@@ -294,7 +302,7 @@ def record_event(
             raise Conflict(f"{patient.study_id} {event_id} on {date}: {order[0]}")
         row.note = f"corrected: {note}" if correct and note else note
         session.flush()
-        return _outcome(patient, row, plan, changes)
+        return _outcome(patient, row, plan, changes, session)
 
 
 def reschedule_event(
@@ -354,4 +362,4 @@ def reschedule_event(
         row.note = note
         row.pin_policy = None if policy == PinPolicy.RELEASE else str(policy)
         session.flush()
-        return _outcome(patient, row, plan, changes)
+        return _outcome(patient, row, plan, changes, session)

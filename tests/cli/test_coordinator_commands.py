@@ -281,11 +281,6 @@ def table(stdout: str, first_column: str) -> tuple[list[str], list[list[str]]]:
     return names, rows
 
 
-def first_day(days_text: str) -> str:
-    """The first date of a ``days`` cell: ``D``, ``D..E``, ``D, E, F`` or ``D HH:MM``."""
-    return re.split(r"\.\.|, | ", days_text)[0]
-
-
 def run_all(run: Callable[..., Any], *commands: Sequence[str]) -> list[Any]:
     """Independent read-only commands, run side by side (each is a fresh interpreter)."""
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -355,8 +350,8 @@ def test_recording_cycle_1_late_moves_what_is_timed_from_it_exactly_as_printed(r
         ("--db", db, "schedule", P1, "--format", "json"),
         ("--db", db, "deviations", "--format", "json"),
     )
-    shown = {row["event"]: row for row in json.loads(schedule.stdout)}
-    assert {e: first_day(row["days"]) for e, row in shown.items()} == {
+    shown = {row["event"]: row for row in json.loads(schedule.stdout)["events"]}
+    assert {e: row["days"][0] for e, row in shown.items()} == {
         e: str(event.first) for e, event in after.items()
     }
     assert (shown["ai.1"]["status"], shown["ai.1"]["actual"]) == ("done", str(late))

@@ -26,7 +26,7 @@ def test_plan_json_lists_the_same_events_and_recorded_history_moves_later_ones(r
             "plan", "TNT-STS", "TNT", "--anchor", "2026-09-24", "--format", "json", check=True
         ).stdout
     )
-    ids = [row["event"] for row in base]
+    ids = [row["event"] for row in base["events"]]
     assert ids[:4] == ["baseline", "rt", "ai.1", "labs.1"]
     out = run(
         "plan", "TNT-STS", "TNT", "--anchor", "2026-09-24", "--done", "ai.1=2026-11-02", check=True
@@ -52,15 +52,18 @@ def test_a_closure_that_leaves_no_unsplit_rt_course_is_flagged_with_its_reason(r
 
 def test_an_official_table_replaces_the_estimated_year(run):
     args = ("plan", "NATARS", "SURGERY_ONLY", "--anchor", "2027-01-25", "--format", "json")
-    estimated = {r["event"]: r for r in json.loads(run(*args, check=True).stdout)}
+    estimated = json.loads(run(*args, check=True).stdout)
+    by_event = {r["event"]: r for r in estimated["events"]}
     # Target 2027-02-08: the package's estimate ends the festival on 02-10, so 02-11.
-    assert estimated["surgery"]["date"] == "2027-02-11"
-    official = {
-        r["event"]: r
-        for r in json.loads(run(*args, "--holiday-table", str(TABLE), check=True).stdout)
-    }
+    assert by_event["surgery"]["days"] == ["2027-02-11"]
+    assert "estimated_holidays" in {w["code"] for w in estimated["warnings"]}
+    official = json.loads(run(*args, "--holiday-table", str(TABLE), check=True).stdout)
+    by_event = {r["event"]: r for r in official["events"]}
     # The (illustrative) table runs the festival to 02-12: the next working day is Monday 02-15.
-    assert official["surgery"]["date"] == "2027-02-15"
+    assert by_event["surgery"]["days"] == ["2027-02-15"]
+    # Surgery no longer relies on an estimate: only the later years' events do.
+    (notice,) = [w for w in official["warnings"] if w["code"] == "estimated_holidays"]
+    assert "surgery" not in notice["events"]
 
 
 def test_plan_mistakes_are_one_line_each(run):

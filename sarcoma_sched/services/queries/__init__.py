@@ -41,7 +41,7 @@ from sarcoma_sched.services.queries.listings import (
     overdue,
     visits,
 )
-from sarcoma_sched.services.queries.schedule import SCHEDULE_COLUMNS, patient_schedule
+from sarcoma_sched.services.queries.schedule import PatientSchedule, StoredEvent, patient_schedule
 from sarcoma_sched.services.queries.sites import SITE_COLUMNS, list_sites
 from sarcoma_sched.services.queries.timeline import PatientTimeline, TimelineEvent, patient_timeline
 from sarcoma_sched.services.queries.trials import TrialReport, trial_reports
@@ -59,12 +59,13 @@ __all__ = [
     "ENROLLMENT_GROUPS",
     "EVENT_COLUMNS",
     "OVERDUE_COLUMNS",
-    "SCHEDULE_COLUMNS",
     "SITE_COLUMNS",
     "USAGE_COLUMNS",
     "ArmFlow",
     "ConsortFlow",
+    "PatientSchedule",
     "PatientTimeline",
+    "StoredEvent",
     "TimelineEvent",
     "TrialReport",
     "allocation_listing",
