@@ -12,7 +12,7 @@ from sarcoma_sched.calendar.workdays import SiteCalendar
 from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef
 from sarcoma_sched.vocabulary import NOT_HAPPENED, EventKind, ViolationRule
 
-__all__ = ["by_key", "check_events", "gap_problem", "is_stay", "point", "ref_words"]
+__all__ = ["by_key", "check_events", "gap_holds", "gap_problem", "is_stay", "point", "ref_words"]
 
 
 def by_key(events: Iterable[PlannedEvent]) -> dict[str, list[PlannedEvent]]:
@@ -44,9 +44,20 @@ def ref_words(ref: EventRef) -> str:
     return f"the {day} of the {ref.occurrence} {ref.event}"
 
 
+def gap_holds(c: Constraint, gap: int) -> bool:
+    """Whether ``to - from`` = ``gap`` days meets the constraint (``gap_problem`` says why not)."""
+    if c.min_days is not None and gap < c.min_days:
+        return False
+    if c.max_days is not None and gap > c.max_days:
+        return False
+    return c.not_between is None or not c.not_between[0] <= gap <= c.not_between[1]
+
+
 def gap_problem(c: Constraint, start: dt.date, end: dt.date) -> str | None:
     """Why ``end - start`` breaks the constraint, in words, or None when it holds."""
     gap = (end - start).days
+    if gap_holds(c, gap):
+        return None
     if c.min_days is not None and gap < c.min_days:
         return (
             f"{c.id}: {c.description} — {ref_words(c.to)} ({end}) is {gap} days after "
@@ -56,6 +67,12 @@ def gap_problem(c: Constraint, start: dt.date, end: dt.date) -> str | None:
         return (
             f"{c.id}: {c.description} — {ref_words(c.to)} ({end}) is {gap} days after "
             f"{ref_words(c.from_)} ({start}), at most {c.max_days} allowed"
+        )
+    if c.not_between is not None and c.not_between[0] <= gap <= c.not_between[1]:
+        low, high = c.not_between
+        return (
+            f"{c.id}: {c.description} — {ref_words(c.to)} ({end}) is {gap} days after "
+            f"{ref_words(c.from_)} ({start}), not {low} to {high} days after allowed"
         )
     return None
 

@@ -24,12 +24,12 @@ import datetime as dt
 import threading
 from calendar import monthrange
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from sarcoma_sched.calendar.capacity import Capacity
-from sarcoma_sched.calendar.checker import check_events, gap_problem
+from sarcoma_sched.calendar.checker import check_events, gap_holds, gap_problem
 from sarcoma_sched.calendar.deviations import find_deviations
 from sarcoma_sched.calendar.plan import (
     Actual,
@@ -87,6 +87,8 @@ def plan_arm(
         trial_end=protocol.study.end_date,
     )
     events = planner.run()
+    if any(f.code in _AVOIDABLE for e in events for f in e.flags):
+        events = planner.repair(events)
     if actuals or pins:
         unknown = sorted((set(actuals) | set(pins)) - {e.id for e in events})
         if unknown:
@@ -340,17 +342,142 @@ class _Planner:
         self.pins = pins
         self.capacity = capacity
         self.placed: list[PlannedEvent] = []
+        # Start days the repair chose for planned occurrences, by place in the order; the
+        # bookings before it began; how many more re-plans it may try.
+        self.overrides: dict[int, dt.date] = {}
+        # Everyone else's bookings, before this plan books its own: each re-plan starts there.
+        self._booked = Counter(capacity.booked) if capacity is not None else None
+        self._budget = 0
 
-    def run(self) -> list[PlannedEvent]:
+    def repair(self, events: list[PlannedEvent]) -> list[PlannedEvent]:
+        """Moves upstream occurrences inside their windows when that clears a flag the greedy
+        walk leaves: a cycle whose every day runs into Spring Festival is often clear of it
+        when the cycle before it starts a day or two earlier.
+
+        For each flagged occurrence in turn, it and the occurrences it is timed or constrained
+        from are moved, first the nearest alone, then the nearest two together, and so on: every
+        combination of days of their windows is tried (each window as the moves before it
+        make it), the plan re-planned from the earliest moved. The best plan is kept by
+        ``_score`` (unsafe flags, holiday-block flags, then each day's place in its shift
+        rule's order of preference, in plan order), and only when it beats the greedy one.
+        Recorded, pinned and follow-up occurrences are never moved. A budget of re-plans bounds
+        the work a plan no move can mend may cost."""
+        self._budget = _REPAIR_BUDGET
+        best_score = _score(self.steps, events)
+        tried: set[int] = set()
+        for _ in range(_REPAIR_ROUNDS):
+            flagged = next(
+                (
+                    i
+                    for i, e in enumerate(events)
+                    if i not in tried and any(f.code in _AVOIDABLE for f in e.flags)
+                ),
+                None,
+            )
+            if flagged is None:
+                break
+            tried.add(flagged)
+            # The flagged occurrence itself too: its own best day may leave a later one none.
+            movable = [
+                j
+                for j in (flagged, *self._upstream(flagged))
+                if events[j].status == _PLANNED and not events[j].pinned and not self.steps[j].month
+            ]
+            found: tuple[Score, dict[int, dt.date], list[PlannedEvent]] | None = None
+            for depth in range(1, min(_REPAIR_DEPTH, len(movable)) + 1):
+                # Earliest in the plan first: each later window depends on the moves before it.
+                chain = sorted(movable[:depth])
+                found = self._combinations(events, chain, self.overrides, best_score, found)
+                if found is not None and found[0][:2] == (0, 0):
+                    break
+            if found is not None:
+                best_score, self.overrides, events = found
+        # The capacity the caller passed holds the bookings of the plan returned, not those
+        # of the last plan tried.
+        if self._booked is not None and self._budget < _REPAIR_BUDGET:
+            events = self._rerun(events, 0, self.overrides)
+        return events
+
+    def _combinations(
+        self,
+        events: list[PlannedEvent],
+        chain: list[int],
+        overrides: dict[int, dt.date],
+        bar: Score,
+        found: tuple[Score, dict[int, dt.date], list[PlannedEvent]] | None,
+    ) -> tuple[Score, dict[int, dt.date], list[PlannedEvent]] | None:
+        """The best plan better than ``bar`` moving every occurrence of ``chain`` (or
+        ``found``, the best so far)."""
+        j, rest = chain[0], chain[1:]
+        e = events[j]
+        days = _by_preference(e, self.steps[j].shift)
+        if e.start not in days:
+            # Where the moves before left it (a pin, a fallback outside the window) is an
+            # option too.
+            days.insert(0, e.start)
+        for day in days:
+            if self._budget <= 0:
+                break
+            moved = {**overrides, j: day}
+            if day == e.start:
+                trial = events  # where the moves before put it anyway: no re-plan needed
+            else:
+                self._budget -= 1
+                trial = self._rerun(events, j, moved)
+                if trial[j].start != day:
+                    continue  # not a sound day for it: the search put it elsewhere
+            if rest:
+                found = self._combinations(trial, rest, moved, bar, found)
+                continue
+            score = _score(self.steps, trial)
+            if score < (found[0] if found is not None else bar):
+                found = (score, moved, trial)
+        return found
+
+    def _upstream(self, index: int) -> list[int]:
+        """The occurrences ``index`` is timed from and those its hard constraints measure
+        from, latest in the plan first: moving a later one keeps more of the plan as it was."""
+        found: list[int] = []
+        anchor = self.steps[index].anchor
+        while anchor is not None and len(found) < _REPAIR_DEPTH:
+            found.append(anchor)
+            anchor = self.steps[anchor].anchor
+        for _, from_, to in self.steps[index].checks:
+            for place, _start in (from_, to):
+                if place >= 0 and place != index and place not in found:
+                    found.append(place)
+        return sorted(found, reverse=True)
+
+    def _rerun(
+        self, events: list[PlannedEvent], start: int, overrides: dict[int, dt.date]
+    ) -> list[PlannedEvent]:
+        saved = self.overrides
+        self.overrides = overrides
+        booked = self._booked
+        if booked is not None:
+            assert self.capacity is not None
+            # Capacity bookings are made as the plan goes: with limits, always from the start.
+            self.capacity.booked = Counter(booked)
+            start = 0
+        self.placed = list(events[:start])
+        try:
+            return self.run(start)
+        finally:
+            self.overrides = saved
+
+    def run(self, start: int = 0) -> list[PlannedEvent]:
         # One loop with everything in locals: this is the planner's inner loop, run for every
         # occurrence of every plan; the uncommon cases (history, pins, capacity, constraints,
         # a target on a closed day) go through the methods below.
         placed = self.placed
         allocation = self.allocation
         actuals, pins, capacity = self.actuals, self.pins, self.capacity
+        overrides = self.overrides
         trial_end = self.trial_end
         is_working_day = self.calendar.is_working_day
-        for step in self.steps:
+        steps = self.steps
+        for index in range(start, len(steps)):
+            step = steps[index]
             if step.anchor is None:
                 anchor_id, anchor_date = ALLOCATION, allocation
             else:
@@ -371,10 +498,12 @@ class _Planner:
                 target = min(max(target, earliest), latest)
             actual = actuals.get(step.occurrence_id) if actuals else None
             pin = pins.get(step.occurrence_id) if actual is None and pins else None
+            forced = overrides.get(index) if overrides else None
             values = step.fields.copy()
             if (
                 actual is None
                 and pin is None
+                and forced is None
                 and capacity is None
                 and not step.checks
                 # A target inside the window is the first candidate of every shift rule.
@@ -387,7 +516,7 @@ class _Planner:
             ):
                 values["days"] = (target,) if step.one_day else self._span_days(target, step)
             else:
-                days, flags = self._choose(step, target, earliest, latest, actual, pin)
+                days, flags = self._choose(step, target, earliest, latest, actual, pin, forced)
                 values["days"], values["flags"] = days, flags
                 if actual is not None:
                     values["status"], values["reason"] = actual.status, actual.reason
@@ -410,10 +539,7 @@ class _Planner:
         if values["status"] != _PLANNED:
             return
         days: tuple[dt.date, ...] = values["days"]  # type: ignore[assignment]
-        flag = Flag(
-            FlagCode.AFTER_TRIAL_END,
-            f"{values['id']} on {days[0]} is after the registered trial end ({end})",
-        )
+        flag = _after_end_flag(values["id"], days[0], end)
         values["flags"] = (*values["flags"], flag)  # type: ignore[misc]
 
     def _choose(
@@ -424,21 +550,41 @@ class _Planner:
         latest: dt.date,
         actual: Actual | None,
         pin: Pin | None,
+        forced: dt.date | None = None,
     ) -> tuple[tuple[dt.date, ...], tuple[Flag, ...]]:
         """The days of an occurrence with history, a pin, limited capacity or constraints to
-        meet, booked in the site's capacity."""
+        meet, or a day the repair chose, booked in the site's capacity."""
         flags: tuple[Flag, ...] = ()
         if actual is not None and actual.status == _DONE:
             assert actual.date is not None
             days = actual.days or self._span_days(actual.date, step)
         elif pin is not None:
             days, flags = self._pinned(step, pin, target, earliest, latest)
+        elif forced is not None and (days := self._forced(step, forced, earliest, latest)):
+            flags = self._capacity_flags(step, days)
         else:
             days, flags = self._search(step, target, earliest, latest)
         status = actual.status if actual is not None else _PLANNED
         if self.capacity is not None and status in BOOKED_STATUSES:
             self.capacity.book(step.kind, days)
         return days, flags
+
+    def _forced(
+        self, step: _Step, day: dt.date, earliest: dt.date, latest: dt.date
+    ) -> tuple[dt.date, ...]:
+        """The days from a start the repair chose, when that start is still a sound one (in
+        the window, a working day where required, every hard rule met, the look-ahead clear);
+        empty otherwise, and the occurrence is searched as usual."""
+        if not earliest <= day <= latest or (
+            step.working and not self.calendar.is_working_day(day)
+        ):
+            return ()
+        days = self._span_days(day, step)
+        if not self._sound(step, days):
+            return ()
+        if (step.components or step.stay) and self._fits(step, days) != _FITS:
+            return ()
+        return days
 
     def _span_days(self, start: dt.date, step: _Step) -> tuple[dt.date, ...]:
         if step.one_day:
@@ -459,10 +605,15 @@ class _Planner:
         first_allowed: tuple[dt.date, ...] | None = None
         # The best hard-sound candidate so far: (no room, look-ahead rank), its days.
         best: tuple[tuple[int, int], tuple[dt.date, ...]] | None = None
-        failures: dict[str, str] = {}
+        # Candidates a hard rule refused, in order: their reasons are written out only when no
+        # day is found (the common case never pays for the words).
+        refused: list[tuple[dt.date, ...]] = []
         # "At least N days after" an end already placed: days before it need no checking.
         bound = self._lower_bound(step) if step.checks else None
-        for day in _candidates(target, earliest, latest, step.shift):
+        for offset in _candidate_offsets(
+            (target - earliest).days, (latest - target).days, step.shift
+        ):
+            day = target + offset
             if working and not is_working_day(day):
                 continue
             if bound is not None and day < bound and first_allowed is not None:
@@ -470,10 +621,8 @@ class _Planner:
             days = self._span_days(day, step)
             if first_allowed is None:
                 first_allowed = days
-            problems = self._hard_problems(step, days)
-            if problems:
-                for cid, text in problems:
-                    failures.setdefault(cid, text)
+            if not self._sound(step, days):
+                refused.append(days)
                 continue
             rank = self._fits(step, days) if extras else _FITS
             room = self.capacity is None or self.capacity.fits(step.kind, days)
@@ -503,12 +652,44 @@ class _Planner:
             # capacity goes unflagged.
             flags = (Flag(FlagCode.NO_VALID_DAY, "; ".join(messages)),)
             return days, flags + self._capacity_flags(step, days)
+        failures: dict[str, str] = {}
+        for days in refused:
+            for cid, text in self._hard_problems(step, days):
+                failures.setdefault(cid, text)
+        why = "; ".join(failures.values())
+        # A follow-up visit stays on its clock (assessment times equal in every arm): kept in
+        # its window, flagged, never moved past it.
+        beyond = None if step.month else self._beyond_window(step, latest)
+        if beyond is not None:
+            # The objective puts every hard constraint before every window: a scan that would
+            # fall in the days after surgery, or a course the washout forbids, goes to the
+            # first day after the window that is safe, flagged for a coordinator's decision.
+            message = (
+                f"no day in the window {earliest} … {latest} satisfies every hard constraint "
+                f"({why}); placed on {beyond[0]}, {(beyond[0] - latest).days} day(s) after the "
+                "window, the first day that does: a coordinator decides"
+            )
+            flags = (Flag(FlagCode.UNSATISFIABLE, message),)
+            return beyond, flags + self._capacity_flags(step, beyond)
         message = (
             f"no day in the window {earliest} … {latest} satisfies every hard constraint; "
-            f"kept {first_allowed[0]}: {'; '.join(failures.values())}"
+            f"kept {first_allowed[0]}: {why}"
         )
         flags = (Flag(FlagCode.UNSATISFIABLE, message),)
         return first_allowed, flags + self._capacity_flags(step, first_allowed)
+
+    def _beyond_window(self, step: _Step, latest: dt.date) -> tuple[dt.date, ...] | None:
+        """The first start after the window, within ``_BEYOND`` days, that meets every hard
+        rule (None: none does)."""
+        day = latest
+        for _ in range(_BEYOND):
+            day += ONE_DAY
+            if step.working and not self.calendar.is_working_day(day):
+                continue
+            days = self._span_days(day, step)
+            if not self._hard_problems(step, days):
+                return days
+        return None
 
     def _lower_bound(self, step: _Step) -> dt.date | None:
         """The first start day the "at least N days after" constraints on this occurrence's
@@ -554,6 +735,18 @@ class _Planner:
             f"the stay {days[0]} … {days[-1]} of {step.occurrence_id} runs into the holiday "
             f"block {block[0]} … {block[1]}: no day in its window avoids one",
         )
+
+    def _sound(self, step: _Step, days: tuple[dt.date, ...]) -> bool:
+        """No hard problem (``_hard_problems`` is empty), without writing any reason out."""
+        point = self._point
+        for c, from_, to in step.checks:
+            start, end = point(from_, days), point(to, days)
+            if start is not None and end is not None and not gap_holds(c, (end - start).days):
+                return False
+        if step.stay:
+            is_closed = self.calendar.is_closed
+            return not any(is_closed(d) for d in days[1:])
+        return True
 
     def _hard_problems(self, step: _Step, days: tuple[dt.date, ...]) -> list[tuple[str, str]]:
         """The declared constraints it breaks, and for a stay a closure on any of its days."""
@@ -697,6 +890,59 @@ def _flag_unflagged(events: list[PlannedEvent], violations: list[Violation]) -> 
     return events
 
 
+# What the repair tries to clear, and how it ranks plans (``_score``): flags a move of an
+# upstream occurrence inside its window can clear. A pin's flags are the coordinator's.
+_AVOIDABLE = frozenset(
+    {FlagCode.UNSATISFIABLE, FlagCode.NO_VALID_DAY, FlagCode.HOLIDAY_BLOCK, FlagCode.OVER_CAPACITY}
+)
+_SOFT = frozenset({FlagCode.HOLIDAY_BLOCK})
+_REPAIR_ROUNDS = 6  # flagged occurrences looked at per plan
+_REPAIR_DEPTH = 4  # a flagged occurrence and its ancestors: how many may move together
+_REPAIR_BUDGET = 1500  # re-plans one plan's repair may try
+
+
+Score = tuple[int, int, tuple[int, ...]]
+
+
+def _score(steps: tuple[_Step, ...], events: list[PlannedEvent]) -> Score:
+    """How good a plan is, smaller better: unsafe flags, holiday-block flags, then how far each
+    planned occurrence is from its target, in plan order (an earlier occurrence's day matters
+    more than any later one's), measured as the place of its day in its shift rule's order of
+    preference — the walk a nurse does from the target."""
+    unsafe = soft = 0
+    ranks = []
+    for step, e in zip(steps, events, strict=True):
+        for f in e.flags:
+            if f.code in _SOFT:
+                soft += 1
+            elif f.code in _AVOIDABLE:
+                unsafe += 1
+        if e.status == _PLANNED and not e.pinned:
+            ranks.append(_preference_rank(e, step.shift))
+    return unsafe, soft, tuple(ranks)
+
+
+def _preference_rank(e: PlannedEvent, shift: str) -> int:
+    before, after = (e.target - e.earliest).days, (e.latest - e.target).days
+    rank = _preference_ranks(before, after, shift).get((e.days[0] - e.target).days)
+    # A day outside the window (kept, flagged) comes after every day inside it.
+    return rank if rank is not None else before + after + 1 + abs((e.days[0] - e.target).days)
+
+
+@lru_cache(maxsize=4096)
+def _preference_ranks(before: int, after: int, shift: str) -> dict[int, int]:
+    return {off.days: i for i, off in enumerate(_candidate_offsets(before, after, shift))}
+
+
+def _by_preference(e: PlannedEvent, shift: str) -> list[dt.date]:
+    """The window's days in the shift rule's order from the target."""
+    before, after = (e.target - e.earliest).days, (e.latest - e.target).days
+    return [e.target + off for off in _candidate_offsets(before, after, shift)]
+
+
+# How far past its window an occurrence is searched for a day that meets every hard rule.
+_BEYOND = 60
+
 # Look-ahead ranks of a candidate day (``_Planner._fits``), best first.
 _FITS = 0
 _IN_BLOCK = 1
@@ -706,6 +952,16 @@ _STAY_CLOSED = 3  # never ranked: _hard_problems refuses the day first
 
 def _released(flags: tuple[Flag, ...]) -> bool:
     return any(f.code == FlagCode.PIN_RELEASED for f in flags)
+
+
+@lru_cache(maxsize=65536)
+def _after_end_flag(occurrence_id: str, day: dt.date, end: dt.date) -> Flag:
+    # A follow-up of five years puts most visits of every plan after a trial end: one flag per
+    # visit and day, shared (flags are frozen).
+    return Flag(
+        FlagCode.AFTER_TRIAL_END,
+        f"{occurrence_id} on {day} is after the registered trial end ({end})",
+    )
 
 
 @lru_cache(maxsize=65536)
@@ -723,19 +979,19 @@ def _is_occurrence(ref: EventRef, n: int, count: int) -> bool:
     return n == 1 if ref.occurrence == "first" else n == count
 
 
-def _candidates(
-    target: dt.date, earliest: dt.date, latest: dt.date, shift: str
-) -> Iterator[dt.date]:
-    """Window days in order of preference; the whole window is tried before giving up."""
-    span = (latest - earliest).days
+@lru_cache(maxsize=4096)
+def _candidate_offsets(before: int, after: int, shift: str) -> tuple[dt.timedelta, ...]:
+    """Window days in order of preference, as offsets from the target (``before`` days of the
+    window lie before it, ``after`` after it); the whole window is tried before giving up.
+    Worked out once per window shape: every plan of an arm asks for the same few."""
     if shift == "backward":
-        yield from (target - ONE_DAY * i for i in range((target - earliest).days + 1))
-        yield from (target + ONE_DAY * i for i in range(1, (latest - target).days + 1))
+        order = [-i for i in range(before + 1)] + list(range(1, after + 1))
     elif shift == "nearest":
-        for i in range(span + 1):
-            for day in (target - ONE_DAY * i, target + ONE_DAY * i) if i else (target,):
-                if earliest <= day <= latest:
-                    yield day
+        order = []
+        for i in range(before + after + 1):
+            for step in (-i, i) if i else (0,):
+                if -before <= step <= after:
+                    order.append(step)
     else:
-        yield from (target + ONE_DAY * i for i in range((latest - target).days + 1))
-        yield from (target - ONE_DAY * i for i in range(1, (target - earliest).days + 1))
+        order = list(range(after + 1)) + [-i for i in range(1, before + 1)]
+    return tuple(ONE_DAY * i for i in order)

@@ -373,8 +373,11 @@ def _check_constraints(arm: Arm, known: set[str], at: str) -> Found:
         for name, ref in (("from", c.from_), ("to", c.to)):
             if ref.event != ALLOCATION and ref.event not in known:
                 yield f"{here}.{name}.event", f"unknown event {ref.event!r} in arm {arm.id}"
-        if c.min_days is None and c.max_days is None:
-            yield here, "a constraint needs min_days, max_days or both"
+        if c.not_between is not None and c.not_between[0] > c.not_between[1]:
+            low, high = c.not_between
+            yield f"{here}.not_between", f"not_between starts ({low}) after it ends ({high})"
+        elif c.min_days is None and c.max_days is None and c.not_between is None:
+            yield here, "a constraint needs min_days, max_days or not_between"
         elif c.min_days is not None and c.max_days is not None and c.min_days > c.max_days:
             yield (
                 f"{here}.min_days",

@@ -139,7 +139,12 @@ def _describe_arm(arm: Arm) -> list[str]:
     if arm.constraints:
         out.append("  Hard constraints:")
         for c in arm.constraints:
-            gap = _gap(c.min_days, c.max_days)
+            gaps = []
+            if c.min_days is not None or c.max_days is not None:
+                gaps.append(_gap(c.min_days, c.max_days))
+            if c.not_between is not None:
+                gaps.append(f"not {c.not_between[0]} to {c.not_between[1]} days after")
+            gap = " and ".join(gaps)
             out.append(f"    {c.id}: {_ref(c.to, by_key)} {gap} {_ref(c.from_, by_key)}")
             out.append(f"      ({c.description})")
     return out

@@ -154,7 +154,9 @@ class Event(Model):
 
 
 class Constraint(Model):
-    """A hard gap between two points: ``min_days <= to - from <= max_days``."""
+    """A hard gap between two points: ``min_days <= to - from <= max_days``, and, with
+    ``not_between = [a, b]``, ``to - from`` not in ``a … b`` (no scan in the 14 days after
+    surgery: before it, or from day 15 on)."""
 
     id: Key
     description: str = Field(min_length=1)
@@ -162,6 +164,7 @@ class Constraint(Model):
     to: EventRef
     min_days: Days | None = None
     max_days: Days | None = None
+    not_between: tuple[Days, Days] | None = None
 
 
 class Arm(Model):

@@ -90,14 +90,15 @@ def test_natars_encodes_the_registered_non_randomized_design():
     assert (anlotinib.timing.earliest, anlotinib.timing.latest) == (0, 2)
     assert (labs.key, labs.timing.earliest, labs.timing.latest) == ("labs", -3, 0)
     washouts = {
-        c.id: (c.from_.event, c.from_.occurrence, c.from_.point, c.min_days)
+        c.id: (c.from_.event, c.from_.occurrence, c.from_.point, c.min_days or c.not_between)
         for c in neo.constraints
     }
     assert washouts == {
         "anlotinib_washout": ("anlotinib", "last", "end", 14),
         "ifosfamide_washout": ("ai", "last", "end", 21),
-        # Revisited: no PFS assessment in the 14 days after surgery.
-        "no_pfs_scan_after_surgery": ("surgery", "last", "start", 15),
+        # Revisited: no PFS assessment in the 14 days after surgery (before it is fine: the
+        # pre-operative scan).
+        "no_pfs_scan_after_surgery": ("surgery", "last", "start", (0, 14)),
     }
     # PFS is assessed on the allocation clock in both arms, so timing cannot bias the comparison.
     for arm in p.arms:

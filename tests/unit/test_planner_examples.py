@@ -51,9 +51,15 @@ def test_when_every_start_would_split_the_course_the_overall_time_limit_is_named
     ]
     cal = SiteCalendar.for_protocol_site(p, "FJMUUH", closures=closed)
     plan = plan_arm(p, "TNT", D("2026-03-02"), cal)
-    assert plan["rt"].unsatisfiable
-    assert "rt_overall_time" in plan["rt"].flags[0].message
-    assert any(v.rule == "rt_overall_time" for v in plan.violations)
+    rt = plan["rt"]
+    assert rt.unsatisfiable
+    assert "rt_overall_time" in rt.flags[0].message
+    # A hard rule outranks the window: the course is kept whole on the first start after the
+    # window where five fractions fit in the overall time, and the window is what is broken.
+    assert rt.start > rt.latest and (rt.end - rt.start).days <= 8
+    assert f"placed on {rt.start}" in rt.flags[0].message
+    assert not any(v.rule == "rt_overall_time" for v in plan.violations)
+    assert any(v.rule == "window" and "rt" in v.events for v in plan.violations)
 
 
 def test_an_interrupted_rt_course_keeps_its_actual_days_and_is_reported():
