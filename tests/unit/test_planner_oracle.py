@@ -224,4 +224,9 @@ def test_whenever_the_oracle_finds_a_plan_without_flags_the_planner_finds_one_as
     assert best is not None
     assert score >= best, (score, best)  # else the oracle missed a plan
     if best[:2] == (0, 0):
-        assert score == best, ([e.days for e in plan.events], score, best, sorted(calendar.closures))
+        assert score == best, (
+            [e.days for e in plan.events],
+            score,
+            best,
+            sorted(calendar.closures),
+        )
