@@ -928,7 +928,9 @@ def test_closing_a_site_moves_planned_events_off_the_closure_and_never_a_done_on
     closed = {today + n * DAY for n in range((last - today).days + 1)}
     fjmuuh = calendar(db, "FJMUUH")  # now with the closure
     assert all(not fjmuuh.is_working_day(d) for d in closed)
-    new_start = fjmuuh.next_working_day(rt.target)
+    # P4 was allocated today: fraction 1 from the 5th working day after it, counted past the
+    # closure, targeted at allocation + 7 days when that is later.
+    new_start = fjmuuh.next_working_day(max(today + 7 * DAY, fjmuuh.working_day_after(today, 5)))
     assert after[P4]["rt"].days == fjmuuh.working_days_from(new_start, 5)
     assert not closed & set(after[P4]["rt"].days)
     assert after[P4]["baseline"].history == before[P4]["baseline"].history == (

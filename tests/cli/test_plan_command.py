@@ -32,10 +32,12 @@ def test_plan_json_lists_the_same_events_and_recorded_history_moves_later_ones(r
         "plan", "TNT-STS", "TNT", "--anchor", "2026-09-24", "--done", "ai.1=2026-11-02", check=True
     ).stdout
     assert "Moved by what happened" in out
-    assert "ai.2: 2026-11-17 → " in out
+    assert "ai.2: 2026-11-18 → 2026-11-23 (+5 days)" in out
 
 
-def test_a_closure_that_leaves_no_unsplit_rt_course_is_flagged_with_its_reason(run):
+def test_a_closure_on_the_first_rt_days_moves_the_working_day_window_past_it(run):
+    """Fraction 1 falls from the 5th to the 10th working day after allocation: a closure is no
+    working day, so the window counts past it (RT planning needs a week of work)."""
     out = run(
         "plan",
         "TNT-STS",
@@ -47,7 +49,10 @@ def test_a_closure_that_leaves_no_unsplit_rt_course_is_flagged_with_its_reason(r
         check=True,
     ).stdout
     rt = next(line for line in out.splitlines() if line.startswith("rt "))
-    assert "unsatisfiable" in rt and "rt_overall_time" in rt
+    # Without the closure: window 2026-10-09 … 10-15; Oct 8 and 9 closed: 10-12 … 10-19.
+    assert "2026-10-12 … 2026-10-19" in rt
+    assert "10-12, 10-13, 10-14, 10-15, 10-16" in rt
+    assert "unsatisfiable" not in rt
 
 
 def test_an_official_table_replaces_the_estimated_year(run):
