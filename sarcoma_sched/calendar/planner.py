@@ -377,17 +377,22 @@ class _Planner:
             if flagged is None:
                 break
             tried.add(flagged)
-            # The flagged occurrence itself too: its own best day may leave a later one none.
-            movable = [
+            ancestors = [
                 j
-                for j in (flagged, *self._upstream(flagged))
+                for j in self._upstream(flagged)
                 if events[j].status == _PLANNED and not events[j].pinned and not self.steps[j].month
             ]
+            # The nearest ancestor alone; then with the flagged occurrence itself (its own best
+            # day may leave a later one none); then two ancestors with it, and so on.
+            chains = [ancestors[:1]] if ancestors else []
+            chains += [
+                [*ancestors[:depth], flagged]
+                for depth in range(1, min(_REPAIR_DEPTH, len(ancestors)) + 1)
+            ]
             found: tuple[Score, dict[int, dt.date], list[PlannedEvent]] | None = None
-            for depth in range(1, min(_REPAIR_DEPTH, len(movable)) + 1):
+            for chain in chains:
                 # Earliest in the plan first: each later window depends on the moves before it.
-                chain = sorted(movable[:depth])
-                found = self._combinations(events, chain, self.overrides, best_score, found)
+                found = self._combinations(events, sorted(chain), self.overrides, best_score, found)
                 if found is not None and found[0][:2] == (0, 0):
                     break
             if found is not None:
@@ -428,10 +433,14 @@ class _Planner:
                     continue  # not a sound day for it: the search put it elsewhere
             if rest:
                 found = self._combinations(trial, rest, moved, bar, found)
+                if found is not None and found[0][:2] == (0, 0):
+                    break  # a later day of this one only ranks worse
                 continue
             score = _score(self.steps, trial)
             if score < (found[0] if found is not None else bar):
                 found = (score, moved, trial)
+                if score[:2] == (0, 0):
+                    break  # the days after this one rank worse
         return found
 
     def _upstream(self, index: int) -> list[int]:
@@ -897,7 +906,7 @@ _AVOIDABLE = frozenset(
 )
 _SOFT = frozenset({FlagCode.HOLIDAY_BLOCK})
 _REPAIR_ROUNDS = 6  # flagged occurrences looked at per plan
-_REPAIR_DEPTH = 4  # a flagged occurrence and its ancestors: how many may move together
+_REPAIR_DEPTH = 3  # ancestors that may move together with a flagged occurrence
 _REPAIR_BUDGET = 1500  # re-plans one plan's repair may try
 
 
