@@ -163,15 +163,15 @@ def _record_next(
     out = cli("schedule", study_id, "--format", "json")
     if out is None:
         return True
-    rows = json.loads(out)
+    rows = json.loads(out)["events"]
     planned = [r for r in rows if r["status"] == "planned"]
     if not planned:
         return False
-    # The listing is in date order; "days" starts with the first day, "window" is a..b.
+    # The listing is in date order; "days" are ISO dates, "window" is {earliest, latest}.
     first = planned[0]
-    day = dt.date.fromisoformat(first["days"][:10])
+    day = dt.date.fromisoformat(first["days"][0])
     if late:
-        latest = dt.date.fromisoformat(first["window"].split("..")[-1][:10])
+        latest = dt.date.fromisoformat(first["window"]["latest"])
         day = latest + dt.timedelta(days=rng.randint(1, 5))
     if day >= TODAY:
         return False

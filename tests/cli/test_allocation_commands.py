@@ -84,14 +84,16 @@ def test_a_minimization_allocation_prints_the_arm_position_1_and_the_first_event
     assert (method, position, by) == ("minimization", 1, "sam")
     assert arm in ARMS
     assert first[0] == f"PKUIH-NATARS-R-0001: {arm} (position 1, minimization, allocated {today()})"
-    assert first[1].split() == ["event", "label", "target", "earliest", "latest", "flags"]
+    assert first[1].split() == [
+        "event", "label", "status", "target", "window", "date", "weekday", "days", "flags",
+    ]  # fmt: skip
     stored = query(
         trial.path,
         "SELECT e.event_id, e.target FROM scheduled_events e JOIN patients p "
         "ON p.id = e.patient_id WHERE p.study_id = 'PKUIH-NATARS-R-0001' ORDER BY e.id LIMIT 2",
     )
     printed = [re.split(r"\s{2,}", line.strip()) for line in first[2:4]]
-    assert [(row[0], row[2]) for row in printed] == stored
+    assert [(row[0], row[3]) for row in printed] == stored
     assert trial.out["second"].splitlines()[0].startswith("BJFH-NATARS-R-0001: ")
     assert "(position 2, minimization" in trial.out["second"].splitlines()[0]
 
