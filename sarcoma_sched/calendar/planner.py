@@ -31,6 +31,7 @@ from functools import lru_cache
 from sarcoma_sched.calendar.capacity import Capacity
 from sarcoma_sched.calendar.checker import check_events, gap_holds, gap_problem
 from sarcoma_sched.calendar.deviations import find_deviations
+from sarcoma_sched.calendar.notices import estimated_holidays
 from sarcoma_sched.calendar.plan import (
     Actual,
     Change,
@@ -122,39 +123,8 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
 
 
 def _holiday_warnings(events: list[PlannedEvent], calendar: SiteCalendar) -> list[str]:
-    relying: list[PlannedEvent] = []
-    years: set[int] = set()
-    official = calendar.is_official
-    for e in events:
-        if e.status != _PLANNED or not e.working_days_only:
-            continue
-        # A planned event's days run forward from its first (the planner lays them out so),
-        # so its dates lie between these two; the years it touches are those two unless it
-        # spans a whole year (a working-day span across a year-long closure).
-        days = e.days
-        first = min(e.earliest, e.latest, days[0]).year
-        last = max(e.earliest, e.latest, days[-1]).year
-        if first == last:
-            if official(first):
-                continue
-            estimated = [first]
-        elif last == first + 1:
-            estimated = [y for y in (first, last) if not official(y)]
-        else:
-            estimated = calendar.estimated_years((e.earliest, e.latest, *days))
-        if estimated:
-            relying.append(e)
-            years.update(estimated)
-    if not relying:
-        return []
-    first_year, last_year = min(years), max(years)
-    span = str(first_year) if first_year == last_year else f"{first_year}–{last_year}"
-    first_event = relying[0]
-    return [
-        f"{len(relying)} working-day event(s) from {first_event.id} ({first_event.start}) on rely "
-        f"on estimated {calendar.country} holidays for {span} (no announced make-up working "
-        f"days); re-plan with the official table when a year is announced"
-    ]
+    notice = estimated_holidays(events, calendar)
+    return [] if notice is None else [notice.message]
 
 
 # -- the arm, worked out once -------------------------------------------------------------------
@@ -377,10 +347,13 @@ class _Planner:
             if flagged is None:
                 break
             tried.add(flagged)
+            # A missed or skipped occurrence keeps its planned days as the clock (the events
+            # timed from it go on from them): those days are the planner's to choose, as they
+            # were before it was recorded, so the re-plan keeps them where they were.
             ancestors = [
                 j
                 for j in self._upstream(flagged)
-                if events[j].status == _PLANNED and not events[j].pinned and not self.steps[j].month
+                if events[j].status != _DONE and not events[j].pinned and not self.steps[j].month
             ]
             # The nearest ancestor alone; then with the flagged occurrence itself (its own best
             # day may leave a later one none); then two ancestors with it, and so on.
@@ -926,7 +899,7 @@ def _score(steps: tuple[_Step, ...], events: list[PlannedEvent]) -> Score:
                 soft += 1
             elif f.code in _AVOIDABLE:
                 unsafe += 1
-        if e.status == _PLANNED and not e.pinned:
+        if e.status != _DONE and not e.pinned:  # a missed day is the clock: it counts
             ranks.append(_preference_rank(e, step.shift))
     return unsafe, soft, tuple(ranks)
 
