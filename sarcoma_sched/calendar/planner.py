@@ -161,6 +161,9 @@ class _Step:
     # The hard constraints naming this occurrence whose other end is known by the time it is
     # placed, each with where to read both ends.
     checks: tuple[tuple[Constraint, _End, _End], ...]
+    # The occurrence of the same key before it (the cycle before), which it must start after:
+    # the window keeps a planned day there, but a coordinator's pin is checked against it.
+    previous: int | None
     # Look-ahead: the windows, from this occurrence's first day, of its working-day components
     # (a cycle's pre-cycle labs), which must each have a working day for a day to be chosen.
     components: tuple[tuple[dt.timedelta, dt.timedelta], ...]
@@ -248,6 +251,7 @@ def _compile(arm: Arm) -> tuple[_Step, ...]:
                 span_working=span.day_counting == "working_days",
                 span_offsets=tuple(dt.timedelta(days=i) for i in range(span.days)),
                 checks=checks(o.key, numbers[o.key]),
+                previous=placed[o.key][-1] if o.key in placed else None,
                 components=(),
                 stay=o.kind == EventKind.INFUSION
                 and span.days > 1
@@ -320,115 +324,96 @@ class _Planner:
         self._budget = 0
 
     def repair(self, events: list[PlannedEvent]) -> list[PlannedEvent]:
-        """Moves upstream occurrences inside their windows when that clears a flag the greedy
-        walk leaves: a cycle whose every day runs into Spring Festival is often clear of it
-        when the cycle before it starts a day or two earlier.
+        """The best plan by ``_score`` over the days of every movable occurrence's window,
+        found by branch and bound; the greedy plan when it stays best.
 
-        For each flagged occurrence in turn, it and the occurrences it is timed or constrained
-        from are moved, first the nearest alone, then the nearest two together, and so on: every
-        combination of days of their windows is tried (each window as the moves before it
-        make it), the plan re-planned from the earliest moved. The best plan is kept by
-        ``_score`` (unsafe flags, holiday-block flags, then each day's place in its shift
-        rule's order of preference, in plan order), and only when it beats the greedy one.
-        Recorded, pinned and follow-up occurrences are never moved. A budget of re-plans bounds
-        the work a plan no move can mend may cost."""
-        self._budget = _REPAIR_BUDGET
-        best_score = _score(self.steps, events)
-        tried: set[int] = set()
-        for _ in range(_REPAIR_ROUNDS):
-            flagged = next(
-                (
-                    i
-                    for i, e in enumerate(events)
-                    if i not in tried and any(f.code in _AVOIDABLE for f in e.flags)
-                ),
-                None,
-            )
-            if flagged is None:
-                break
-            tried.add(flagged)
+        The greedy walk places each occurrence on its best day given those before it; a cycle
+        whose every day runs into Spring Festival is often clear of it when the cycle before
+        starts a day or two earlier, or when the one after it starts later. So the occurrences
+        others are timed or constrained from (each cycle's day 1, surgery) are tried on every
+        day of their windows, in plan order, each in its shift rule's order of preference, the
+        plan re-planned from the one moved. Two facts make the search exact and short: an
+        occurrence's days depend only on the occurrences before it, so the flags and ranks of
+        the plan up to the next movable one are final once it is placed (a bound: a branch
+        that already has more flags than the best plan, or as many and worse ranks, is cut);
+        and the score ranks an earlier occurrence's place before any later one's, so the first
+        flag-free plan met in this order is the best there is and ends the search. Recorded,
+        pinned and follow-up occurrences are never moved; a budget of re-plans bounds what a
+        plan no move can mend may cost (it keeps the best found)."""
+        best = (_score(self.steps, events), self.overrides, events)
+        movable = [
+            j
+            for j in self._sources()
             # A missed or skipped occurrence keeps its planned days as the clock (the events
             # timed from it go on from them): those days are the planner's to choose, as they
             # were before it was recorded, so the re-plan keeps them where they were.
-            ancestors = [
-                j
-                for j in self._upstream(flagged)
-                if events[j].status != _DONE and not events[j].pinned and not self.steps[j].month
-            ]
-            # The nearest ancestor alone; then with the flagged occurrence itself (its own best
-            # day may leave a later one none); then two ancestors with it, and so on.
-            chains = [ancestors[:1]] if ancestors else []
-            chains += [
-                [*ancestors[:depth], flagged]
-                for depth in range(1, min(_REPAIR_DEPTH, len(ancestors)) + 1)
-            ]
-            found: tuple[Score, dict[int, dt.date], list[PlannedEvent]] | None = None
-            for chain in chains:
-                # Earliest in the plan first: each later window depends on the moves before it.
-                found = self._combinations(events, sorted(chain), self.overrides, best_score, found)
-                if found is not None and found[0][:2] == (0, 0):
-                    break
-            if found is not None:
-                best_score, self.overrides, events = found
-        # The capacity the caller passed holds the bookings of the plan returned, not those
-        # of the last plan tried.
-        if self._booked is not None and self._budget < _REPAIR_BUDGET:
-            events = self._rerun(events, 0, self.overrides)
-        return events
+            if events[j].status != _DONE and not events[j].pinned and not self.steps[j].month
+        ]
+        if movable and best[0][:2] != (0, 0):
+            self._budget = _REPAIR_BUDGET
+            best = self._branch(events, movable, 0, {}, best)
+            # The capacity the caller passed holds the bookings of the plan returned, not
+            # those of the last plan tried.
+            if self._booked is not None:
+                best = (best[0], best[1], self._rerun(best[2], 0, best[1]))
+        self.overrides = best[1]
+        return best[2]
 
-    def _combinations(
+    def _branch(
         self,
         events: list[PlannedEvent],
-        chain: list[int],
+        movable: list[int],
+        level: int,
         overrides: dict[int, dt.date],
-        bar: Score,
-        found: tuple[Score, dict[int, dt.date], list[PlannedEvent]] | None,
-    ) -> tuple[Score, dict[int, dt.date], list[PlannedEvent]] | None:
-        """The best plan better than ``bar`` moving every occurrence of ``chain`` (or
-        ``found``, the best so far)."""
-        j, rest = chain[0], chain[1:]
+        best: tuple[Score, dict[int, dt.date], list[PlannedEvent]],
+    ) -> tuple[Score, dict[int, dt.date], list[PlannedEvent]]:
+        j = movable[level]
+        last = level + 1 == len(movable)
+        final = len(events) if last else movable[level + 1]  # events fixed once j is placed
         e = events[j]
         days = _by_preference(e, self.steps[j].shift)
         if e.start not in days:
-            # Where the moves before left it (a pin, a fallback outside the window) is an
-            # option too.
-            days.insert(0, e.start)
-        for day in days:
-            if self._budget <= 0:
+            # Where the search put it (a fallback past the window): ranked after the window.
+            days.append(e.start)
+        # The plan before j is the same whatever j's day, and j's rank is its day's place in
+        # ``days``: a day ranked too far down to beat the best is cut before it is planned,
+        # and so is every day after it.
+        unsafe, soft, ranks = _score(self.steps[:j], events[:j])
+        for rank, day in enumerate(days):
+            if self._budget <= 0 or not _may_beat((unsafe, soft, (*ranks, rank)), best[0]):
                 break
-            moved = {**overrides, j: day}
             if day == e.start:
-                trial = events  # where the moves before put it anyway: no re-plan needed
+                # Where the search puts it already: no re-plan needed, and nothing to force
+                # (the search may have settled for a day forcing refuses, one past the window
+                # or short of the look-ahead when no day had it).
+                moved, trial = overrides, events
             else:
+                moved = {**overrides, j: day}
                 self._budget -= 1
-                trial = self._rerun(events, j, moved)
-                if trial[j].start != day:
-                    continue  # not a sound day for it: the search put it elsewhere
-            if rest:
-                found = self._combinations(trial, rest, moved, bar, found)
-                if found is not None and found[0][:2] == (0, 0):
-                    break  # a later day of this one only ranks worse
-                continue
-            score = _score(self.steps, trial)
-            if score < (found[0] if found is not None else bar):
-                found = (score, moved, trial)
-                if score[:2] == (0, 0):
-                    break  # the days after this one rank worse
-        return found
+                try:
+                    trial = self._rerun(events, j, moved)
+                except _Unsound:
+                    continue  # not a sound day for it
+            if last:
+                score = _score(self.steps, trial)
+                if score < best[0]:
+                    best = (score, moved, trial)
+            elif _may_beat(_score(self.steps[:final], trial[:final]), best[0]):
+                best = self._branch(trial, movable, level + 1, moved, best)
+            if best[0][:2] == (0, 0):
+                break  # the first flag-free plan in this order is the best
+        return best
 
-    def _upstream(self, index: int) -> list[int]:
-        """The occurrences ``index`` is timed from and those its hard constraints measure
-        from, latest in the plan first: moving a later one keeps more of the plan as it was."""
-        found: list[int] = []
-        anchor = self.steps[index].anchor
-        while anchor is not None and len(found) < _REPAIR_DEPTH:
-            found.append(anchor)
-            anchor = self.steps[anchor].anchor
-        for _, from_, to in self.steps[index].checks:
-            for place, _start in (from_, to):
-                if place >= 0 and place != index and place not in found:
-                    found.append(place)
-        return sorted(found, reverse=True)
+    def _sources(self) -> list[int]:
+        """The occurrences others are timed from or measure a hard constraint from, in plan
+        order: the only ones whose day changes another's."""
+        found: set[int] = set()
+        for i, step in enumerate(self.steps):
+            if step.anchor is not None:
+                found.add(step.anchor)
+            for _, from_, to in step.checks:
+                found.update(place for place, _start in (from_, to) if 0 <= place != i)
+        return sorted(found)
 
     def _rerun(
         self, events: list[PlannedEvent], start: int, overrides: dict[int, dt.date]
@@ -542,7 +527,10 @@ class _Planner:
             days = actual.days or self._span_days(actual.date, step)
         elif pin is not None:
             days, flags = self._pinned(step, pin, target, earliest, latest)
-        elif forced is not None and (days := self._forced(step, forced, earliest, latest)):
+        elif forced is not None:
+            days = self._forced(step, forced, earliest, latest)
+            if not days:
+                raise _Unsound  # the repair tries the days the search would find apart
             flags = self._capacity_flags(step, days)
         else:
             days, flags = self._search(step, target, earliest, latest)
@@ -556,7 +544,7 @@ class _Planner:
     ) -> tuple[dt.date, ...]:
         """The days from a start the repair chose, when that start is still a sound one (in
         the window, a working day where required, every hard rule met, the look-ahead clear);
-        empty otherwise, and the occurrence is searched as usual."""
+        empty otherwise."""
         if not earliest <= day <= latest or (
             step.working and not self.calendar.is_working_day(day)
         ):
@@ -814,6 +802,10 @@ class _Planner:
 
     def _pin_problems(self, step: _Step, days: tuple[dt.date, ...]) -> list[str]:
         problems = [text for _, text in self._hard_problems(step, days)]
+        if step.previous is not None:
+            before = self.placed[step.previous]
+            if days[0] <= before.days[-1] and before.status not in NOT_HAPPENED:
+                problems.append(f"it starts {days[0]}, not after {before.id} ends {before.end}")
         # Only the first day can fall on a closed day: a working-day span is laid out from it
         # over working days.
         if step.working and not self.calendar.is_working_day(days[0]):
@@ -873,13 +865,22 @@ def _flag_unflagged(events: list[PlannedEvent], violations: list[Violation]) -> 
 
 
 # What the repair tries to clear, and how it ranks plans (``_score``): flags a move of an
-# upstream occurrence inside its window can clear. A pin's flags are the coordinator's.
+# upstream occurrence inside its window can clear, a pin given up or broken among them.
 _AVOIDABLE = frozenset(
-    {FlagCode.UNSATISFIABLE, FlagCode.NO_VALID_DAY, FlagCode.HOLIDAY_BLOCK, FlagCode.OVER_CAPACITY}
+    {
+        FlagCode.UNSATISFIABLE,
+        FlagCode.NO_VALID_DAY,
+        FlagCode.HOLIDAY_BLOCK,
+        FlagCode.OVER_CAPACITY,
+        FlagCode.PIN_BREAKS_CONSTRAINT,
+        FlagCode.PIN_RELEASED,
+    }
 )
-_SOFT = frozenset({FlagCode.HOLIDAY_BLOCK})
-_REPAIR_ROUNDS = 6  # flagged occurrences looked at per plan
-_REPAIR_DEPTH = 3  # ancestors that may move together with a flagged occurrence
+_SOFT = frozenset({FlagCode.HOLIDAY_BLOCK})  # every hard rule met: a stay into a holiday block
+# A coordinator's date given up weighs more than every other flag a plan can have together
+# (a plan has a few dozen occurrences): the repair keeps a pin the walk gave up when a move
+# upstream inside its window lets it stand, and never gives one up to clear its own flags.
+_RELEASED = 1000
 _REPAIR_BUDGET = 1500  # re-plans one plan's repair may try
 
 
@@ -897,11 +898,26 @@ def _score(steps: tuple[_Step, ...], events: list[PlannedEvent]) -> Score:
         for f in e.flags:
             if f.code in _SOFT:
                 soft += 1
+            elif f.code == FlagCode.PIN_RELEASED:
+                unsafe += _RELEASED
             elif f.code in _AVOIDABLE:
                 unsafe += 1
         if e.status != _DONE and not e.pinned:  # a missed day is the clock: it counts
             ranks.append(_preference_rank(e, step.shift))
     return unsafe, soft, tuple(ranks)
+
+
+class _Unsound(Exception):
+    """A day the repair forced on an occurrence breaks a hard rule or the look-ahead: the plan
+    is abandoned at once rather than completed (its tail would be thrown away)."""
+
+
+def _may_beat(part: Score, best: Score) -> bool:
+    """Whether a plan whose first occurrences score ``part`` can still score below ``best``:
+    flags only add up as the plan goes on, and ranks compare in plan order."""
+    if part[:2] != best[:2]:
+        return part[:2] < best[:2]
+    return part[2] <= best[2][: len(part[2])]
 
 
 def _preference_rank(e: PlannedEvent, shift: str) -> int:

@@ -15,7 +15,11 @@ from sarcoma_sched.cli import EXIT_STATUS, exit_status
 PACKAGE = Path(errors.__file__).resolve().parent
 
 # Raised and caught inside one module, never reaching a user; each says why where it is defined.
-INTERNAL = {("protocol/model.py", "ProtocolProblems"), ("eligibility.py", "_Bad")}
+INTERNAL = {
+    ("protocol/model.py", "ProtocolProblems"),
+    ("eligibility.py", "_Bad"),
+    ("calendar/planner.py", "_Unsound"),
+}
 
 TREE = [getattr(errors, name) for name in errors.__all__ if name != "Problem"]
 

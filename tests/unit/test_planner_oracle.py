@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sarcoma_sched.calendar import Pin, SiteCalendar, plan_arm
 from sarcoma_sched.calendar import planner as planner_module
 from sarcoma_sched.calendar.capacity import Capacity, Limit
+from sarcoma_sched.calendar.checker import check_events
 from sarcoma_sched.protocol.loader import parse_protocol
 
 ONE = dt.timedelta(days=1)
@@ -181,38 +182,41 @@ def _oracle(protocol, anchor, calendar, capacity, pins):
             steps, anchor, calendar, {}, pins, _copy(capacity), trial_end=None
         )
         planner.overrides = overrides
-        return planner.run()
+        events = planner.run()
+        # Scored as ``plan_arm`` reports it: with the flags the whole-plan check adds (a pin
+        # the planner honours may overlap the stay before it).
+        violations = check_events(protocol.arm("A"), events, anchor, calendar)
+        return planner_module._flag_unflagged(events, violations) if violations else events
 
     def walk(k, overrides):
+        """False when the day last forced breaks a rule (the planner would then place that
+        occurrence by its own search, as the caller's fallback does)."""
         nonlocal best
-        events = plan(overrides)
+        try:
+            events = plan(overrides)
+        except planner_module._Unsound:
+            return False
         if k == len(movable):
             score = planner_module._score(steps, events)
             if best is None or score < best:
                 best = score
-            return
+            return True
         j = movable[k]
         e = events[j]
-        for i in range((e.latest - e.earliest).days + 1):
-            day = e.earliest + ONE * i
-            if calendar.is_working_day(day):
-                walk(k + 1, {**overrides, j: day})
-        if not any(calendar.is_working_day(e.earliest + ONE * i)
-                   for i in range((e.latest - e.earliest).days + 1)):  # fmt: skip
-            walk(k + 1, overrides)  # no day to choose: the planner's own fallback
+        window = [e.earliest + ONE * i for i in range((e.latest - e.earliest).days + 1)]
+        choices = [day for day in window if calendar.is_working_day(day)]
+        sound = [walk(k + 1, {**overrides, j: day}) for day in choices]
+        if not all(sound) or not choices:
+            walk(k + 1, overrides)  # the planner's own search for it
+        return True
 
     walk(0, {})
     return steps, best
 
 
-# Derandomized, and a known gap said plainly: with other seeds hypothesis finds instances where
-# the only flag-free plan moves three occurrences together one of which lies *after* the first
-# flagged one (cycle 1 earlier, cycle 3 later, so surgery clears a holiday); the repair moves a
-# flagged occurrence and its ancestors only. Issue 20 stays open for a branch-and-bound search.
 @settings(
     max_examples=1000,
     deadline=None,
-    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(instances())
