@@ -1,7 +1,14 @@
-"""Deviations: what happened that the protocol did not plan, in a coordinator's words."""
+"""Deviations: what happened that the protocol did not plan, in a coordinator's words.
+
+A recorded event is measured against the protocol's calendar, not against the site's closures:
+a closure is often entered after the fact (the ward was shut that week), and an event recorded
+done on a closed day was given, so a closure never turns a done event into a deviation (issue
+20, item 3). ``services.sites.close_site`` reports such events instead.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 
 from sarcoma_sched.calendar.plan import Deviation, PlannedEvent, Violation
@@ -19,12 +26,28 @@ def find_deviations(
     calendar: SiteCalendar,
 ) -> list[Deviation]:
     reason_after = {e.key: e.repeat.reason_required_after for e in arm.events if e.repeat}
+    # A window counted in the site's working days, as it was apart from the closures.
+    working_windows = {
+        e.key: (e.timing.earliest, e.timing.latest)
+        for e in arm.events
+        if e.timing is not None and e.timing.window_counting == "working_days"
+    }
+    protocol_days = calendar.apart_from_closures()
     found: list[Deviation] = []
     for e in events:
         # An event still planned where the planner put it has nothing to report.
         if e.status == EventStatus.PLANNED and not e.pinned:
             continue
-        found.extend(_event_deviations(e, reason_after.get(e.key), calendar))
+        counted = working_windows.get(e.key) if e.cycle in (None, 1) else None
+        window = (e.earliest, e.latest)
+        if counted is not None and e.status == EventStatus.DONE and calendar.closures:
+            # Closures push a working-day window later: one known in time let the event be
+            # given later; one entered after the fact must not make it early. Either is kept.
+            window = (
+                min(e.earliest, protocol_days.working_day_after(e.anchor_date, counted[0])),
+                max(e.latest, protocol_days.working_day_after(e.anchor_date, counted[1])),
+            )
+        found.extend(_event_deviations(e, reason_after.get(e.key), protocol_days, window))
     status: dict[str, str] | None = None
     for v in violations:
         if v.rule in BUILTIN_RULES:
@@ -46,7 +69,10 @@ def find_deviations(
 
 
 def _event_deviations(
-    e: PlannedEvent, reason_after: int | None, calendar: SiteCalendar
+    e: PlannedEvent,
+    reason_after: int | None,
+    calendar: SiteCalendar,
+    window: tuple[dt.date, dt.date],
 ) -> Iterable[Deviation]:
     if e.status == EventStatus.MISSED:
         yield Deviation(
@@ -72,23 +98,23 @@ def _event_deviations(
         return
     if e.status != EventStatus.DONE:
         return
-    if e.start < e.earliest:
-        n = (e.earliest - e.start).days
+    earliest, latest = window
+    if e.start < earliest:
+        n = (earliest - e.start).days
         yield Deviation(
             e.id,
             DeviationKind.EARLY,
             n,
             f"{e.label} done {e.start}, {_days(n)} before its window opened "
-            f"({e.earliest} … {e.latest})",
+            f"({earliest} … {latest})",
         )
-    elif e.start > e.latest:
-        n = (e.start - e.latest).days
+    elif e.start > latest:
+        n = (e.start - latest).days
         yield Deviation(
             e.id,
             DeviationKind.LATE,
             n,
-            f"{e.label} done {e.start}, {_days(n)} after its window closed "
-            f"({e.earliest} … {e.latest})",
+            f"{e.label} done {e.start}, {_days(n)} after its window closed ({earliest} … {latest})",
         )
     late = (e.start - e.target).days
     if (

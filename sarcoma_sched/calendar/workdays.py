@@ -85,6 +85,7 @@ class SiteCalendar:
         self.time_zone = time_zone
         self.zone = ZoneInfo(time_zone)
         self.closures = frozenset(closures)
+        self._open: SiteCalendar | None = None
         self.extra_working_days = frozenset(extra_working_days)
         overlap = self.closures & self.extra_working_days
         if overlap:
@@ -141,6 +142,28 @@ class SiteCalendar:
             with _PACKAGE_LOCK:
                 working = self._package_days[day] = bool(self._package.is_working_day(day))
         return working
+
+    def is_working_day_apart_from_closures(self, day: dt.date) -> bool:
+        """Whether ``day`` would be a working day had no closure been recorded: the protocol's
+        day rule (weekends, public holidays, make-up days), not the site's operational record.
+        An event recorded done on a closed day was given, so the closure (often entered after
+        the fact) says nothing about whether the day broke the protocol's rule."""
+        return self.apart_from_closures().is_working_day(day)
+
+    def apart_from_closures(self) -> SiteCalendar:
+        """This calendar without its closures (the same holidays, tables and settings)."""
+        if not self.closures:
+            return self
+        if self._open is None:
+            self._open = SiteCalendar(
+                self.country,
+                self.subdivision,
+                time_zone=self.time_zone,
+                extra_working_days=self.extra_working_days,
+                tables=self._tables.values(),
+                inpatient_over_holidays=self.inpatient_over_holidays,
+            )
+        return self._open
 
     def why_not_working(self, day: dt.date) -> str | None:
         """A coordinator's explanation of a non-working day, or None for a working day."""

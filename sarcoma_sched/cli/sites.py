@@ -112,9 +112,10 @@ def site_close(
     """Record days a site cannot treat; re-plans its patients and prints what moved.
 
     Recorded (done, missed, skipped) events never move. A planned event with no working day
-    left in its window goes to the first working day after the closure and is flagged (a
-    warning line) for the coordinator to decide; a rescheduled event that now falls on a
-    closed day keeps its date and is flagged.
+    left in its window keeps its target date and is flagged (a warning line) for the
+    coordinator to decide; a rescheduled event that now falls on a closed day keeps its date
+    and is flagged. A closure entered after the fact never changes a done event nor makes it
+    a deviation (it was given that day): each done event on the closure is listed instead.
 
     \b
     Example:
@@ -140,6 +141,14 @@ def site_close(
                 "last_day": outcome.last_day.isoformat(),
                 "moved": rows,
                 "flags": outcome.flags,
+                "done_on_closure": [
+                    {
+                        "study_id": d.study_id,
+                        "event": d.event_id,
+                        "days": [day.isoformat() for day in d.days],
+                    }
+                    for d in outcome.done
+                ],
             },
         )
         return
@@ -149,6 +158,14 @@ def site_close(
             f"{len(rows)} event(s) of {len(outcome.moved)} patient(s) moved"
         )
     _emit_moves(rows, outcome.flags, fmt)
+    if outcome.done:
+        n = len(outcome.done)
+        # A table reader sees it with the rest; a CSV's stdout stays one table.
+        click.echo(
+            f"{n} done event{'s' if n > 1 else ''} fall{'' if n > 1 else 's'} on the new "
+            f"closure, kept as recorded: {'; '.join(map(str, outcome.done))}",
+            err=fmt == "csv",
+        )
 
 
 def _moved_rows(moved: dict[str, list[EventChange]]) -> list[dict[str, object]]:

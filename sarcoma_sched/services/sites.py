@@ -27,9 +27,21 @@ from sarcoma_sched.services.lookups import get_site
 from sarcoma_sched.services.reasons import coded
 from sarcoma_sched.vocabulary import EventStatus, ReasonCode
 
-__all__ = ["ClosureOutcome", "SiteOutcome", "add_site", "close_site", "set_site"]
+__all__ = ["ClosureOutcome", "DoneOnClosure", "SiteOutcome", "add_site", "close_site", "set_site"]
 
 SITE_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
+
+
+@dataclass(frozen=True)
+class DoneOnClosure:
+    """An event recorded done on a day the new closure covers: kept as recorded, reported."""
+
+    study_id: str
+    event_id: str
+    days: tuple[dt.date, ...]  # its days that fall on the closure
+
+    def __str__(self) -> str:
+        return f"{self.study_id} {self.event_id} ({', '.join(map(str, self.days))})"
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,9 @@ class ClosureOutcome:
     last_day: dt.date
     moved: dict[str, list[EventChange]]  # study id → what moved
     flags: dict[str, list[str]]  # study id → events that could not be placed cleanly
+    # Done events with days on the closure (one entered after the fact): never changed, never
+    # made deviations, but the coordinator should know the record and the closure disagree.
+    done: tuple[DoneOnClosure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,7 +134,9 @@ def close_site(
     """Record days the site cannot treat and re-plan every patient with planned events there.
 
     Events already recorded never move; planned ones that fall on the closure move to the next
-    day their window and the protocol's constraints allow, or are flagged when none does.
+    day their window and the protocol's constraints allow, or are flagged when none does. A
+    closure entered after the fact never changes a done event either, nor makes it a deviation
+    (the record says the site treated that day): such events are reported in ``done``.
     """
     if last_day < first_day:
         raise Conflict(f"closure ends ({last_day}) before it starts ({first_day})")
@@ -152,7 +169,8 @@ def close_site(
         )
         session.flush()
         moved, flags = _replan_site(session, site)
-        return ClosureOutcome(site.code, first_day, last_day, moved, flags)
+        done = _done_on(session, site, first_day, last_day)
+        return ClosureOutcome(site.code, first_day, last_day, moved, flags, done)
 
 
 def set_site(db: Database, actor: str, code: str, *, inpatient_over_holidays: bool) -> SiteOutcome:
@@ -164,6 +182,32 @@ def set_site(db: Database, actor: str, code: str, *, inpatient_over_holidays: bo
         session.flush()
         moved, flags = _replan_site(session, site) if changed else ({}, {})
         return SiteOutcome(site.code, changed, moved, flags)
+
+
+def _done_on(
+    session: Session, site: Site, first_day: dt.date, last_day: dt.date
+) -> tuple[DoneOnClosure, ...]:
+    """Every event of the site's patients recorded done with a day in ``first_day … last_day``
+    (withdrawn patients included: their history is the site's too)."""
+    rows = session.execute(
+        select(Patient.study_id, ScheduledEvent.event_id, ScheduledEvent.days)
+        .join(Patient, Patient.id == ScheduledEvent.patient_id)
+        .where(
+            Patient.site_code == site.code,
+            ScheduledEvent.status == EventStatus.DONE,
+            ScheduledEvent.first_day <= last_day,
+            ScheduledEvent.last_day >= first_day,
+        )
+        .order_by(Patient.study_id, ScheduledEvent.first_day, ScheduledEvent.id)
+    ).all()
+    found = []
+    for study_id, event_id, days in rows:
+        closed = tuple(
+            d for d in (dt.date.fromisoformat(text) for text in days) if first_day <= d <= last_day
+        )
+        if closed:  # a course with a gap may straddle the closure without a day on it
+            found.append(DoneOnClosure(study_id or "", event_id, closed))
+    return tuple(found)
 
 
 def _replan_site(

@@ -75,7 +75,7 @@ VISIT_COLUMNS = [
     "status",
 ]  # fmt: skip
 # The end of a table: its footer, or the deviation and warning lines printed after it.
-AFTER_TABLE = re.compile(r"^(\d+ (event|overdue|deviation)|deviation: |warning: )")
+AFTER_TABLE = re.compile(r"^(\d+ (event|overdue|deviation|done event)|deviation: |warning: )")
 
 
 # --- the cohort ---------------------------------------------------------------------------------
@@ -924,6 +924,11 @@ def test_closing_a_site_moves_planned_events_off_the_closure_and_never_a_done_on
         (P4, e): (old, new, str(shift)) for e, (old, new, shift, _) in moved.items()
     }
     assert "rt" in moved
+    # The baseline, done today, is on the closure: kept as recorded and said so after the table.
+    assert (
+        f"1 done event falls on the new closure, kept as recorded: {P4} baseline ({today})"
+        in result.stdout.splitlines()
+    )
 
     closed = {today + n * DAY for n in range((last - today).days + 1)}
     fjmuuh = calendar(db, "FJMUUH")  # now with the closure
