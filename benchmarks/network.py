@@ -842,6 +842,12 @@ def _cancel_future_rows(
 ) -> None:
     """``schedules.cancel_future`` on dicts; ``test_network_builder`` compares the two."""
     for row in rows:
+        if row["status"] in ("planned", "done") and row["first_day"] < from_date <= row["last_day"]:
+            days = [d for d in row["days"] if dt.date.fromisoformat(d) < from_date]
+            last = dt.date.fromisoformat(days[-1])
+            row.update(days=days, last_day=last, span_days=(last - row["first_day"]).days)
+            row.update(revision=row["revision"] + 1, updated_at=now)
+            continue
         if row["status"] == "planned" and row["target"] >= from_date:
             row.update(status="cancelled", reason=reason, revision=row["revision"] + 1)
             row["updated_at"] = now

@@ -131,6 +131,17 @@ def _report(outcome: Any, headline: str, fmt: str) -> None:
     help="What happened.",
 )
 @click.option("--date", "day", type=DATE, help="The day it was done (done only).")
+@click.option(
+    "--day",
+    "day_number",
+    type=int,
+    help="Which day of a course --date is (an RT fraction, an infusion day; 1 is its start).",
+)
+@click.option(
+    "--with-components",
+    is_flag=True,
+    help="Also record the cycle's planned components (its dosing period, its labs) done.",
+)
 @reason_options("Why (a delay, a skipped cycle, a correction).")
 @click.option("--correct", is_flag=True, help="Replace what was recorded before (needs --reason).")
 @format_option
@@ -141,6 +152,8 @@ def record(
     event: str,
     status: str,
     day: dt.date | None,
+    day_number: int | None,
+    with_components: bool,
     reason_code: str | None,
     reason: str | None,
     correct: bool,
@@ -157,6 +170,14 @@ def record(
       sarcoma-sched record PKUIH-NATARS-0007 ai.2 --status done --date +0d \\
         --reason-code toxicity --reason "neutropenia, delayed 7 days"
       sarcoma-sched record PKUIH-NATARS-0007 follow_up.m3 --status missed
+      sarcoma-sched record FJMUUH-TNT-STS-0003 rt --status done --day 3 --date 2026-11-26
+      sarcoma-sched record PKUIH-NATARS-0007 ai.1 --status done --date 2026-11-20 \\
+        --with-components
+
+    A fraction or infusion day given on another day than planned is recorded with --day N
+    once the course is recorded done: the days after it that no longer follow it move with it.
+    --with-components records the cycle's at-home dosing period and labs done on their planned
+    days; record one apart (anlotinib.1 with its own --date) when it differs.
     """
     from sarcoma_sched.services.events import record_event
 
@@ -171,8 +192,12 @@ def record(
         today=today(),
         correct=correct,
         reason_code=reason_code,
+        day_number=day_number,
+        with_components=with_components,
     )
     when = f" {outcome.days[0]}" if status == EventStatus.DONE else ""
+    if day_number is not None and len(outcome.days) > 1:
+        when = f" {', '.join(map(str, outcome.days))}"
     window = f"target {outcome.target}, window {outcome.earliest} … {outcome.latest}"
     _report(outcome, f"{outcome.study_id} {outcome.event_id}: {status}{when} ({window})", fmt)
 

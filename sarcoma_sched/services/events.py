@@ -239,12 +239,30 @@ def record_event(
     today: dt.date,
     correct: bool = False,
     reason_code: str | None = None,
+    day_number: int | None = None,
+    with_components: bool = False,
 ) -> EventOutcome:
     """Record what happened to one event, then re-plan the events timed from it.
 
     A recorded event is history: recording it again is refused unless ``correct`` (with a
     reason) says it is a correction; the audit log keeps what it replaced.
+
+    ``day_number`` records the actual date of one day of a course (an RT fraction, an infusion
+    day): day 1 starts it; a later day of a course already recorded done moves that day, and
+    the days after it that would no longer follow it are laid out again from it by the span's
+    rule (the fraction the machine was down for, and the ones after). ``with_components``
+    records the cycle's still-planned components (its at-home dosing period, its labs) done
+    on their days as re-planned from the cycle's actual start; each can be recorded apart too.
     """
+    if day_number is not None:
+        if status != EventStatus.DONE or date is None:
+            raise Conflict("--day records the date a day of a course was given: give --status "
+                           "done and its --date")  # fmt: skip
+        if day_number < 1:
+            raise Conflict(f"--day counts the days of a course from 1 (got {day_number})")
+    if with_components and status != EventStatus.DONE:
+        raise Conflict(f"--with-components records components done with their cycle; a "
+                       f"{status} cycle's components are recorded apart")  # fmt: skip
     if status not in RECORDABLE_STATUSES:
         raise Conflict(f"status must be one of {', '.join(RECORDABLE_STATUSES)} (got {status!r})")
     if status == EventStatus.DONE and date is None:
@@ -267,7 +285,13 @@ def record_event(
                 f"{patient.study_id} {event_id} is cancelled ({row.reason or 'no reason'}); "
                 "nothing to record"
             )
-        if row.status != EventStatus.PLANNED and not correct:
+        by_day = day_number is not None and day_number > 1
+        if by_day and row.status != EventStatus.DONE:
+            raise Conflict(
+                f"{patient.study_id} {event_id} is {row.status}: record day 1 (its start) "
+                f"before day {day_number}"
+            )
+        if row.status != EventStatus.PLANNED and not correct and not by_day:
             when = f" on {row.actual_date}" if row.actual_date else ""
             raise Conflict(
                 f"{patient.study_id} {event_id} is already recorded as {row.status}{when}; "
@@ -291,8 +315,17 @@ def record_event(
                 "missed once that day has passed (a decision not to give it is `skipped`)"
             )
         # A correction needs no reset: the new actual replaces the recorded one in the re-plan.
-        actual = Actual(EventStatus(status), date, reason=str(code) if code else "")
-        plan, changes = replan_patient(session, patient, rows, actuals={event_id: actual})
+        if by_day:
+            assert date is not None and day_number is not None
+            days = _with_day(session, patient, rows, row, day_number, date)
+            why = str(code) if code else row.reason or ""
+            actual = Actual(EventStatus.DONE, days[0], days=days, reason=why)
+        else:
+            actual = Actual(EventStatus(status), date, reason=str(code) if code else "")
+        actuals = {event_id: actual}
+        if with_components:
+            actuals.update(_components_done(session, patient, rows, event_id, actuals, today))
+        plan, changes = replan_patient(session, patient, rows, actuals=actuals)
         order = [
             v.message
             for v in plan.violations
@@ -300,9 +333,72 @@ def record_event(
         ]
         if order:
             raise Conflict(f"{patient.study_id} {event_id} on {date}: {order[0]}")
-        row.note = f"corrected: {note}" if correct and note else note
+        if note is not None or not by_day:
+            row.note = f"corrected: {note}" if correct and note else note
         session.flush()
         return _outcome(patient, row, plan, changes, session)
+
+
+def _with_day(
+    session: Session,
+    patient: Patient,
+    rows: Sequence[ScheduledEvent],
+    row: ScheduledEvent,
+    number: int,
+    date: dt.date,
+) -> tuple[dt.date, ...]:
+    """The days of a recorded course with day ``number`` given on ``date``."""
+    days = list(_days(row))
+    ref = f"{patient.study_id} {row.event_id}"
+    if number > len(days):
+        raise Conflict(f"{ref} has {len(days)} day(s); there is no day {number}")
+    if days[number - 2] >= date:
+        raise Conflict(
+            f"{ref} day {number} on {date} is not after day {number - 1} ({days[number - 2]})"
+        )
+    days[number - 1] = date
+    later = days[number:]
+    if later and later[0] <= date:
+        # The days after it follow it again, by the span's rule: consecutive working days for
+        # an RT course, calendar days for an inpatient course or a dosing period.
+        event = plan_patient(session, patient, rows)[row.event_id]
+        if event.consecutive_working_days:
+            calendar = site_calendar(session, patient.site_code)
+            later = list(calendar.working_days_from(date, len(later) + 1)[1:])
+        else:
+            later = [date + dt.timedelta(days=i + 1) for i in range(len(later))]
+        days[number:] = later
+    return tuple(days)
+
+
+def _components_done(
+    session: Session,
+    patient: Patient,
+    rows: Sequence[ScheduledEvent],
+    event_id: str,
+    actuals: dict[str, Actual],
+    today: dt.date,
+) -> dict[str, Actual]:
+    """The cycle's still-planned components, done on their days as planned from its actual
+    start (a component due after today is refused: it has not happened yet)."""
+    plan = plan_patient(session, patient, rows, actuals=actuals)
+    key = plan[event_id].key
+    status = {r.event_id: r.status for r in rows}
+    found = {}
+    for e in plan.events:
+        # A component is timed from its cycle and numbered with it; the next cycle, timed
+        # from this one too, has the cycle's own key.
+        if e.anchor != event_id or e.key == key or status.get(e.id) != EventStatus.PLANNED:
+            continue
+        if e.start > today:
+            raise Conflict(
+                f"{patient.study_id} {e.id} is planned to start {e.start}, after today: "
+                "record it once it has"
+            )
+        found[e.id] = Actual(EventStatus.DONE, e.start, days=e.days if len(e.days) > 1 else None)
+    if not found:
+        raise Conflict(f"{patient.study_id} {event_id} has no planned component to record")
+    return found
 
 
 def reschedule_event(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar import Actual, Plan, PlannedEvent
-from sarcoma_sched.db.models import Patient, ScheduledEvent
+from sarcoma_sched.db.models import ParticipationEnd, Patient, ScheduledEvent
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus
 
@@ -97,7 +99,13 @@ def apply_plan(
     by_id = {row.event_id: row for row in rows}
     changed = []
     now = utc_now()
+    # The planner knows nothing of a withdrawal: a period it runs past one ends there still.
+    ended = session.scalar(
+        select(ParticipationEnd.effective_date).where(ParticipationEnd.patient_id == patient.id)
+    )
     for event in plan.events:
+        if ended is not None and event.start < ended <= event.end:
+            event = replace(event, days=tuple(d for d in event.days if d < ended))
         fields = event_fields(event, deviations.get(event.id))
         row = by_id.pop(event.id, None)
         if row is None:
@@ -139,10 +147,22 @@ def cancel_future(
 ) -> list[ScheduledEvent]:
     """Withdrawal or exclusion: planned events from ``from_date`` on are cancelled, never
     removed. Earlier ones stay planned: they were due while the patient was in the study, so
-    the coordinator still records what happened (done, missed) instead of losing them."""
+    the coordinator still records what happened (done, missed) instead of losing them. One in
+    progress on ``from_date`` (planned or done) ends the day before it."""
     now = utc_now()
     cancelled = []
     for row in rows:
+        if row.status in (EventStatus.PLANNED, EventStatus.DONE) and (
+            row.first_day < from_date <= row.last_day
+        ):
+            # In progress (a dosing period, a course): it ends the day before the patient left.
+            days = [d for d in row.days if dt.date.fromisoformat(d) < from_date]
+            row.days = days
+            row.last_day = dt.date.fromisoformat(days[-1])
+            row.span_days = (row.last_day - row.first_day).days
+            row.revision += 1
+            row.updated_at = now
+            continue
         if row.status == EventStatus.PLANNED and row.target >= from_date:
             row.status = EventStatus.CANCELLED
             row.reason = reason  # the code; the why in words stays with the participation end

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import query
 from tests.cohort import ELIGIBLE_NATARS, ELIGIBLE_TNT
+from tests.dumps import dump
 
 DAY = dt.timedelta(days=1)
 NATARS_P = "PKUIH-NATARS-0001"
@@ -138,3 +140,169 @@ def test_a_closure_with_no_done_event_on_it_says_nothing_of_them(run, natars_40_
         check=True,
     )  # fmt: skip
     assert "done event" not in result.stdout + result.stderr
+
+
+# -- item 5: the actual day of one fraction or infusion day ---------------------------------------
+
+
+def calendar_of(db: str, site: str):
+    from sarcoma_sched.db.session import Database
+    from sarcoma_sched.services.lookups import site_calendar
+
+    database = Database(db)
+    try:
+        with database.read() as session:
+            return site_calendar(session, site)
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def tnt_course_given(tmp_path, run) -> str:
+    """A TNT patient allocated 40 days ago whose RT course is recorded done as planned."""
+    db = str(tmp_path / "trial.db")
+    build(db, tnt_days_ago=40)
+    rt = events(db, TNT_P)["rt"]
+    assert rt["days"][-1] < dt.date.today()
+    run("--db", db, "record", TNT_P, "rt", "--status", "done", "--date", rt["days"][0].isoformat(),
+        check=True)  # fmt: skip
+    return db
+
+
+def test_a_fraction_given_a_day_late_moves_it_and_the_fractions_after_it(run, tnt_course_given):
+    db = tnt_course_given
+    before = events(db, TNT_P)
+    planned = before["rt"]["days"]
+    fjmuuh = calendar_of(db, "FJMUUH")
+    # The machine was down on fraction 3's day: it was given the next working day.
+    late = fjmuuh.next_working_day(planned[2] + DAY)
+    result = run(
+        "--db", db, "record", TNT_P, "rt", "--status", "done", "--day", "3",
+        "--date", late.isoformat(), "--format", "json", check=True,
+    )  # fmt: skip
+    after = events(db, TNT_P)
+    expected = (*planned[:2], *fjmuuh.working_days_from(late, 3))
+    assert tuple(after["rt"]["days"]) == expected
+    assert after["rt"]["status"] == "done" and after["rt"]["revision"] > before["rt"]["revision"]
+    assert json.loads(result.stdout)["days"] == [d.isoformat() for d in expected]
+    # Surgery waits 28 days from the actual last fraction, not the planned one.
+    assert (after["surgery"]["days"][0] - expected[-1]).days >= 28
+
+
+def test_a_later_fraction_recorded_on_its_own_keeps_the_ones_before(run, tnt_course_given):
+    db = tnt_course_given
+    planned = events(db, TNT_P)["rt"]["days"]
+    fjmuuh = calendar_of(db, "FJMUUH")
+    last = fjmuuh.next_working_day(planned[4] + DAY)
+    run("--db", db, "record", TNT_P, "rt", "--status", "done", "--day", "5",
+        "--date", last.isoformat(), check=True)  # fmt: skip
+    assert tuple(events(db, TNT_P)["rt"]["days"]) == (*planned[:4], last)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--day", "6"], "has 5 day(s); there is no day 6"),
+        (["--day", "3", "--date", "FIRST"], "is not after day 2"),
+        (["--day", "0"], "--day counts the days of a course from 1 (got 0)"),
+        (["--day", "2", "--status", "missed"], "--day records the date a day of a course"),
+    ],
+)
+def test_a_day_that_cannot_be_is_refused_and_changes_nothing(
+    run, tnt_course_given, tmp_path, args, message
+):
+    db = tnt_course_given
+    first = events(db, TNT_P)["rt"]["days"][0]
+    before = dump(Path(db))
+    if "--date" not in args:
+        args = [*args, "--date", first.isoformat()]
+    args = [first.isoformat() if a == "FIRST" else a for a in args]
+    if "--status" not in args:
+        args = [*args, "--status", "done"]
+    result = run("--db", db, "record", TNT_P, "rt", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert dump(Path(db)) == before
+
+
+def test_a_day_of_a_course_not_yet_recorded_asks_for_its_start_first(run, tmp_path):
+    db = str(tmp_path / "trial.db")
+    build(db, tnt_days_ago=40)
+    rt = events(db, TNT_P)["rt"]
+    result = run("--db", db, "record", TNT_P, "rt", "--status", "done", "--day", "2",
+                 "--date", rt["days"][1].isoformat())  # fmt: skip
+    assert result.returncode != 0
+    assert "record day 1 (its start) before day 2" in result.stderr
+    assert events(db, TNT_P)["rt"]["status"] == "planned"
+
+
+# -- item 5: a cycle's components recorded with it, or apart --------------------------------------
+
+
+def test_a_cycle_recorded_with_its_components_records_its_dosing_period_and_labs(
+    run, natars_40_days_in
+):
+    db = natars_40_days_in
+    ai1 = events(db, NATARS_P)["ai.1"]["days"][0]
+    run("--db", db, "record", NATARS_P, "ai.1", "--status", "done", "--date", ai1.isoformat(),
+        "--with-components", check=True)  # fmt: skip
+    after = events(db, NATARS_P)
+    assert after["anlotinib.1"]["status"] == "done" and after["labs.1"]["status"] == "done"
+    assert after["anlotinib.1"]["days"] == [ai1 + i * DAY for i in range(14)]
+    assert after["anlotinib.1"]["actual_date"] == ai1.isoformat()
+    assert after["labs.1"]["days"][0] < ai1
+    # The next cycle's components are its own: nothing recorded there.
+    assert after["anlotinib.2"]["status"] == after["ai.2"]["status"] == "planned"
+    overdue = run("--db", db, "overdue", "--format", "json", check=True)
+    assert not [r for r in json.loads(overdue.stdout) if r.get("event") == "anlotinib.1"]
+
+
+def test_a_dosing_period_recorded_apart_moves_the_washout_before_surgery(run, natars_40_days_in):
+    db = natars_40_days_in
+    ai1 = events(db, NATARS_P)["ai.1"]["days"][0]
+    run("--db", db, "record", NATARS_P, "ai.1", "--status", "done", "--date", ai1.isoformat(),
+        check=True)  # fmt: skip
+    assert events(db, NATARS_P)["anlotinib.1"]["status"] == "planned"  # not unless asked
+    started = ai1 + 2 * DAY  # dosing began two days after the infusion (its window allows it)
+    run("--db", db, "record", NATARS_P, "anlotinib.1", "--status", "done",
+        "--date", started.isoformat(), check=True)  # fmt: skip
+    after = events(db, NATARS_P)
+    assert after["anlotinib.1"]["days"] == [started + i * DAY for i in range(14)]
+    assert after["anlotinib.1"]["deviation"] is None
+
+
+def test_components_with_a_cycle_not_done_are_refused(run, natars_40_days_in):
+    db = natars_40_days_in
+    before = dump(Path(db))
+    result = run("--db", db, "record", NATARS_P, "ai.1", "--status", "skipped",
+                 "--reason", "declined", "--with-components")  # fmt: skip
+    assert result.returncode != 0 and "--with-components" in result.stderr
+    assert dump(Path(db)) == before
+
+
+# -- item 5: a withdrawal during a dosing period --------------------------------------------------
+
+
+def test_a_withdrawal_ends_a_dosing_period_in_progress_and_later_replans_keep_it_ended(
+    run, tmp_path
+):
+    db = str(tmp_path / "trial.db")
+    build(db, natars_days_ago=14)
+    first = events(db, NATARS_P)["ai.1"]["days"][0]
+    today = dt.date.today()
+    assert first < today < first + 13 * DAY  # anlotinib D1-14 is under way
+    run("--db", db, "record", NATARS_P, "ai.1", "--status", "done", "--date", first.isoformat(),
+        "--with-components", check=True)  # fmt: skip
+    run("--db", db, "withdraw", NATARS_P, "--reason-code", "toxicity", "--date",
+        today.isoformat(), check=True)  # fmt: skip
+    after = events(db, NATARS_P)
+    assert after["anlotinib.1"]["days"] == [first + i * DAY for i in range((today - first).days)]
+    assert after["anlotinib.1"]["status"] == "done"
+    assert after["ai.2"]["status"] == "cancelled"
+    # A correction of the cycle's day re-plans the patient: the period stays ended.
+    run("--db", db, "record", NATARS_P, "ai.1", "--status", "done", "--date",
+        first.isoformat(), "--correct", "--reason", "typo", "--reason-code", "data_error",
+        check=True)  # fmt: skip
+    assert events(db, NATARS_P)["anlotinib.1"]["days"][-1] == today - DAY
