@@ -28,7 +28,10 @@ def protocol() -> None:
 def validate(files: tuple[Path, ...]) -> None:
     """Check protocol files; print every problem as FILE: FIELD.PATH: MESSAGE.
 
-    Exits 1 when any file is invalid; every file is checked either way.
+    Besides each field, every arm's windows, spans, cycle order and hard constraints are laid
+    out as a simple temporal network: rules that cannot all hold, on any calendar, are refused
+    with the few that clash named (drop any one and the rest can hold). Exits 1 when any file
+    is invalid; every file is checked either way.
 
     \b
     Example:

@@ -53,13 +53,29 @@ Found = Iterator[tuple[str, str]]
 
 
 def find_problems(protocol: Protocol) -> list[tuple[str, str]]:
+    arms = list(_check_arms(protocol.arms))
     return [
         *_check_places(protocol),
         *_check_fields(protocol.fields),
         *_check_criteria(protocol),
-        *_check_arms(protocol.arms),
+        *arms,
+        # Only arms whose events and references are sound can be laid out as a network.
+        *([] if arms else _check_schedulable(protocol.arms)),
         *_check_allocation(protocol),
     ]
+
+
+def _check_schedulable(arms: list[Arm]) -> Found:
+    from sarcoma_sched.protocol.temporal import conflicts
+
+    for arm in arms:
+        clash = conflicts(arm)
+        if clash:
+            yield (
+                f"arms[{arm.id}]",
+                "its windows and hard constraints cannot all be met, on any calendar: "
+                + " vs ".join(b.rule for b in clash),
+            )
 
 
 def _duplicates(ids: Iterable[str]) -> list[str]:
