@@ -197,6 +197,13 @@ class Screening(Base):
     eligible: Mapped[bool] = mapped_column(Boolean)
     recorded_at: Mapped[dt.datetime]
     recorded_by: Mapped[str] = mapped_column(String(64))
+    # A screening recorded by mistake is voided, never deleted (migration 0010): it is kept and
+    # audited, and no longer counts (CONSORT, enrolment). ``void_reason`` is the code,
+    # ``void_note`` the words typed beside it, which stay in the database.
+    voided_at: Mapped[dt.datetime | None]
+    voided_by: Mapped[str | None] = mapped_column(String(64))
+    void_reason: Mapped[str | None] = mapped_column(String(32))
+    void_note: Mapped[str | None] = mapped_column(Text)
 
 
 class Enrollment(Base):
