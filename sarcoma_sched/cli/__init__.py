@@ -85,6 +85,7 @@ def _register() -> None:
     from sarcoma_sched.cli.demo import demo
     from sarcoma_sched.cli.events import record, reschedule, schedule
     from sarcoma_sched.cli.export import export
+    from sarcoma_sched.cli.listings import audit_log, patients, screenings
     from sarcoma_sched.cli.patients import allocate, enroll, exclude, screen, withdraw
     from sarcoma_sched.cli.plan import plan
     from sarcoma_sched.cli.protocol import protocol
@@ -99,6 +100,8 @@ def _register() -> None:
         protocol,
         plan,
         screen,
+        screenings,
+        patients,
         enroll,
         allocate,
         schedule,
@@ -118,6 +121,7 @@ def _register() -> None:
         db,
     ):
         cli.add_command(command)
+    audit.add_command(audit_log)
 
 
 _register()
