@@ -25,13 +25,21 @@ def protocol() -> None:
 
 @protocol.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def validate(files: tuple[Path, ...]) -> None:
+@click.option(
+    "--seasons/--no-seasons",
+    default=True,
+    help="Also plan each arm across its sites' holiday blocks (about a second per file).",
+)
+def validate(files: tuple[Path, ...], seasons: bool) -> None:
     """Check protocol files; print every problem as FILE: FIELD.PATH: MESSAGE.
 
     Besides each field, every arm's windows, spans, cycle order and hard constraints are laid
     out as a simple temporal network: rules that cannot all hold, on any calendar, are refused
-    with the few that clash named (drop any one and the rest can hold). Exits 1 when any file
-    is invalid; every file is checked either way.
+    with the few that clash named (drop any one and the rest can hold). Then each arm is
+    planned from every allocation day that puts a treatment window across one of its sites'
+    holiday blocks of 2026-2027, as it is and with a 3-day closure beside it: each event left
+    with no sound day (or a stay into the block) is listed under its file, with how often.
+    Exits 1 when any file is invalid; every file is checked either way.
 
     \b
     Example:
@@ -49,6 +57,11 @@ def validate(files: tuple[Path, ...]) -> None:
             continue
         p = loaded.protocol
         click.echo(f"ok  {path}  {p.id} v{p.version}  {p.content_hash[:19]}")
+        if seasons:
+            from sarcoma_sched.calendar.stress import holiday_stress
+
+            for finding in holiday_stress(p):
+                click.echo(f"    season: {finding}")
     if problems:
         raise ProtocolError(problems)
 
