@@ -44,7 +44,11 @@ TS_PARAMETERS = {
     "AGEMAX",
     "ADAPT",
     "INDIC",
-}
+    # Required by SDTMIG 3.4 / the FDA's TCG, added with the subject datasets (issue 23).
+    "TINDTP", "TTYPE", "HLTSUBJI", "ADDON", "INTTYPE", "CURTRT", "TRT", "OBJPRIM", "LENGTH",
+    "STOPRULE", "TDIGRP", "THERAREA", "PCLAS", "EXTTIND", "SSTDTC", "SENDTC", "ACTSUB",
+    "SDTIGVER", "SDTMVER",
+}  # fmt: skip
 
 
 def bundled(protocol_id: str) -> Protocol:
@@ -290,7 +294,7 @@ def test_the_sdtm_command_writes_five_csv_files(tmp_path):
         f"{out / 'te.csv'}  4 rows",
         f"{out / 'tv.csv'}  23 rows",
         f"{out / 'ti.csv'}  23 rows",
-        f"{out / 'ts.csv'}  17 rows",
+        f"{out / 'ts.csv'}  36 rows",
     ]
     assert sorted(p.name for p in out.iterdir()) == [
         "ta.csv",

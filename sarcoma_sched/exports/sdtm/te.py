@@ -14,11 +14,19 @@ from typing import Any
 
 from sarcoma_sched.exports.sdtm.common import NOT_VISITS, TREATMENT_KINDS, Row, code, text
 from sarcoma_sched.protocol.model import Protocol
-from sarcoma_sched.protocol.occurrences import occurrences
-from sarcoma_sched.protocol.schedule import Event
+from sarcoma_sched.protocol.occurrences import Occurrence, occurrences
+from sarcoma_sched.protocol.schedule import Arm, Event
 from sarcoma_sched.vocabulary import EventKind
 
-__all__ = ["FOLLOW_UP_ETCD", "SCREENING_ETCD", "Element", "Elements", "elements", "rows"]
+__all__ = [
+    "FOLLOW_UP_ETCD",
+    "SCREENING_ETCD",
+    "Element",
+    "Elements",
+    "elements",
+    "rows",
+    "treatment_occurrences",
+]
 
 SCREENING_ETCD = "SCRN"
 FOLLOW_UP_ETCD = "FU"
@@ -65,22 +73,16 @@ def elements(protocol: Protocol) -> Elements:
     used_fu = False
     for arm in protocol.arms:
         timeline = occurrences(arm)
-        treatments = {
-            e.key: e for e in arm.events if e.kind in TREATMENT_KINDS and e.series is None
-        }
-        # Elements follow the nominal clock: every cycle is one element, in time order.
-        given = sorted(
-            (i for i, o in enumerate(timeline) if o.key in treatments),
-            key=lambda i: (timeline[i].nominal.start, i),
-        )
+        treatments = _treatments(arm)
+        given = treatment_occurrences(arm)
         sequence: list[tuple[Element, str]] = [(screening, "SCREENING")]
-        for i in given:
-            event = treatments[timeline[i].key]
+        for o in given:
+            event = treatments[o.key]
             ident = _element_key(event)
             if ident not in by_key:
                 by_key[ident] = _treatment_element(event, code(event.key, ETCD_MAX, taken))
             sequence.append((by_key[ident], "TREATMENT"))
-        last_start = max((timeline[i].nominal.start for i in given), default=None)
+        last_start = max((o.nominal.start for o in given), default=None)
         if any(
             o.key not in treatments and (last_start is None or o.nominal.start > last_start)
             for o in timeline
@@ -90,6 +92,23 @@ def elements(protocol: Protocol) -> Elements:
             used_fu = True
         sequences[arm.id] = sequence
     return Elements([screening, *by_key.values(), *([follow_up] if used_fu else [])], sequences)
+
+
+def _treatments(arm: Arm) -> dict[str, Event]:
+    return {e.key: e for e in arm.events if e.kind in TREATMENT_KINDS and e.series is None}
+
+
+def treatment_occurrences(arm: Arm) -> list[Occurrence]:
+    """The arm's treatment occurrences in TA order (TAETORD 2, 3, ...; screening is 1).
+
+    Elements follow the nominal clock: every cycle is one element, in time order."""
+    timeline = occurrences(arm)
+    treatments = _treatments(arm)
+    given = sorted(
+        (i for i, o in enumerate(timeline) if o.key in treatments),
+        key=lambda i: (timeline[i].nominal.start, i),
+    )
+    return [timeline[i] for i in given]
 
 
 def _treatment_element(e: Event, etcd: str) -> Element:

@@ -8,7 +8,9 @@ applies (TPHASE, STYPE, TBLIND, INTMODEL, NY, SEXPOP, null flavours), ISO 8601 f
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sarcoma_sched.exports.sdtm.common import Row, text
@@ -30,10 +32,15 @@ from sarcoma_sched.protocol.screening import (
 )
 from sarcoma_sched.vocabulary import CriterionStage
 
-__all__ = ["TSPARM", "rows"]
+__all__ = ["CT_VERSION", "SDTMIG_VERSION", "SDTM_VERSION", "TSPARM", "TrialFacts", "rows"]
 
 CDISC_CT = "CDISC CT"
+# The CDISC Controlled Terminology package every coded value here is taken from: TSVCDVER of
+# each row whose TSVCDREF is CDISC CT, and define.xml's CodeList StandardOID.
+CT_VERSION = "2024-09-27"
 ISO_8601 = "ISO 8601"
+SDTMIG_VERSION = "3.4"
+SDTM_VERSION = "2.0"
 # Trial Phase Classification (codelist C66737): submission value and NCI code.
 TPHASE = {
     "1": ("PHASE I TRIAL", "C15600"),
@@ -67,10 +74,39 @@ TSPARM = {
     "AGEMAX": "Planned Maximum Age of Subjects",
     "ADAPT": "Adaptive Design",
     "INDIC": "Trial Disease/Condition Indication",
+    "TINDTP": "Trial Intent Type",
+    "TTYPE": "Trial Type",
+    "HLTSUBJI": "Healthy Subject Indicator",
+    "ADDON": "Added on to Existing Treatments",
+    "INTTYPE": "Intervention Type",
+    "CURTRT": "Current Therapy or Treatment",
+    "TRT": "Investigational Therapy or Treatment",
+    "OBJPRIM": "Trial Primary Objective",
+    "LENGTH": "Trial Length",
+    "STOPRULE": "Study Stop Rules",
+    "TDIGRP": "Diagnosis Group",
+    "THERAREA": "Therapeutic Area",
+    "PCLAS": "Pharmacologic Class",
+    "EXTTIND": "Extension Trial Indicator",
+    "SSTDTC": "Study Start Date",
+    "SENDTC": "Study End Date",
+    "ACTSUB": "Actual Number of Subjects",
+    "SDTIGVER": "SDTM IG Version",
+    "SDTMVER": "SDTM Version",
 }
 
 
-def rows(protocol: Protocol) -> list[Row]:
+@dataclass(frozen=True)
+class TrialFacts:
+    """What the schedule database knows of the trial as run (TS rows a protocol cannot give)."""
+
+    study_start: dt.date | None  # the first subject's informed consent (FDA TCG: SSTDTC)
+    subjects: int  # allocated subjects in the export (ACTSUB)
+
+
+def rows(protocol: Protocol, facts: TrialFacts | None = None) -> list[Row]:
+    """TS of ``protocol``; ``facts`` (from the database) fill SSTDTC and ACTSUB, else they are
+    null flavoured: a design-only export knows no subject."""
     s = protocol.study
     a = protocol.allocation
     randomized = is_randomized(a)
@@ -117,6 +153,29 @@ def rows(protocol: Protocol) -> list[Row]:
     value, code = NY[False]
     add("ADAPT", value, ct=code, ref=CDISC_CT)
     add("INDIC", nf="NI")  # the protocol file has no coded indication
+    # Every protocol this engine runs treats patients who have a sarcoma (C49656, C49488 N).
+    add("TINDTP", "TREATMENT", ct="C49656", ref=CDISC_CT)
+    value, code = NY[False]
+    add("HLTSUBJI", value, ct=code, ref=CDISC_CT)
+    # Not stated by a protocol file: present as required (SDTMIG 3.4 TS assumptions, FDA TCG),
+    # null flavoured rather than guessed.
+    for unknown in (
+        "TTYPE", "ADDON", "INTTYPE", "CURTRT", "TRT", "OBJPRIM", "LENGTH", "STOPRULE",
+        "TDIGRP", "THERAREA", "PCLAS", "EXTTIND",
+    ):  # fmt: skip
+        add(unknown, nf="NI")
+    if facts is not None and facts.study_start is not None:
+        add("SSTDTC", facts.study_start.isoformat(), ref=ISO_8601)
+    else:
+        add("SSTDTC", nf="NI")  # no subject consented yet, or a design-only export
+    # The trial is still running while the engine schedules it: no end date yet.
+    add("SENDTC", nf="NI")
+    if facts is not None:
+        add("ACTSUB", facts.subjects)
+    else:
+        add("ACTSUB", nf="NI")
+    add("SDTIGVER", SDTMIG_VERSION)
+    add("SDTMVER", SDTM_VERSION)
 
     out = []
     seq: dict[str, int] = {}
@@ -134,7 +193,7 @@ def rows(protocol: Protocol) -> list[Row]:
                 "TSVALNF": nf,
                 "TSVALCD": ct,
                 "TSVCDREF": ref,
-                "TSVCDVER": "",
+                "TSVCDVER": CT_VERSION if ref == CDISC_CT else "",
             }
         )
     return out

@@ -24,7 +24,7 @@ from sarcoma_sched.protocol.occurrences import Occurrence, occurrences
 from sarcoma_sched.protocol.schedule import Span
 from sarcoma_sched.vocabulary import EventKind
 
-__all__ = ["rows", "visit_numbers"]
+__all__ = ["PlannedVisit", "planned_visits", "rows", "visit_numbers"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,18 @@ def _days_text(span: Span, kind: str) -> str:
     return f"; lasts {span.days} calendar days"
 
 
-def rows(protocol: Protocol, arms: Mapping[str, str]) -> list[Row]:
+@dataclass(frozen=True)
+class PlannedVisit:
+    """A visit of TV as a subject dataset names it: SV's VISITNUM, VISIT and VISITDY."""
+
+    visitnum: int
+    visit: str
+    visitdy: int
+
+
+def _layout(
+    protocol: Protocol,
+) -> tuple[dict[str, list[_Visit]], dict[tuple[str, str], int], dict[tuple[str, str], str]]:
     per_arm: dict[str, list[_Visit]] = {
         arm.id: [_visit(o) for o in occurrences(arm) if o.kind not in NOT_VISITS]
         for arm in protocol.arms
@@ -86,6 +97,24 @@ def rows(protocol: Protocol, arms: Mapping[str, str]) -> list[Row]:
     names = {key: text(key[1], key[0]) for key in numbers}
     alike = Counter(names.values())
     names = {k: v if alike[v] == 1 else text(f"{v} ({k[0]})") for k, v in names.items()}
+    return per_arm, numbers, names
+
+
+def planned_visits(protocol: Protocol) -> dict[str, dict[str, PlannedVisit]]:
+    """Per arm id, per occurrence id: the TV visit it is, computed as ``rows`` computes TV, so
+    SV and every other subject dataset carry exactly TV's VISITNUM and VISIT."""
+    per_arm, numbers, names = _layout(protocol)
+    return {
+        arm: {
+            v.id: PlannedVisit(numbers[(v.id, v.label)], names[(v.id, v.label)], v.study_day)
+            for v in visits
+        }
+        for arm, visits in per_arm.items()
+    }
+
+
+def rows(protocol: Protocol, arms: Mapping[str, str]) -> list[Row]:
+    per_arm, numbers, names = _layout(protocol)
 
     out: list[Row] = []
     common: set[tuple[Any, ...]] = set()
