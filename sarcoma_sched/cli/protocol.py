@@ -143,3 +143,15 @@ def show(name: str, fmt: str) -> None:
         click.echo(dump_protocol(p), nl=False)
     else:
         click.echo(describe_protocol(p))
+
+
+def _register() -> None:
+    # Commands on the stored versions live beside the ones on files; registered here so that
+    # `sarcoma-sched protocol --help` lists them all.
+    from sarcoma_sched.cli.protocol_versions import diff, load, versions
+
+    for command in (load, versions, diff):
+        protocol.add_command(command)
+
+
+_register()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.db.models import Installation, ProtocolDefinition, ProtocolVersion, Site
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.errors import Conflict
 from sarcoma_sched.protocol.concealment import server_allocation, site_definition
 from sarcoma_sched.protocol.loader import LoadedProtocol
 from sarcoma_sched.protocol.model import Protocol
@@ -51,8 +52,9 @@ def initialize(
 def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -> list[LoadResult]:
     """Store each protocol version not yet known (by content hash) and add its missing sites.
 
-    Loading the same file twice changes nothing; a changed file becomes a new version and the
-    patients already enrolled keep theirs.
+    Loading the same file twice changes nothing; a changed file with a new version number
+    becomes a new version and the patients already enrolled keep theirs; a changed file with a
+    version number already loaded is refused (nothing of the batch is stored).
     """
     results = []
     with db.write(actor, "load protocols") as session:
@@ -65,6 +67,19 @@ def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -
                 )
             )
             if known is None:
+                same = session.scalar(
+                    select(ProtocolVersion.content_hash).where(
+                        ProtocolVersion.protocol_id == protocol.id,
+                        ProtocolVersion.version == protocol.version,
+                    )
+                )
+                if same is not None:
+                    # Patients enrolled under that version must keep meaning one definition.
+                    raise Conflict(
+                        f"{protocol.id} version {protocol.version} is already loaded with other "
+                        f"content ({same[:19]}, this file {protocol.content_hash[:19]}): an "
+                        "amendment needs a new version in [study] version"
+                    )
                 version = ProtocolVersion(
                     protocol_id=protocol.id,
                     version=protocol.version,
