@@ -1396,3 +1396,36 @@ def test_after_the_matrix_the_trail_and_sequence_still_verify(world: World) -> N
     assert "intact" in world.ok(stat, "audit", "verify").stdout
     verified = world.ok(stat, "allocation", "verify", PROTOCOL).stdout
     assert "confirmed" in verified and "gap" not in verified, verified
+
+
+def test_only_the_trial_admin_loads_a_protocol_version(world: World) -> None:
+    """Issue 22: a coordinator cannot bring in a protocol (the database refuses the insert,
+    through the command and in raw SQL); the trial admin can, and the load is audited as
+    theirs."""
+    from sarcoma_sched.protocol.loader import bundled_protocol_dir
+
+    text = (bundled_protocol_dir() / "natars-randomized.toml").read_text(encoding="utf-8")
+    amended = world.cwd / "natars-r-9.9.toml"
+    amended.write_text(text.replace('version = "1.2"', 'version = "9.9"', 1), encoding="utf-8")
+    before = world.fingerprint()
+    for who in ("coord_a", "monitor", "dm"):
+        line = _refused_cleanly(world.cli(world.logins[who], "protocol", "load", str(amended)), who)
+        assert "permission denied" in line, line
+        with (
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+            world.connect(world.logins[who]) as conn,
+        ):
+            conn.execute(
+                "INSERT INTO protocol_versions (protocol_id, version, content_hash, source_name, "
+                "source, loaded_at, loaded_by) VALUES ('NATARS-R', '9.8', 'x', 'x', 'x', now(), "
+                "current_user)"
+            )
+    assert world.fingerprint() == before
+    admin = world.logins["admin"]
+    assert "NATARS-R v9.9 loaded" in world.ok(admin, "protocol", "load", str(amended)).stdout
+    rows = world.admin(
+        "SELECT actor FROM audit_log WHERE entity = 'protocol_versions' ORDER BY seq DESC LIMIT 1"
+    )
+    assert rows == [(admin,)]
+    listed = world.ok(world.logins["coord_a"], "protocol", "versions", PROTOCOL).stdout
+    assert "9.9" in listed

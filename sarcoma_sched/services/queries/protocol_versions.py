@@ -34,20 +34,24 @@ def protocol_versions(session: Session, protocol_id: str) -> list[VersionRow]:
         .group_by(Enrollment.protocol_version_id)
         .subquery()
     )
+    # Named columns, never the source: a site role may not read it (it holds the method).
     rows = session.execute(
-        select(ProtocolVersion, func.coalesce(enrolled.c.n, 0))
+        select(
+            ProtocolVersion.protocol_id,
+            ProtocolVersion.version,
+            ProtocolVersion.content_hash,
+            ProtocolVersion.source_name,
+            ProtocolVersion.loaded_at,
+            ProtocolVersion.loaded_by,
+            func.coalesce(enrolled.c.n, 0),
+        )
         .outerjoin(enrolled, enrolled.c.protocol_version_id == ProtocolVersion.id)
         .where(ProtocolVersion.protocol_id == protocol_id.upper())
         .order_by(ProtocolVersion.id)
     ).all()
     if not rows:
         raise NotFound(f"protocol {protocol_id!r} is not in the database")
-    return [
-        VersionRow(
-            v.protocol_id, v.version, v.content_hash, v.source_name, v.loaded_at, v.loaded_by, n
-        )
-        for v, n in rows
-    ]
+    return [VersionRow(*row) for row in rows]
 
 
 def version_diff(session: Session, protocol_id: str, old: str, new: str) -> list[ProtocolChange]:
