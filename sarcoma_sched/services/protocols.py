@@ -7,16 +7,23 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.db.models import Installation, ProtocolDefinition, ProtocolVersion, Site
+from sarcoma_sched.db.models import (
+    Allocation,
+    Installation,
+    ProtocolDefinition,
+    ProtocolVersion,
+    Site,
+)
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict
 from sarcoma_sched.protocol.concealment import server_allocation, site_definition
 from sarcoma_sched.protocol.loader import LoadedProtocol
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.services.lookups import current_protocol
 from sarcoma_sched.vocabulary import DatabasePurpose
 
 __all__ = ["LoadResult", "initialize", "load_protocols"]
@@ -80,6 +87,7 @@ def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -
                         f"content ({same[:19]}, this file {protocol.content_hash[:19]}): an "
                         "amendment needs a new version in [study] version"
                     )
+                _check_allocation_kept(session, protocol)
                 version = ProtocolVersion(
                     protocol_id=protocol.id,
                     version=protocol.version,
@@ -104,6 +112,28 @@ def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -
                 LoadResult(protocol.id, protocol.version, protocol.content_hash, known is None)
             )
     return results
+
+
+def _check_allocation_kept(session: Session, protocol: Protocol) -> None:
+    """A trial that has allocated keeps its allocation rules: a new version that changed the
+    method, ratio, strata or factors would make the sequence unprovable (``allocation verify``
+    replays every draw under one set of rules), so it is refused."""
+    allocated = session.scalar(
+        select(func.count()).select_from(Allocation).where(Allocation.protocol_id == protocol.id)
+    )
+    if not allocated:
+        return
+    before = current_protocol(session, protocol.id).protocol
+    old = before.allocation.model_dump(mode="json")
+    new = protocol.allocation.model_dump(mode="json")
+    if old != new:
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        raise Conflict(
+            f"{protocol.id} has allocated {allocated} patient(s) under version {before.version}: "
+            f"version {protocol.version} changes its allocation ({', '.join(changed)}), which "
+            "the allocation sequence could no longer be verified against; keep [allocation] "
+            "as it is"
+        )
 
 
 def _add_missing_sites(session: Session, protocol: Protocol) -> None:

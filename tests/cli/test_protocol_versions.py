@@ -110,3 +110,28 @@ def test_a_diff_of_an_unknown_version_names_the_ones_loaded(run, db):
     refused = run("--db", db, "protocol", "diff", "NATARS", "1.2", "9")
     assert refused.returncode != 0
     assert refused.stderr.strip() == "error: protocol NATARS has no version '9' (loaded: 1.2)"
+
+
+def test_an_amendment_that_changes_the_allocation_of_a_trial_that_has_allocated_is_refused(
+    run, db, tmp_path
+):
+    from tests.cohort import ELIGIBLE_NATARS
+
+    fields = [a for k, v in ELIGIBLE_NATARS.items() for a in ("--field", f"{k}={v}")]
+    changed = amended(tmp_path, version="1.4")
+    text = changed.read_text(encoding="utf-8")
+    changed.write_text(text.replace("reason_required = true", "reason_required = false"),
+                       encoding="utf-8")  # fmt: skip
+    run("--db", db, "screen", "NATARS", "--site", "PKUIH", *fields, check=True)
+    run("--db", db, "allocate", "PKUIH-NATARS-S0001", "--consent-date", "today", "--arm",
+        "SURGERY_ONLY", "--basis", "mdt_decision", "--reason", "MDT", check=True)  # fmt: skip
+    before = dump(db)
+    refused = run("--db", db, "protocol", "load", str(changed))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert (
+        "NATARS has allocated 1 patient(s) under version 1.2: version 1.4 changes its "
+        "allocation (reason_required)"
+    ) in refused.stderr
+    assert dump(db) == before
+    # The schedule may change; the allocation may not.
+    run("--db", db, "protocol", "load", str(amended(tmp_path)), check=True)
