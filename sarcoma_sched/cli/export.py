@@ -1,4 +1,4 @@
-"""``sarcoma-sched export``: calendars (iCalendar) for patients and sites; SDTM trial design."""
+"""``sarcoma-sched export``: calendars (iCalendar) for patients and sites; CDISC SDTM and ODM."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ __all__ = ["export"]
 
 @click.group()
 def export() -> None:
-    """Export calendars (iCalendar) and the trial design (CDISC SDTM TA/TE/TV/TI/TS).
+    """Export calendars (iCalendar), CDISC SDTM datasets and CDISC ODM for an EDC.
 
     \b
     Example:
       sarcoma-sched export ical PKUIH-NATARS-0007 --out patient.ics
-      sarcoma-sched export sdtm NATARS --out sdtm/
+      sarcoma-sched export sdtm NATARS --format xpt --out sdtm/
+      sarcoma-sched export odm NATARS --out natars-odm.xml
     """
 
 
@@ -90,3 +91,40 @@ def ical(
     write_atomic(out, data)
     count = len(calendar.walk("VEVENT"))
     click.echo(f"wrote {count} event{'' if count == 1 else 's'} to {out}", err=True)
+
+
+@export.command()
+@click.argument("protocol_id", metavar="PROTOCOL")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The ODM XML file to write (replaced atomically).",
+)
+@click.pass_context
+def odm(ctx: click.Context, protocol_id: str, out: Path) -> None:
+    """Export a trial's schedule as CDISC ODM 1.3.2, to set up an EDC.
+
+    The study's visits (one StudyEventDef per SDTM TV visit, same number and name), its sites,
+    and per allocated patient the user may read: every scheduled visit with its planned day,
+    window and status, and the actual days once done. Patients are named by study id only:
+    no name, no birth date, no free-text note.
+
+    \b
+    Example:
+      sarcoma-sched export odm NATARS --out natars-odm.xml
+    """
+    from sarcoma_sched.errors import Conflict
+    from sarcoma_sched.exports.extras import require
+
+    require("export odm", "odmlib")
+    from sarcoma_sched.exports.odm import write_odm
+    from sarcoma_sched.services.queries.subjects import trial_subjects
+
+    with open_db(ctx).read() as session:
+        data = trial_subjects(session, protocol_id)
+    try:
+        events = write_odm(data, out)
+    except OSError as exc:
+        raise Conflict(f"cannot write to {out}: {exc.strerror}") from None
+    click.echo(f"{out}  {len(data.subjects)} subjects, {events} study events")
