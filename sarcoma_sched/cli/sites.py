@@ -97,6 +97,11 @@ def site_list(ctx: click.Context, fmt: str) -> None:
     type=DATE,
     help=f"Last closed day, at most {MAX_CLOSURE_DAYS} days from --from [default: --from].",
 )
+@click.option(
+    "--revoke",
+    is_flag=True,
+    help="Take back the closure --from … --to recorded by mistake; re-plans without it.",
+)
 @reason_options("Why the site cannot treat (or --reason-code; default code: site_closed).")
 @format_option
 @click.pass_context
@@ -105,6 +110,7 @@ def site_close(
     code: str,
     first_day: dt.date,
     last_day: dt.date | None,
+    revoke: bool,
     reason_code: str | None,
     reason: str | None,
     fmt: str,
@@ -117,21 +123,30 @@ def site_close(
     and is flagged. A closure entered after the fact never changes a done event nor makes it
     a deviation (it was given that day): each done event on the closure is listed instead.
 
+    With --revoke, the closure from --from to --to (exactly as recorded) is taken back: the
+    audit log keeps it, and the events it pushed are re-planned, printed old → new.
+
     \b
     Example:
       sarcoma-sched site close PKUIH --from 2027-01-04 --to 2027-01-08 --reason "ward move"
+      sarcoma-sched site close PKUIH --from 2027-01-04 --to 2027-01-08 --revoke
     """
-    from sarcoma_sched.services.sites import close_site
+    from sarcoma_sched.services.sites import close_site, revoke_closure
 
-    outcome = close_site(
-        open_db(ctx),
-        acting_user(ctx),
-        code,
-        first_day,
-        last_day or first_day,
-        reason or "",
-        reason_code=reason_code,
-    )
+    if revoke:
+        outcome = revoke_closure(
+            open_db(ctx), acting_user(ctx), code, first_day, last_day or first_day
+        )
+    else:
+        outcome = close_site(
+            open_db(ctx),
+            acting_user(ctx),
+            code,
+            first_day,
+            last_day or first_day,
+            reason or "",
+            reason_code=reason_code,
+        )
     rows = _moved_rows(outcome.moved)
     if fmt == "json":
         emit_json(
@@ -139,6 +154,7 @@ def site_close(
                 "site": outcome.site_code,
                 "first_day": outcome.first_day.isoformat(),
                 "last_day": outcome.last_day.isoformat(),
+                "revoked": revoke,
                 "moved": rows,
                 "flags": outcome.flags,
                 "done_on_closure": [
@@ -153,8 +169,9 @@ def site_close(
         )
         return
     if fmt == "table":
+        what = "closure revoked" if revoke else "closed"
         click.echo(
-            f"{outcome.site_code} closed {outcome.first_day} … {outcome.last_day}; "
+            f"{outcome.site_code} {what} {outcome.first_day} … {outcome.last_day}; "
             f"{len(rows)} event(s) of {len(outcome.moved)} patient(s) moved"
         )
     _emit_moves(rows, outcome.flags, fmt)

@@ -20,14 +20,22 @@ from sarcoma_sched.db.models import (
 )
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
-from sarcoma_sched.errors import Conflict, InputError
+from sarcoma_sched.errors import Conflict, InputError, NotFound
 from sarcoma_sched.limits import MAX_CLOSURE_DAYS, is_time_zone, shown
 from sarcoma_sched.services.events import EventChange, patient_events, replan_patient
 from sarcoma_sched.services.lookups import get_site
 from sarcoma_sched.services.reasons import coded
 from sarcoma_sched.vocabulary import EventStatus, ReasonCode
 
-__all__ = ["ClosureOutcome", "DoneOnClosure", "SiteOutcome", "add_site", "close_site", "set_site"]
+__all__ = [
+    "ClosureOutcome",
+    "DoneOnClosure",
+    "SiteOutcome",
+    "add_site",
+    "close_site",
+    "revoke_closure",
+    "set_site",
+]
 
 SITE_CODE = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 
@@ -171,6 +179,45 @@ def close_site(
         moved, flags = _replan_site(session, site)
         done = _done_on(session, site, first_day, last_day)
         return ClosureOutcome(site.code, first_day, last_day, moved, flags, done)
+
+
+def revoke_closure(
+    db: Database,
+    actor: str,
+    code: str,
+    first_day: dt.date,
+    last_day: dt.date,
+) -> ClosureOutcome:
+    """Take back a closure recorded by mistake (the one from ``first_day`` to ``last_day``
+    exactly) and re-plan the site's patients without it: planned events the closure pushed
+    return to the days the planner prefers, printed old → new. The row is deleted; the audit
+    log keeps it (who recorded it, when, why, and who revoked it)."""
+    with db.write(actor, "site close --revoke") as session:
+        site = get_site(session, code)
+        rows = list(
+            session.scalars(
+                select(SiteClosure).where(
+                    SiteClosure.site_code == site.code,
+                    SiteClosure.first_day == first_day,
+                    SiteClosure.last_day == last_day,
+                )
+            )
+        )
+        if not rows:
+            recorded = session.execute(
+                select(SiteClosure.first_day, SiteClosure.last_day)
+                .where(SiteClosure.site_code == site.code)
+                .order_by(SiteClosure.first_day)
+            ).all()
+            known = ", ".join(f"{a}..{b}" for a, b in recorded) or "none"
+            raise NotFound(
+                f"{site.code} has no closure {first_day}..{last_day} to revoke (closures: {known})"
+            )
+        for row in rows:
+            session.delete(row)
+        session.flush()
+        moved, flags = _replan_site(session, site)
+        return ClosureOutcome(site.code, first_day, last_day, moved, flags)
 
 
 def set_site(db: Database, actor: str, code: str, *, inpatient_over_holidays: bool) -> SiteOutcome:

@@ -306,3 +306,43 @@ def test_a_withdrawal_ends_a_dosing_period_in_progress_and_later_replans_keep_it
         first.isoformat(), "--correct", "--reason", "typo", "--reason-code", "data_error",
         check=True)  # fmt: skip
     assert events(db, NATARS_P)["anlotinib.1"]["days"][-1] == today - DAY
+
+
+# -- issue 21, item 5: a closure recorded by mistake is revoked ----------------------------------
+
+
+def test_a_closure_recorded_by_mistake_is_revoked_and_its_moves_undone(run, tmp_path):
+    db = str(tmp_path / "trial.db")
+    build(db, natars_days_ago=0)
+    before = events(db, NATARS_P)
+    ai1 = before["ai.1"]["days"]
+    first, last = ai1[0].isoformat(), ai1[-1].isoformat()
+    run("--db", db, "site", "close", "PKUIH", "--from", first, "--to", last,
+        "--reason", "wrong ward", check=True)  # fmt: skip
+    assert events(db, NATARS_P)["ai.1"]["days"] != ai1
+    revoked = run("--db", db, "site", "close", "PKUIH", "--from", first, "--to", last,
+                  "--revoke", check=True)  # fmt: skip
+    assert revoked.stdout.startswith(f"PKUIH closure revoked {first} … {last}; ")
+    assert "ai.1" in revoked.stdout and first in revoked.stdout  # old → new, back to ai.1's day
+    after = events(db, NATARS_P)
+    assert {k: v["days"] for k, v in after.items()} == {k: v["days"] for k, v in before.items()}
+    assert query(db, "SELECT count(*) FROM site_closures") == [(0,)]
+    audit = query(db, "SELECT action FROM audit_log WHERE entity = 'site_closures' ORDER BY seq")
+    assert [a for (a,) in audit] == ["site close", "site close --revoke"]
+
+
+def test_revoking_a_closure_that_is_not_there_names_the_ones_that_are(run, tmp_path):
+    db = str(tmp_path / "trial.db")
+    build(db, natars_days_ago=0)
+    later = dt.date.today() + 300 * DAY
+    run("--db", db, "site", "close", "PKUIH", "--from", later.isoformat(), "--reason", "move",
+        check=True)  # fmt: skip
+    before = dump(Path(db))
+    refused = run("--db", db, "site", "close", "PKUIH", "--from", (later + DAY).isoformat(),
+                  "--revoke")  # fmt: skip
+    assert refused.returncode != 0
+    assert refused.stderr.strip() == (
+        f"error: PKUIH has no closure {later + DAY}..{later + DAY} to revoke "
+        f"(closures: {later}..{later})"
+    )
+    assert dump(Path(db)) == before
