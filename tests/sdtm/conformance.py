@@ -1,12 +1,15 @@
 """An SDTMIG 3.4 conformance check of exported datasets, for the tests.
 
-The CDISC CORE engine (``cdisc-rules-engine``) cannot run here: it needs its rules cache,
-downloaded from the CDISC Library with an API key, and the package does not ship it. What this
-checks instead, each a rule CORE also runs (its SDTMIG rule ids in brackets where one matches):
+The CDISC CORE engine (``cdisc-rules-engine``) does not run here. The pip package ships no
+rules cache: the rules and codelists come from the CDISC Library (an API key) or as the Python
+pickles of the engine's repository (``resources/cache``), which run code when loaded and are
+tied to the engine version that wrote them; and the last release for Python 3.11 (0.9.2) did not
+install (a pinned dependency builds from source with ``pkg_resources``). What this checks
+instead, each a check CORE also makes:
 
 - variables: names at most 8 characters, upper case, starting with a letter; labels at most
-  40 characters; every Req variable filled in every row [CORE-000290 style "required variable
-  is null"]; the dataset's variables in the SDTMIG order;
+  40 characters; every Req variable filled in every row; the dataset's variables in the
+  SDTMIG order;
 - text values at most 200 characters, printable ASCII (SAS transport v5);
 - ISO 8601 dates in every --DTC variable; study days consistent with DM.RFSTDTC, never 0;
 - --SEQ unique per subject; every subject of SE, SV, DS, DV in DM; DOMAIN equals the dataset;
