@@ -42,8 +42,11 @@ __all__ = [
 
 
 def find_patient(session: Session, ref: str, *, for_update: bool = False) -> Patient:
-    """By study id (``PKUIH-NATARS-0007``) or screening number (``PKUIH-NATARS-S0007``)."""
-    query = select(Patient).where(or_(Patient.study_id == ref, Patient.screening_number == ref))
+    """By study id (``PKUIH-NATARS-0007``) or screening number (``PKUIH-NATARS-S0007``), in any
+    case: both are made of upper-case site and protocol codes, so the typed reference is
+    compared upper-cased (the indexes still serve it)."""
+    key = ref.strip().upper()
+    query = select(Patient).where(or_(Patient.study_id == key, Patient.screening_number == key))
     if for_update:
         query = query.with_for_update()
     found = session.scalars(query).all()

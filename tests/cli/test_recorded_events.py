@@ -346,3 +346,15 @@ def test_revoking_a_closure_that_is_not_there_names_the_ones_that_are(run, tmp_p
         f"(closures: {later}..{later})"
     )
     assert dump(Path(db)) == before
+
+
+def test_a_patient_is_found_whatever_the_case_it_is_typed_in(run, natars_40_days_in):
+    db = natars_40_days_in
+    upper = json.loads(run("--db", db, "schedule", NATARS_P, "--format", "json",
+                           check=True).stdout)  # fmt: skip
+    for typed in (NATARS_P.lower(), f" {NATARS_P.title()} ", "pkuih-natars-s0001"):
+        shown = run("--db", db, "schedule", typed, "--format", "json", check=True)
+        assert json.loads(shown.stdout) == upper
+    missing = run("--db", db, "schedule", "pkuih-natars-0099")
+    assert missing.returncode != 0
+    assert "no patient with study id or screening number 'pkuih-natars-0099'" in missing.stderr
