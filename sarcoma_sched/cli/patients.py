@@ -16,7 +16,7 @@ from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.cli.schedule_output import emit_calendar, plan_rows
 from sarcoma_sched.errors import InputFileError, Problem
 from sarcoma_sched.limits import MAX_INPUT_FILE_BYTES
-from sarcoma_sched.vocabulary import SEXES, EndKind, Sex
+from sarcoma_sched.vocabulary import REASON_CODES, SEXES, EndKind, Sex
 
 __all__ = ["allocate", "enroll", "exclude", "screen", "withdraw"]
 
@@ -49,8 +49,36 @@ def _typed_fields(fields: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-@click.command()
-@click.argument("protocol")
+class _ScreenGroup(click.Group):
+    """``screen PROTOCOL ...`` screens; ``screen void SCREENING ...`` voids one.
+
+    A group whose own arguments are the screening's: a first word that names a subcommand
+    (``void``) is that subcommand, anything else is the protocol of a screening."""
+
+    allow_interspersed_args = True
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            # Only the defaults of the screening's own options: the subcommand parses the rest.
+            super(click.Group, self).parse_args(ctx, [])
+            ctx._protected_args, ctx.args = args[:1], args[1:]
+            return ctx.args
+        return super().parse_args(ctx, args)
+
+
+class _ProtocolArgument(click.Argument):
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        # click names a subcommand by its parent's path and arguments: ``screen void``, not
+        # ``screen [PROTOCOL] void``.
+        return super().get_usage_pieces(ctx) if isinstance(ctx.command, _ScreenGroup) else []
+
+
+@click.group(
+    cls=_ScreenGroup,
+    invoke_without_command=True,
+    subcommand_metavar="| void SCREENING ...",
+)
+@click.argument("protocol", required=False, cls=_ProtocolArgument)
 @click.option("--site", help="Enrolling site code (a new patient).")
 @click.option("--patient", "patient_ref", help="Re-screen this screening number.")
 @click.option(
@@ -78,17 +106,21 @@ def _typed_fields(fields: tuple[str, ...]) -> dict[str, str]:
     default=Sex.UNKNOWN.value,
     show_default=True,
 )
+@click.option(
+    "--dry-run", is_flag=True, help="Check and evaluate, print the result, store nothing."
+)
 @format_option
 @click.pass_context
 def screen(
     ctx: click.Context,
-    protocol: str,
+    protocol: str | None,
     site: str | None,
     patient_ref: str | None,
     fields: tuple[str, ...],
     from_file: Path | None,
     screened_on: dt.date | None,
     sex: str,
+    dry_run: bool,
     fmt: str,
 ) -> None:
     """Screen a patient: the result per criterion, stored whether eligible or not.
@@ -102,6 +134,10 @@ def screen(
       sarcoma-sched screen NATARS --site PKUIH --from-file patient.toml
       sarcoma-sched screen TNT-STS --site FJMUUH --field age_years=61 --field ecog=1
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if protocol is None:
+        raise click.UsageError("Missing argument 'PROTOCOL'.", ctx)
     from sarcoma_sched.services.screening import screen as run_screen
 
     outcome = run_screen(
@@ -116,6 +152,7 @@ def screen(
         patient_ref=patient_ref,
         source=str(from_file) if from_file else "--from-file",
         field_values=_typed_fields(fields),
+        dry_run=dry_run,
     )
     rows = [
         {"criterion": c.id, "kind": c.kind, "outcome": c.outcome, "reason": c.reason}
@@ -129,6 +166,7 @@ def screen(
             "site": outcome.site_code,
             "screened_on": outcome.screened_on.isoformat(),
             "eligible": outcome.result.eligible,
+            "stored": outcome.stored,
             "criteria": rows,
         }
         emit_json(summary)
@@ -136,10 +174,51 @@ def screen(
     emit_rows(rows, ["criterion", "kind", "outcome", "reason"], fmt)
     if fmt == "table":
         verdict = "ELIGIBLE" if outcome.result.eligible else "NOT ELIGIBLE"
+        stored = "" if outcome.stored else "; dry run, nothing stored"
         click.echo(
             f"{outcome.screening_number}: {verdict} ({outcome.protocol_id}, "
-            f"site {outcome.site_code}, screened {outcome.screened_on})"
+            f"site {outcome.site_code}, screened {outcome.screened_on}{stored})"
         )
+
+
+@screen.command("void")
+@click.argument("screening", type=click.IntRange(min=1))
+@click.option(
+    "--reason-code",
+    type=click.Choice(REASON_CODES),
+    required=True,
+    help="Why, as a code (data_error for a value mistyped or the wrong patient).",
+)
+@click.option(
+    "--reason",
+    metavar="TEXT",
+    help="A note in words, kept in the database; listings show the code only.",
+)
+@click.pass_context
+def screen_void(ctx: click.Context, screening: int, reason_code: str, reason: str | None) -> None:
+    """Void a screening recorded by mistake: it is kept and audited, and counts no more.
+
+    SCREENING is the number in the `screenings` listing. A voided screening leaves the
+    CONSORT flow (which reports how many were voided) and no longer decides enrolment; the
+    screening a patient was enrolled on cannot be voided.
+
+    \b
+    Example:
+      sarcoma-sched screen void 12 --reason-code data_error --reason "wrong patient's values"
+    """
+    from sarcoma_sched.services.screening_voids import void_screening
+
+    outcome = void_screening(open_db(ctx), acting_user(ctx), screening, reason_code, reason)
+    now = (
+        f"screening {outcome.counting_id} counts now"
+        if outcome.counting_id is not None
+        else "no screening counts now: screen the patient again"
+    )
+    click.echo(
+        f"screening {outcome.screening_id} of {outcome.screening_number} "
+        f"({outcome.protocol_id}, screened {outcome.screened_on}) voided: "
+        f"{outcome.reason_code}; {now}"
+    )
 
 
 @click.command()

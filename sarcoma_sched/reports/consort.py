@@ -45,6 +45,7 @@ def consort_rows(flow: ConsortFlow) -> list[dict[str, Any]]:
     for cid, n in sorted(flow.missing.items()):
         add("enrollment", f"value missing for {cid}", n)
     add("enrollment", "eligible, not allocated", flow.eligible_not_allocated)
+    add("enrollment", "screenings voided (not counted)", flow.voided)
     add("allocation", "randomized" if flow.randomized else "allocated", flow.allocated)
     for a in flow.arms:
         add("allocation", "allocated", a.allocated, a.arm)
@@ -119,6 +120,14 @@ def _short(text: str, chars: int) -> str:
     return text[: chars - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
+def _assessed_lines(flow: ConsortFlow) -> list[Line]:
+    lines: list[Line] = [(f"Assessed for eligibility {_n(flow.assessed)}", "head")]
+    if flow.voided:
+        # Recorded by mistake and voided: shown so the counts reconcile with the screening log.
+        lines.append((f"Voided screenings, not counted {_n(flow.voided)}", "note"))
+    return lines
+
+
 def _excluded_lines(flow: ConsortFlow) -> list[Line]:
     lines: list[Line] = [(f"Excluded {_n(flow.excluded)}", "head")]
     lines.append((f"Not meeting eligibility criteria {_n(flow.not_eligible)}", "item"))
@@ -178,7 +187,8 @@ def _analysis_lines(arm: ArmFlow) -> list[Line]:
 
 
 FOOTNOTE = (
-    "Counts from the schedule database; the latest screening of each patient counts, and a "
+    "Counts from the schedule database; the latest screening of each patient counts (a voided "
+    "screening never does), and a "
     "patient failing several criteria is counted under each. Received = at least one of the "
     "arm's treatment events (radiotherapy, infusion, oral, surgery) recorded done. Lost to "
     "follow-up is not a status the engine records (missed visits are deviations). Withdrawn and "
@@ -222,7 +232,7 @@ def consort_figure(flow: ConsortFlow, *, as_of: str | None = None) -> Figure:
         spine - SPINE_W / 2,
         y,
         SPINE_W,
-        _wrap([(f"Assessed for eligibility {_n(flow.assessed)}", "head")], SPINE_W),
+        _wrap(_assessed_lines(flow), SPINE_W),
     )
     y = assessed.bottom + 0.25
     excluded = _Box(spine + 0.35, y, EXCL_W, _wrap(_excluded_lines(flow), EXCL_W))

@@ -27,14 +27,18 @@ class EnrollmentOutcome:
 
 
 def latest_screening(session: Session, patient: Patient) -> Screening:
+    """The latest screening that counts: a voided one (``screen void``) never decides."""
     screening = session.scalars(
         select(Screening)
-        .where(Screening.patient_id == patient.id)
+        .where(Screening.patient_id == patient.id, Screening.voided_at.is_(None))
         .order_by(Screening.screened_on.desc(), Screening.id.desc())
         .limit(1)
     ).first()
-    if screening is None:  # pragma: no cover - a patient row is only created by a screening
-        raise IneligibleError(f"patient {patient.screening_number} has never been screened")
+    if screening is None:
+        raise IneligibleError(
+            f"patient {patient.screening_number} has no screening that counts (every one is "
+            "voided): screen the patient again"
+        )
     return screening
 
 

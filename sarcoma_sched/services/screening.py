@@ -22,17 +22,24 @@ from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.lookups import current_protocol, find_patient, site_today, site_zone
 from sarcoma_sched.vocabulary import SEXES, CriterionStage, Sex
 
-__all__ = ["ScreeningOutcome", "screen"]
+__all__ = ["ScreeningOutcome", "screen", "screen_in"]
 
 
 @dataclass(frozen=True)
 class ScreeningOutcome:
+    """``screening_id`` is None for a dry run, which stored nothing; a new patient's
+    ``screening_number`` is then the number a real screening would give now."""
+
     screening_number: str
     protocol_id: str
     site_code: str
-    screening_id: int
+    screening_id: int | None
     result: EligibilityResult
     screened_on: dt.date
+
+    @property
+    def stored(self) -> bool:
+        return self.screening_id is not None
 
 
 def screen(
@@ -49,6 +56,7 @@ def screen(
     source: str = "--field",
     field_values: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
+    dry_run: bool = False,
 ) -> ScreeningOutcome:
     """Record a screening. A new patient gets a screening number; ``patient_ref`` re-screens.
 
@@ -59,72 +67,110 @@ def screen(
 
     ``screened_on`` defaults to today at the site, and may not be later: ``now`` (an aware
     instant, the current one by default) read in the site's time zone.
+
+    ``dry_run`` makes every check and the evaluation, in a read session, and stores nothing.
     """
+    if dry_run:
+        with db.read() as session:
+            return screen_in(
+                session, actor, protocol_id, site_code, raw_values, screened_on=screened_on,
+                sex=sex, birth_date=birth_date, patient_ref=patient_ref, source=source,
+                field_values=field_values, now=now, store=False,
+            )  # fmt: skip
+    with db.write(actor, "screen") as session:
+        return screen_in(
+            session, actor, protocol_id, site_code, raw_values, screened_on=screened_on,
+            sex=sex, birth_date=birth_date, patient_ref=patient_ref, source=source,
+            field_values=field_values, now=now,
+        )  # fmt: skip
+
+
+def screen_in(
+    session: Session,
+    actor: str,
+    protocol_id: str,
+    site_code: str | None,
+    raw_values: Mapping[str, Any] | None,
+    *,
+    screened_on: dt.date | None = None,
+    sex: str = Sex.UNKNOWN,
+    birth_date: dt.date | None = None,
+    patient_ref: str | None = None,
+    source: str = "--field",
+    field_values: Mapping[str, Any] | None = None,
+    now: dt.datetime | None = None,
+    store: bool = True,
+) -> ScreeningOutcome:
+    """``screen`` inside a session the caller holds: a write transaction (a batch import puts
+    every row of a file in one), or with ``store=False`` any session, which is left as found."""
     if sex not in SEXES:
         raise Conflict(f"sex must be one of {', '.join(SEXES)} (got {sex!r})")
-    with db.write(actor, "screen") as session:
-        stored = current_protocol(session, protocol_id)
-        protocol = stored.protocol
-        values = _parse_all(protocol, [(source, raw_values or {}), ("--field", field_values or {})])
-        if not values and protocol.fields:
-            # Every criterion would count as not passed: the patient would be stored as a
-            # screen failure (a CONSORT exclusion) for a file that was empty or a forgotten
-            # --field, not for anything about the patient.
-            raise InputError(_no_values(source if raw_values is not None else None))
-        result = evaluate(protocol, values, CriterionStage.SCREENING)
-        if patient_ref is not None:
-            patient = find_patient(session, patient_ref)
-            if patient.protocol_id != protocol.id:
-                raise Conflict(
-                    f"patient {patient_ref} is in {patient.protocol_id}, not {protocol.id}"
-                )
-            if site_code and site_code != patient.site_code:
-                raise Conflict(
-                    f"patient {patient_ref} is at site {patient.site_code}, not {site_code}"
-                )
-            if patient.study_id is not None:
-                raise Conflict(f"patient {patient_ref} is already enrolled as {patient.study_id}")
-            screened_on = _screening_date(session, protocol, patient.site_code, screened_on, now)
-        else:
-            if not site_code:
-                raise Conflict("a new patient needs --site")
-            site = next((s for s in protocol.sites if s.code == site_code.upper()), None)
-            if site is None:
-                known = ", ".join(s.code for s in protocol.sites)
-                raise NotFound(f"protocol {protocol.id} has no site {site_code!r} (sites: {known})")
-            screened_on = _screening_date(session, protocol, site.code, screened_on, now)
-            count = session.execute(
-                select(func.count())
-                .select_from(Patient)
-                .where(Patient.protocol_id == protocol.id, Patient.site_code == site.code)
-            ).scalar_one()
-            patient = Patient(
-                protocol_id=protocol.id,
-                site_code=site.code,
-                # The write lock makes count + 1 safe: no other writer is between read and insert.
-                screening_number=f"{site.code}-{protocol.id}-S{count + 1:04d}",
-                sex=sex,
-                birth_date=birth_date,
-                age_at_consent=_age(values),
-                created_at=utc_now(),
+    stored = current_protocol(session, protocol_id)
+    protocol = stored.protocol
+    values = _parse_all(protocol, [(source, raw_values or {}), ("--field", field_values or {})])
+    if not values and protocol.fields:
+        # Every criterion would count as not passed: the patient would be stored as a
+        # screen failure (a CONSORT exclusion) for a file that was empty or a forgotten
+        # --field, not for anything about the patient.
+        raise InputError(_no_values(source if raw_values is not None else None))
+    result = evaluate(protocol, values, CriterionStage.SCREENING)
+    if patient_ref is not None:
+        patient = find_patient(session, patient_ref)
+        if patient.protocol_id != protocol.id:
+            raise Conflict(f"patient {patient_ref} is in {patient.protocol_id}, not {protocol.id}")
+        if site_code and site_code.upper() != patient.site_code:
+            raise Conflict(f"patient {patient_ref} is at site {patient.site_code}, not {site_code}")
+        if patient.study_id is not None:
+            raise Conflict(f"patient {patient_ref} is already enrolled as {patient.study_id}")
+        screened_on = _screening_date(session, protocol, patient.site_code, screened_on, now)
+    else:
+        if not site_code:
+            raise Conflict("a new patient needs --site")
+        site = next((s for s in protocol.sites if s.code == site_code.upper()), None)
+        if site is None:
+            known = ", ".join(s.code for s in protocol.sites)
+            raise NotFound(f"protocol {protocol.id} has no site {site_code!r} (sites: {known})")
+        screened_on = _screening_date(session, protocol, site.code, screened_on, now)
+        count = session.execute(
+            select(func.count())
+            .select_from(Patient)
+            .where(Patient.protocol_id == protocol.id, Patient.site_code == site.code)
+        ).scalar_one()
+        patient = Patient(
+            protocol_id=protocol.id,
+            site_code=site.code,
+            # The write lock makes count + 1 safe: no other writer is between read and insert.
+            screening_number=f"{site.code}-{protocol.id}-S{count + 1:04d}",
+            sex=sex,
+            birth_date=birth_date,
+            age_at_consent=_age(values),
+            created_at=utc_now(),
+        )
+        if not store:
+            return ScreeningOutcome(
+                patient.screening_number, protocol.id, site.code, None, result, screened_on
             )
-            session.add(patient)
-            session.flush()
-        row = Screening(
-            patient_id=patient.id,
-            protocol_version_id=stored.version_id,
-            screened_on=screened_on,
-            field_values={k: _jsonable(v) for k, v in values.items()},
-            results=result.to_json(),
-            eligible=result.eligible,
-            recorded_at=utc_now(),
-            recorded_by=actor,
-        )
-        session.add(row)
+        session.add(patient)
         session.flush()
+    if not store:
         return ScreeningOutcome(
-            patient.screening_number, protocol.id, patient.site_code, row.id, result, screened_on
+            patient.screening_number, protocol.id, patient.site_code, None, result, screened_on
         )
+    row = Screening(
+        patient_id=patient.id,
+        protocol_version_id=stored.version_id,
+        screened_on=screened_on,
+        field_values={k: _jsonable(v) for k, v in values.items()},
+        results=result.to_json(),
+        eligible=result.eligible,
+        recorded_at=utc_now(),
+        recorded_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    return ScreeningOutcome(
+        patient.screening_number, protocol.id, patient.site_code, row.id, result, screened_on
+    )
 
 
 def _no_values(file: str | None) -> str:

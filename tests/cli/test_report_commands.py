@@ -240,6 +240,7 @@ def test_consort_numbers_as_a_table_follow_the_cohort(command, cohort):
         ("enrollment", "", "screening incomplete"): 1,
         ("enrollment", "", "value missing for INC-11"): 1,
         ("enrollment", "", "eligible, not allocated"): 1,
+        ("enrollment", "", "screenings voided (not counted)"): 0,
         ("allocation", "", "allocated"): 3,
         ("allocation", "SURGERY_ONLY", "allocated"): 1,
         ("allocation", "SURGERY_ONLY", "assigned by MDT decision"): 1,

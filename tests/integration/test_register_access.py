@@ -62,3 +62,43 @@ def test_the_audit_log_is_refused_to_a_coordinator_and_read_by_a_data_manager(wo
     entries = json.loads(read.stdout)
     assert entries and {e["actor"] for e in entries} >= {world.logins["coord_a"]}
     assert world.fingerprint() == before
+
+
+def _screening_of(world: World, key: str) -> int:
+    return world.scalar("SELECT max(id) FROM screenings WHERE patient_id = %s", (world.ids[key],))
+
+
+def test_a_coordinator_cannot_void_another_site_s_screening(world):
+    target = _screening_of(world, "b2")
+    before = world.fingerprint()
+    done = world.cli(
+        world.logins["coord_a"], "screen", "void", str(target), "--reason-code", "data_error"
+    )
+    assert done.returncode == 1 and done.stderr == f"error: no screening {target} " + (
+        "(see `sarcoma-sched screenings`)\n"
+    )
+    assert world.fingerprint() == before
+
+
+def test_a_void_is_stamped_with_the_login_and_cannot_be_rewritten(world):
+    target = _screening_of(world, "p5")
+    world.ok(world.logins["coord_a"], "screen", "void", str(target), "--reason-code", "data_error")
+    voided_by, reason = world.admin(
+        "SELECT voided_by, void_reason FROM screenings WHERE id = %s", (target,)
+    )[0]
+    assert (voided_by, reason) == (world.logins["coord_a"], "data_error")
+    entry = world.scalar(
+        "SELECT actor FROM audit_log WHERE entity = 'screenings' AND entity_id = %s "
+        "AND action = 'void'",
+        (str(target),),
+    )
+    assert entry == world.logins["coord_a"]
+    before = world.fingerprint()
+    with world.connect(world.logins["coord_a"]) as conn:
+        try:
+            conn.execute("UPDATE screenings SET void_reason = 'other' WHERE id = %s", (target,))
+        except Exception as exc:  # the trigger refuses: a void is final
+            assert "already voided" in str(exc)
+        else:
+            raise AssertionError("a void was rewritten")
+    assert world.fingerprint() == before

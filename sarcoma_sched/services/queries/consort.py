@@ -4,7 +4,8 @@ The diagram and the table of it are drawn by ``sarcoma_sched.reports.consort``.
 Definitions (also printed under the diagram):
 
 - **Assessed**: every patient screened for the trial; the *latest* screening of each counts
-  (a re-screened patient is one patient).
+  (a re-screened patient is one patient). A voided screening (recorded by mistake) counts
+  nowhere; how many were voided is reported beside the flow.
 - **Excluded** (before allocation): not meeting the criteria (counted per failed criterion id;
   a patient failing several is counted under each), screening incomplete (no failure, but a
   value missing; counted per criterion left undecided), or eligible but not allocated (consent
@@ -87,6 +88,8 @@ class ConsortFlow:
     incomplete: int = 0
     missing: Counter[str] = field(default_factory=Counter)
     eligible_not_allocated: int = 0
+    # Screenings voided as recorded by mistake (``screen void``): not counted in any box.
+    voided: int = 0
     arms: list[ArmFlow] = field(default_factory=list)
     criteria_text: dict[str, str] = field(default_factory=dict)
 
@@ -122,9 +125,16 @@ def consort_flow(session: Session, protocol_id: str) -> ConsortFlow:
     }
     latest = (
         select(Screening.patient_id, func.max(Screening.id).label("id"))
+        .where(Screening.voided_at.is_(None))
         .group_by(Screening.patient_id)
         .subquery()
     )
+    flow.voided = session.execute(
+        select(func.count())
+        .select_from(Screening)
+        .join(Patient, Patient.id == Screening.patient_id)
+        .where(Patient.protocol_id == pid, Screening.voided_at.is_not(None))
+    ).scalar_one()
     screened = session.execute(
         select(Patient.id, Screening.eligible, Screening.results)
         .join(latest, latest.c.patient_id == Patient.id)

@@ -74,6 +74,7 @@ def _add_screening_counts(
     keys = [columns[b].label(b) for b in by]
     latest = (
         select(Screening.patient_id, func.max(Screening.id).label("id"))
+        .where(Screening.voided_at.is_(None))  # a voided screening is not counted
         .group_by(Screening.patient_id)
         .subquery()
     )
