@@ -91,8 +91,9 @@ class _ProtocolArgument(click.Argument):
 @click.option(
     "--from-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Field values from a TOML or JSON table: a regular UTF-8 file of at most "
-    f"{MAX_INPUT_FILE_BYTES >> 20} MiB.",
+    help="Field values from a TOML or JSON table (one patient), or a screening log, .xlsx or "
+    ".csv, one patient per row (all rows or none stored) "
+    f"[a regular file of at most {MAX_INPUT_FILE_BYTES >> 20} MiB, 8 MiB for .xlsx].",
 )
 @click.option(
     "--date",
@@ -129,15 +130,29 @@ def screen(
     failures are kept for the CONSORT flow. A screening with no values at all, or dated after
     today in the site's time zone, is refused.
 
+    A screening log (--from-file LOG.xlsx or .csv) has a header row of field ids (columns
+    site, patient, date and sex optional; `protocol fields` writes a template) and one patient
+    per row; one bad row refuses the whole file, naming every row and column at fault.
+
     \b
     Example:
       sarcoma-sched screen NATARS --site PKUIH --from-file patient.toml
       sarcoma-sched screen TNT-STS --site FJMUUH --field age_years=61 --field ecog=1
+      sarcoma-sched screen NATARS --site PKUIH --from-file log.xlsx --dry-run
     """
     if ctx.invoked_subcommand is not None:
         return
     if protocol is None:
         raise click.UsageError("Missing argument 'PROTOCOL'.", ctx)
+    if from_file is not None and from_file.suffix.lower() in (".xlsx", ".csv"):
+        if fields or patient_ref:
+            raise click.UsageError(
+                "a screening log (.xlsx, .csv) holds every value: no --field or --patient "
+                "(use its patient column to re-screen)",
+                ctx,
+            )
+        _screen_log(ctx, protocol, from_file, site, screened_on, sex, dry_run, fmt)
+        return
     from sarcoma_sched.services.screening import screen as run_screen
 
     outcome = run_screen(
@@ -179,6 +194,51 @@ def screen(
             f"{outcome.screening_number}: {verdict} ({outcome.protocol_id}, "
             f"site {outcome.site_code}, screened {outcome.screened_on}{stored})"
         )
+
+
+def _screen_log(
+    ctx: click.Context,
+    protocol: str,
+    path: Path,
+    site: str | None,
+    screened_on: dt.date | None,
+    sex: str,
+    dry_run: bool,
+    fmt: str,
+) -> None:
+    from sarcoma_sched.services.screening_import import import_screenings
+
+    outcome = import_screenings(
+        open_db(ctx),
+        acting_user(ctx),
+        protocol,
+        path,
+        site=site,
+        screened_on=screened_on,
+        sex=sex,
+        dry_run=dry_run,
+    )
+    rows = [
+        {
+            "row": number,
+            "screening_number": o.screening_number,
+            "site": o.site_code,
+            "screened_on": o.screened_on.isoformat(),
+            "eligible": o.result.eligible,
+            "failed": " ".join(o.result.failed),
+            "missing": " ".join(o.result.missing),
+        }
+        for number, o in outcome.rows
+    ]
+    if fmt == "json":
+        emit_json({"file": outcome.source, "stored": outcome.stored, "screenings": rows})
+        return
+    columns = ["row", "screening_number", "site", "screened_on", "eligible", "failed", "missing"]
+    emit_rows(rows, columns, fmt)
+    if fmt == "table":
+        eligible = sum(1 for r in rows if r["eligible"])
+        done = "stored" if outcome.stored else "checked (dry run, nothing stored)"
+        click.echo(f"{len(rows)} screenings {done} from {path}: {eligible} eligible")
 
 
 @screen.command("void")
