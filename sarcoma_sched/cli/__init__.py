@@ -91,6 +91,7 @@ def _register() -> None:
     from sarcoma_sched.cli.protocol import protocol
     from sarcoma_sched.cli.queries import capacity, deviations, overdue, visits
     from sarcoma_sched.cli.report import report
+    from sarcoma_sched.cli.screening_template import protocol_fields
     from sarcoma_sched.cli.sites import site
 
     for command in (
@@ -122,6 +123,7 @@ def _register() -> None:
     ):
         cli.add_command(command)
     audit.add_command(audit_log)
+    protocol.add_command(protocol_fields)
 
 
 _register()

@@ -34,12 +34,18 @@ from sarcoma_sched.services.screening import ScreeningOutcome, screen_in
 from sarcoma_sched.vocabulary import SEXES, Sex
 
 __all__ = [
+    "FIELD_COLUMNS",
     "MAX_ROWS",
     "RESERVED_COLUMNS",
     "TABLE_SUFFIXES",
+    "FieldTemplate",
     "ImportOutcome",
+    "field_template",
     "import_screenings",
     "read_table",
+    "template_csv",
+    "template_toml",
+    "template_xlsx",
 ]
 
 TABLE_SUFFIXES = (".xlsx", ".csv")
@@ -327,3 +333,146 @@ def _screen_row(
             column = ""
         problems.append(Problem(where, _where_column(column, letters) if column else "", message))
     return None
+
+
+# --- the template: what a screening of a protocol asks for ------------------------------------
+
+FIELD_COLUMNS = ["field", "label", "type", "unit", "min", "max", "allowed", "by", "help"]
+
+
+@dataclass(frozen=True)
+class FieldTemplate:
+    protocol_id: str
+    version: str
+    fields: list[dict[str, Any]]  # one per field, FIELD_COLUMNS
+
+
+def field_template(db: Database, protocol_id: str) -> FieldTemplate:
+    """Every screening field of the protocol's current version (what ``screen`` checks
+    against), with its type, unit, plausible range and allowed values."""
+    with db.read() as session:
+        protocol = current_protocol(session, protocol_id).protocol
+    rows = []
+    for f in protocol.fields:
+        row: dict[str, Any] = {c: "" for c in FIELD_COLUMNS}
+        row.update(field=f.id, label=f.label, type=f.type, help=f.help)
+        if f.type in ("integer", "number"):
+            row.update(unit=f.unit, min=_bound(f.min), max=_bound(f.max))
+        elif f.type == "category":
+            row["allowed"] = " | ".join(f.values)
+        elif f.type in ("boolean", "attestation"):
+            row["allowed"] = "yes | no"
+        elif f.type == "date":
+            row["allowed"] = "YYYY-MM-DD"
+        if f.type == "attestation":
+            row["by"] = f.by
+        rows.append(row)
+    return FieldTemplate(protocol.id, protocol.version, rows)
+
+
+def _bound(value: float | None) -> Any:
+    if value is None:
+        return ""
+    return int(value) if float(value).is_integer() else value
+
+
+def _example(field: Mapping[str, Any]) -> str:
+    """A TOML value of the field's type, to be replaced: a placeholder that parses."""
+    kind = field["type"]
+    if kind == "integer":
+        return str(field["min"] if field["min"] != "" else 0)
+    if kind == "number":
+        return str(float(field["min"] if field["min"] != "" else 0))
+    if kind == "category":
+        return '"' + str(field["allowed"]).split(" | ")[0] + '"'
+    if kind == "date":
+        return "2026-01-01"
+    return "false"
+
+
+def template_toml(template: FieldTemplate) -> str:
+    """A ``--from-file`` file for one patient: every field commented out, with what it takes."""
+    lines = [
+        f"# Screening values for {template.protocol_id} v{template.version}:",
+        f"#   sarcoma-sched screen {template.protocol_id} --site SITE --from-file THIS-FILE",
+        "# Remove the '#' before each value you know and write it in; a field left commented",
+        "# out is not recorded (its criteria count as not passed until it is).",
+        "",
+    ]
+    for f in template.fields:
+        what = [f["type"]]
+        if f["unit"]:
+            what.append(str(f["unit"]))
+        if f["min"] != "" or f["max"] != "":
+            what.append(f"{f['min']}..{f['max']}")
+        if f["allowed"]:
+            what.append(f"one of: {f['allowed']}")
+        if f["by"]:
+            what.append(f"affirmed by the {f['by']}")
+        lines.append(f"# {f['label']} ({', '.join(what)})")
+        if f["help"]:
+            lines.append(f"#   {f['help']}")
+        lines.append(f"# {f['field']} = {_example(f)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def template_csv(template: FieldTemplate) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(template.fields)
+    return out.getvalue()
+
+
+def template_xlsx(template: FieldTemplate) -> bytes:
+    """A workbook to fill in: sheet ``screenings`` (what ``screen --from-file`` reads: the
+    header row frozen, lists offered where the values are closed, dates typed as dates) and
+    sheet ``fields`` describing each column."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = SHEET_NAME
+    header = [*RESERVED_COLUMNS, *(f["field"] for f in template.fields)]
+    sheet.append(header)
+    kinds = {"site": "text", "patient": "text", "date": "date", "sex": "sex"}
+    kinds.update({f["field"]: f["type"] for f in template.fields})
+    allowed = {f["field"]: f["allowed"] for f in template.fields}
+    last = 1000  # rows offered the lists and formats; more rows simply have none
+    for i, name in enumerate(header, start=1):
+        letter = get_column_letter(i)
+        sheet.cell(row=1, column=i).font = Font(bold=True)
+        sheet.column_dimensions[letter].width = max(12, min(len(name) + 2, 40))
+        cells = f"{letter}2:{letter}{last}"
+        kind = kinds[name]
+        options: list[str] | None = None
+        if kind == "sex":
+            options = list(SEXES)
+        elif kind in ("boolean", "attestation"):
+            options = ["yes", "no"]
+        elif kind == "category":
+            options = str(allowed[name]).split(" | ")
+        if options is not None and len(",".join(options)) <= 255:  # Excel's list limit
+            rule = DataValidation(type="list", formula1='"' + ",".join(options) + '"')
+            rule.add(cells)
+            sheet.add_data_validation(rule)
+        if kind == "date":
+            # Typed as dates where the log is filled in (the import takes text dates too).
+            for row in range(2, last + 1):
+                sheet.cell(row=row, column=i).number_format = "yyyy-mm-dd"
+    sheet.freeze_panes = "A2"
+    described = book.create_sheet("fields")
+    described.append(FIELD_COLUMNS)
+    for f in template.fields:
+        described.append([f[c] for c in FIELD_COLUMNS])
+    for cell in described[1]:
+        cell.font = Font(bold=True)
+    described.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -92,7 +92,7 @@ def test_every_sarcoma_sched_line_in_the_readme_parses(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for args in lines:
         for arg in args:  # input files the examples name exist here, empty
-            if arg.endswith((".toml", ".json")):
+            if arg.endswith((".toml", ".json", ".xlsx", ".csv")):
                 (tmp_path / arg).write_text("")
         ctx = cli.make_context("sarcoma-sched", list(args))
         command: click.Command = cli
