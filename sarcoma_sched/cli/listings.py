@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_rows
 from sarcoma_sched.vocabulary import PatientStatus
 
 if TYPE_CHECKING:
@@ -53,7 +54,44 @@ def paging(func: F) -> F:
     )(func)
 
 
-def _emit_page(page: Page, columns: list[str], fmt: str) -> None:
+def listing_format(func: F) -> F:
+    """``--format table|csv|json|xlsx`` and ``--out``, which a spreadsheet needs."""
+    func = click.option(
+        "--out",
+        metavar="FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="--format xlsx: the workbook to write (replaced atomically).",
+    )(func)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json", "xlsx"]),
+        default="table",
+        show_default=True,
+        help="Output format; xlsx: typed cells (dates as dates), header frozen, needs --out.",
+    )(func)
+
+
+def _check_out(ctx: click.Context, fmt: str, out: Path | None) -> None:
+    # Before the database is opened: a usage mistake attempts nothing.
+    if fmt == "xlsx" and out is None:
+        raise click.UsageError("--format xlsx writes a workbook: give --out FILE", ctx)
+    if fmt != "xlsx" and out is not None:
+        raise click.UsageError("--out is for --format xlsx (the others print)", ctx)
+
+
+def _emit_page(
+    page: Page, columns: list[str], fmt: str, out: Path | None = None, sheet: str = ""
+) -> None:
+    if fmt == "xlsx":
+        from sarcoma_sched.cli.spreadsheets import write_xlsx
+
+        assert out is not None
+        write_xlsx(out, sheet, page.rows, columns)
+        first, last = page.offset + 1, page.offset + len(page.rows)
+        rows = f"rows {first}-{last} of {page.total}" if page.rows else f"no rows (of {page.total})"
+        click.echo(f"{rows} written to {out}")
+        return
     emit_rows(page.rows, columns, fmt)
     if fmt == "table":
         # Only under a table: CSV and JSON stay exactly the rows, for scripts.
@@ -77,7 +115,7 @@ def _emit_page(page: Page, columns: list[str], fmt: str) -> None:
 @click.option("--enrolled-from", type=DATE, help="Enrolled (consent date) on or after.")
 @click.option("--enrolled-to", type=DATE, help="Enrolled (consent date) on or before.")
 @paging
-@format_option
+@listing_format
 @click.pass_context
 def patients(
     ctx: click.Context,
@@ -90,6 +128,7 @@ def patients(
     offset: int,
     limit: int | None,
     fmt: str,
+    out: Path | None,
 ) -> None:
     """List patients: numbers, site, where each stands, arm and dates; never a name.
 
@@ -104,6 +143,7 @@ def patients(
     """
     from sarcoma_sched.services.queries.registers import PATIENT_COLUMNS, patient_listing
 
+    _check_out(ctx, fmt, out)
     with open_db(ctx, read_only=True).read() as session:
         page = patient_listing(
             session,
@@ -116,7 +156,7 @@ def patients(
             offset=offset,
             limit=limit,
         )
-    _emit_page(page, PATIENT_COLUMNS, fmt)
+    _emit_page(page, PATIENT_COLUMNS, fmt, out, "patients")
 
 
 @click.command()
@@ -134,7 +174,7 @@ def patients(
 @click.option("--from", "screened_from", type=DATE, help="Screened on or after.")
 @click.option("--to", "screened_to", type=DATE, help="Screened on or before.")
 @paging
-@format_option
+@listing_format
 @click.pass_context
 def screenings(
     ctx: click.Context,
@@ -148,6 +188,7 @@ def screenings(
     offset: int,
     limit: int | None,
     fmt: str,
+    out: Path | None,
 ) -> None:
     """List screenings: result, the criteria failed or left missing, and voids.
 
@@ -162,6 +203,7 @@ def screenings(
     """
     from sarcoma_sched.services.queries.registers import SCREENING_COLUMNS, screening_listing
 
+    _check_out(ctx, fmt, out)
     with open_db(ctx, read_only=True).read() as session:
         page = screening_listing(
             session,
@@ -175,7 +217,7 @@ def screenings(
             offset=offset,
             limit=limit,
         )
-    _emit_page(page, SCREENING_COLUMNS, fmt)
+    _emit_page(page, SCREENING_COLUMNS, fmt, out, "screenings")
 
 
 @click.command("log")
@@ -187,7 +229,7 @@ def screenings(
 @click.option("--to", "date_to", type=DATE, help="On or before this day (UTC).")
 @click.option("--include-notes", is_flag=True, help="Show the notes typed beside reason codes.")
 @paging
-@format_option
+@listing_format
 @click.pass_context
 def audit_log(
     ctx: click.Context,
@@ -201,6 +243,7 @@ def audit_log(
     offset: int,
     limit: int | None,
     fmt: str,
+    out: Path | None,
 ) -> None:
     """List audit entries in chain order, each change as column: old → new.
 
@@ -219,6 +262,7 @@ def audit_log(
         change_text,
     )
 
+    _check_out(ctx, fmt, out)
     with open_db(ctx, read_only=True).read() as session:
         page = audit_listing(
             session,
@@ -233,7 +277,11 @@ def audit_log(
             limit=limit,
         )
     if fmt != "json":
-        # One cell per entry for a table or a CSV; JSON keeps the list of changes.
+        # One cell per entry for a table, a CSV or a sheet; JSON keeps the list of changes.
         for row in page.rows:
             row["changes"] = change_text(row["op"], row["changes"])
-    _emit_page(page, AUDIT_COLUMNS, fmt)
+    if fmt == "xlsx":
+        for row in page.rows:
+            # A typed instant (UTC) in the sheet; the log's own text everywhere else.
+            row["at"] = dt.datetime.fromisoformat(row["at"])
+    _emit_page(page, AUDIT_COLUMNS, fmt, out, "audit log")

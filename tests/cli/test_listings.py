@@ -81,3 +81,45 @@ def test_a_bad_filter_is_one_line_and_changes_nothing(run, db_arg):
     usage = run("--db", db_arg, "screenings", "--limit", "0")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
     assert dump(db_arg) == before
+
+
+def test_a_listing_exported_to_xlsx_has_typed_dates_and_a_frozen_header(run, db_arg, tmp_path):
+    import datetime as dt
+
+    import openpyxl
+
+    _trial(run, db_arg)
+    done = run("--db", db_arg, "patients", "--format", "xlsx", "--out", "patients.xlsx")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "rows 1-4 of 4 written to patients.xlsx\n"
+    sheet = openpyxl.load_workbook(tmp_path / "patients.xlsx")["patients"]
+    assert sheet.freeze_panes == "A2"
+    header = [c.value for c in sheet[1]]
+    assert header == registers.PATIENT_COLUMNS
+    allocated = next(row for row in sheet.iter_rows(min_row=2) if row[1].value)
+    screened = allocated[header.index("screened_on")]
+    assert screened.is_date and screened.number_format == "yyyy-mm-dd"
+    assert isinstance(screened.value, dt.datetime) and screened.value.time() == dt.time(0)
+
+
+def test_text_in_a_spreadsheet_is_never_a_formula(run, tmp_path):
+    import openpyxl
+
+    db = str(tmp_path / "t.db")
+    run("--db", db, "init", check=True)
+    run("--db", db, "--user", "=1+1", "screen", "NATARS", "--site", "PKUIH", *FIELDS, check=True)
+    run("--db", db, "audit", "log", "--actor", "=1+1", "--format", "xlsx", "--out", "a.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "a.xlsx")["audit log"]
+    actors = {row[2].value: row[2].data_type for row in sheet.iter_rows(min_row=2)}
+    assert actors == {"=1+1": "s"}
+    at = sheet.cell(row=2, column=2)
+    assert at.is_date and at.number_format == "yyyy-mm-dd hh:mm:ss"
+
+
+def test_xlsx_needs_out_and_out_needs_xlsx(run, tmp_path):
+    db = str(tmp_path / "t.db")
+    run("--db", db, "init", check=True)
+    for args in (("--format", "xlsx"), ("--out", "x.xlsx")):
+        done = run("--db", db, "screenings", *args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert not (tmp_path / "x.xlsx").exists()
