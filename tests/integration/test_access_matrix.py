@@ -1429,3 +1429,23 @@ def test_only_the_trial_admin_loads_a_protocol_version(world: World) -> None:
     assert rows == [(admin,)]
     listed = world.ok(world.logins["coord_a"], "protocol", "versions", PROTOCOL).stdout
     assert "9.9" in listed
+
+
+def test_a_coordinators_sdtm_export_holds_only_their_sites_patients(world: World) -> None:
+    """Issue 23: the subject datasets are read through the login's own session, so row-level
+    security decides who is in them; a data manager's export holds every site's patients."""
+    import csv
+
+    seen = {}
+    for who in ("coord_a", "coord_b", "dm"):
+        out = world.cwd / f"sdtm-{who}"
+        world.ok(world.logins[who], "export", "sdtm", PROTOCOL, "--out", str(out))
+        with (out / "dm.csv").open(encoding="utf-8") as handle:
+            seen[who] = {row["SITEID"] for row in csv.DictReader(handle)}
+        for name in ("sv.csv", "ds.csv"):
+            with (out / name).open(encoding="utf-8") as handle:
+                subjects = {row["USUBJID"] for row in csv.DictReader(handle)}
+            assert all(OTHER not in s for s in subjects) or who != "coord_a", (who, name)
+    assert seen["coord_a"] == {OWN}
+    assert seen["coord_b"] == {OTHER}
+    assert seen["dm"] == {OWN, OTHER}
