@@ -37,6 +37,8 @@ LISTED_STATUSES = tuple(
 )
 SCREENING_RESULTS = ("eligible", "not_eligible", "incomplete")
 VOIDED_CHOICES = ("include", "exclude", "only")
+# services.queries.audit_log.AUDIT_COLUMNS, which tests/cli/test_listings.py holds it equal to.
+AUDIT_COLUMN_ORDER = ("seq", "at", "actor", "action", "entity", "entity_id", "op", "changes")
 
 
 def paging(func: F) -> F:
@@ -94,13 +96,17 @@ def _emit_page(
         return
     emit_rows(page.rows, columns, fmt)
     if fmt == "table":
-        # Only under a table: CSV and JSON stay exactly the rows, for scripts.
-        if not page.rows:
-            click.echo(f"no rows (of {page.total})" if page.total else "no rows")
-            return
-        first, last = page.offset + 1, page.offset + len(page.rows)
-        more = f"; next page: --offset {page.next_offset}" if page.next_offset else ""
-        click.echo(f"rows {first}-{last} of {page.total}{more}")
+        _footer(page)
+
+
+def _footer(page: Page) -> None:
+    # Only under a table: CSV and JSON stay exactly the rows, for scripts.
+    if not page.rows:
+        click.echo(f"no rows (of {page.total})" if page.total else "no rows")
+        return
+    first, last = page.offset + 1, page.offset + len(page.rows)
+    more = f"; next page: --offset {page.next_offset}" if page.next_offset else ""
+    click.echo(f"rows {first}-{last} of {page.total}{more}")
 
 
 @click.command()
@@ -228,6 +234,7 @@ def screenings(
 @click.option("--from", "date_from", type=DATE, help="On or after this day (UTC).")
 @click.option("--to", "date_to", type=DATE, help="On or before this day (UTC).")
 @click.option("--include-notes", is_flag=True, help="Show the notes typed beside reason codes.")
+@click.option("--wide", is_flag=True, help="Table: every change in full, however wide.")
 @paging
 @listing_format
 @click.pass_context
@@ -240,6 +247,7 @@ def audit_log(
     date_from: dt.date | None,
     date_to: dt.date | None,
     include_notes: bool,
+    wide: bool,
     offset: int,
     limit: int | None,
     fmt: str,
@@ -247,7 +255,8 @@ def audit_log(
 ) -> None:
     """List audit entries in chain order, each change as column: old → new.
 
-    An insert lists what it set (column=value). A birth date is never shown; notes only with
+    An insert lists what it set (column=value); a table fits the terminal's width
+    (--wide: every change in full). A birth date is never shown; notes only with
     --include-notes. On PostgreSQL the log is readable by data managers, statisticians and
     trial admins only.
 
@@ -284,4 +293,38 @@ def audit_log(
         for row in page.rows:
             # A typed instant (UTC) in the sheet; the log's own text everywhere else.
             row["at"] = dt.datetime.fromisoformat(row["at"])
+    if fmt == "table" and not wide:
+        _emit_fitted(page)
+        return
     _emit_page(page, AUDIT_COLUMNS, fmt, out, "audit log")
+
+
+def _cut(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: max(room - 1, 0)] + "…"
+
+
+def _emit_fitted(page: Page) -> None:
+    """The log as a table that fits the terminal: the instant to the second (UTC), and the
+    changes cut at the right edge with an ellipsis; when the other columns leave them too
+    little room, on a line of their own under each entry (--wide, CSV, JSON: everything)."""
+    import shutil
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    rows = page.rows
+    for row in rows:
+        row["at"] = str(row["at"])[:19].replace("T", " ")
+    fixed = [c for c in AUDIT_COLUMN_ORDER if c != "changes"]
+    used = sum(max([len(c), *(len(str(r[c])) for r in rows)]) + 2 for c in fixed)
+    if width - used >= 30:
+        for row in rows:
+            row["changes"] = _cut(str(row["changes"]), width - used)
+        _emit_page(page, list(AUDIT_COLUMN_ORDER), "table")
+        return
+    # Each entry on two lines: who did what to which row, then "op: changes" indented.
+    head = [c for c in fixed if c != "op"]
+    widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in head}
+    click.echo(_cut("  ".join(c.ljust(widths[c]) for c in head).rstrip(), width - 1))
+    for row in rows:
+        click.echo(_cut("  ".join(str(row[c]).ljust(widths[c]) for c in head).rstrip(), width - 1))
+        click.echo(_cut(f"     {row['op']}: {row['changes']}", width - 1))
+    _footer(page)

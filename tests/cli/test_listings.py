@@ -63,7 +63,9 @@ def test_screenings_filter_by_result_and_page(run, db_arg):
 
 def test_the_audit_log_lists_old_and_new_values(run, db_arg):
     _trial(run, db_arg)
-    done = run("--db", db_arg, "audit", "log", "--entity", "patients", "--action", "allocate")
+    done = run(
+        "--db", db_arg, "audit", "log", "--entity", "patients", "--action", "allocate", "--wide"
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "study_id: ∅ → PKUIH-NATARS-0001" in done.stdout
     rows = json.loads(
@@ -123,3 +125,15 @@ def test_xlsx_needs_out_and_out_needs_xlsx(run, tmp_path):
         done = run("--db", db, "screenings", *args)
         assert done.returncode == 2 and "Traceback" not in done.stderr
     assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_the_audit_log_table_fits_an_80_column_terminal_unless_wide(run, tmp_path, monkeypatch):
+    db = str(tmp_path / "t.db")
+    _trial(run, db)
+    monkeypatch.setenv("COLUMNS", "80")
+    fitted = run("--db", db, "audit", "log", check=True).stdout.splitlines()
+    assert max(len(line) for line in fitted) <= 80
+    assert any(line.endswith("…") for line in fitted)
+    wide = run("--db", db, "audit", "log", "--wide", check=True).stdout.splitlines()
+    assert max(len(line) for line in wide) > 80
+    assert fitted[-1] == wide[-1] and fitted[-1].startswith("rows 1-")
