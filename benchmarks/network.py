@@ -878,6 +878,11 @@ def _screening_row(p: _Prepared, patient_id: int) -> dict[str, Any]:
         "eligible": eligible,
         "recorded_at": _instant(p.case.screened_on, 1),
         "recorded_by": ACTOR,
+        # A network's screenings stand: none was recorded by mistake.
+        "voided_at": None,
+        "voided_by": None,
+        "void_reason": None,
+        "void_note": None,
     }
 
 
