@@ -46,8 +46,9 @@ class Bound:
 
 def conflicts(arm: Arm) -> list[Bound]:
     """The bounds of an irreducible conflicting set, or [] when every rule can hold together."""
-    bounds = _bounds(arm, occurrences(arm))
-    nodes = 2 * len(occurrences(arm)) + 1
+    occs = occurrences(arm)
+    bounds = _bounds(arm, occs)
+    nodes = 2 * len(occs) + 1
     if _consistent(bounds, nodes):
         return []
     needed = list(bounds)
