@@ -12,9 +12,10 @@ import sys
 import click
 
 from sarcoma_sched import __version__
+from sarcoma_sched.cli.lazy import LazyCommands
 from sarcoma_sched.errors import SarcomaSchedError
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
 
 DEBUG_ENV = "SARCOMA_SCHED_DEBUG"
 
@@ -78,55 +79,41 @@ def cli(ctx: click.Context, db_url: str | None, user: str | None, debug: bool) -
     ctx.obj["user"] = user
 
 
-def _register() -> None:
-    from sarcoma_sched.cli.access import access
-    from sarcoma_sched.cli.allocation import allocation
-    from sarcoma_sched.cli.database import audit, db, init
-    from sarcoma_sched.cli.demo import demo
-    from sarcoma_sched.cli.events import record, reschedule, schedule
-    from sarcoma_sched.cli.export import export
-    from sarcoma_sched.cli.listings import audit_log, patients, screenings
-    from sarcoma_sched.cli.patients import allocate, enroll, exclude, screen, withdraw
-    from sarcoma_sched.cli.plan import plan
-    from sarcoma_sched.cli.protocol import protocol
-    from sarcoma_sched.cli.queries import capacity, deviations, overdue, visits
-    from sarcoma_sched.cli.report import report
-    from sarcoma_sched.cli.screening_template import protocol_fields
-    from sarcoma_sched.cli.sites import site
-
-    for command in (
-        demo,
-        init,
-        site,
-        protocol,
-        plan,
-        screen,
-        screenings,
-        patients,
-        enroll,
-        allocate,
-        schedule,
-        record,
-        reschedule,
-        withdraw,
-        exclude,
-        visits,
-        overdue,
-        deviations,
-        capacity,
-        report,
-        export,
-        allocation,
-        audit,
-        access,
-        db,
-    ):
-        cli.add_command(command)
-    audit.add_command(audit_log)
-    protocol.add_command(protocol_fields)
-
-
-_register()
+# Each command by its module, in the order a coordinator meets them (``--help`` lists them so).
+# Imported only when asked for (``cli.lazy``): a read command loads its own module alone.
+COMMANDS = {
+    "demo": "sarcoma_sched.cli.demo:demo",
+    "init": "sarcoma_sched.cli.database:init",
+    "site": "sarcoma_sched.cli.sites:site",
+    "protocol": "sarcoma_sched.cli.protocol:protocol",
+    "plan": "sarcoma_sched.cli.plan:plan",
+    "screen": "sarcoma_sched.cli.patients:screen",
+    "screenings": "sarcoma_sched.cli.listings:screenings",
+    "patients": "sarcoma_sched.cli.listings:patients",
+    "enroll": "sarcoma_sched.cli.patients:enroll",
+    "allocate": "sarcoma_sched.cli.patients:allocate",
+    "schedule": "sarcoma_sched.cli.events:schedule",
+    "record": "sarcoma_sched.cli.events:record",
+    "reschedule": "sarcoma_sched.cli.events:reschedule",
+    "withdraw": "sarcoma_sched.cli.patients:withdraw",
+    "exclude": "sarcoma_sched.cli.patients:exclude",
+    "visits": "sarcoma_sched.cli.queries:visits",
+    "overdue": "sarcoma_sched.cli.queries:overdue",
+    "deviations": "sarcoma_sched.cli.queries:deviations",
+    "capacity": "sarcoma_sched.cli.queries:capacity",
+    "report": "sarcoma_sched.cli.report:report",
+    "export": "sarcoma_sched.cli.export:export",
+    "allocation": "sarcoma_sched.cli.allocation:allocation",
+    "audit": "sarcoma_sched.cli.database:audit",
+    "access": "sarcoma_sched.cli.access:access",
+    "db": "sarcoma_sched.cli.database:db",
+}
+# Subcommands defined beside related commands rather than with their group.
+SUBCOMMANDS = {
+    "audit": ["sarcoma_sched.cli.listings:audit_log"],
+    "protocol": ["sarcoma_sched.cli.screening_template:protocol_fields"],
+}
+cli.commands = LazyCommands(COMMANDS, SUBCOMMANDS)
 
 
 def main(argv: list[str] | None = None) -> None:
