@@ -85,7 +85,9 @@ class EventOutcome:
     earliest: dt.date
     latest: dt.date
     moved: list[EventChange]  # other events the re-plan changed
-    deviations: list[str]  # "event: message", this event's first
+    # "event: message", this event's first: those this change made or changed, not every one
+    # the calendar holds (`deviations` lists those).
+    deviations: list[str]
     flags: list[str]  # "event: message" for events the planner could not place cleanly
     # Every flag and notice of the calendar as re-planned: what ``schedule`` now shows.
     warnings: tuple[Notice, ...]
@@ -202,9 +204,14 @@ def _outcome(
     plan: Plan,
     changes: list[EventChange],
     session: Session,
+    stored: dict[str, str],
 ) -> EventOutcome:
-    deviations = [f"{d.event}: {d.message}" for d in plan.deviations if d.event == row.event_id]
-    deviations += [f"{d.event}: {d.message}" for d in plan.deviations if d.event != row.event_id]
+    # A deviation is told once, when it arises: one the rows already held before this change
+    # (a late cycle recorded last month) is the `deviations` listing's, not news of this
+    # record. A changed one (late by more days now) differs in its text, so it is told again.
+    fresh = [d for d in plan.deviations if d.message not in _messages(stored.get(d.event))]
+    deviations = [f"{d.event}: {d.message}" for d in fresh if d.event == row.event_id]
+    deviations += [f"{d.event}: {d.message}" for d in fresh if d.event != row.event_id]
     flags = [
         f"{e.id}: {f.message}"
         for e in plan.events
@@ -225,6 +232,16 @@ def _outcome(
         flags=flags,
         warnings=patient_schedule(session, patient.study_id or "").warnings,
     )
+
+
+def _messages(stored: str | None) -> tuple[str, ...]:
+    """The messages of a row's ``deviation`` column, which ``apply_plan`` joins with "; "."""
+    return tuple(stored.split("; ")) if stored else ()
+
+
+def _stored_deviations(rows: Sequence[ScheduledEvent]) -> dict[str, str]:
+    """Each event's deviations as stored before a change (the rows are updated in place)."""
+    return {row.event_id: row.deviation for row in rows if row.deviation}
 
 
 def record_event(
@@ -325,6 +342,7 @@ def record_event(
         actuals = {event_id: actual}
         if with_components:
             actuals.update(_components_done(session, patient, rows, event_id, actuals, today))
+        stored = _stored_deviations(rows)
         plan, changes = replan_patient(session, patient, rows, actuals=actuals)
         order = [
             v.message
@@ -336,7 +354,7 @@ def record_event(
         if note is not None or not by_day:
             row.note = f"corrected: {note}" if correct and note else note
         session.flush()
-        return _outcome(patient, row, plan, changes, session)
+        return _outcome(patient, row, plan, changes, session, stored)
 
 
 def _with_day(
@@ -447,6 +465,7 @@ def reschedule_event(
             )
         # Held as if it must stand, so a date that breaks a rule now is refused, not released.
         pin = Pin(to, str(code) if code else "", keep=True)
+        stored = _stored_deviations(rows)
         plan, changes = replan_patient(session, patient, rows, pins={event_id: pin})
         broken = [f.message for f in plan[event_id].flags if f.code in UNSAFE_FLAGS] + [
             v.message
@@ -458,4 +477,4 @@ def reschedule_event(
         row.note = note
         row.pin_policy = None if policy == PinPolicy.RELEASE else str(policy)
         session.flush()
-        return _outcome(patient, row, plan, changes, session)
+        return _outcome(patient, row, plan, changes, session, stored)
