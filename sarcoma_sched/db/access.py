@@ -51,9 +51,12 @@ PATIENT_TABLES = (
     "allocations",
     "scheduled_events",
     "participation_ends",
+    "protocol_transitions",
 )
 SERIAL_TABLES = (
     "protocol_versions",
+    "protocol_activations",
+    "protocol_transitions",
     "site_closures",
     "site_resources",
     "patients",
@@ -111,6 +114,7 @@ def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
     reference = (
         "protocol_versions",
         "protocol_definitions",
+        "protocol_activations",
         "trial_keys",
         "installation",
         "alembic_version",
@@ -135,7 +139,8 @@ def _select_grants() -> dict[str, dict[str, tuple[str, ...]]]:
             "SELECT": (*everything, "audit_log", "audit_head"),
             "INSERT, UPDATE, DELETE": ("sites", "site_closures", "site_resources"),
             "INSERT, UPDATE": ("protocol_versions", "trial_keys"),
-            "INSERT": ("protocol_definitions",),
+            # Which version a site runs from its ethics approval (``protocol activate``).
+            "INSERT": ("protocol_definitions", "protocol_activations"),
         },
     }
 

@@ -41,7 +41,9 @@ __all__ = [
     "Installation",
     "ParticipationEnd",
     "Patient",
+    "ProtocolActivation",
     "ProtocolDefinition",
+    "ProtocolTransition",
     "ProtocolVersion",
     "ScheduledEvent",
     "Screening",
@@ -102,6 +104,40 @@ class ProtocolDefinition(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"), primary_key=True)
     site_definition: Mapped[str] = mapped_column(Text)
     allocation: Mapped[str] = mapped_column(Text)
+
+
+class ProtocolActivation(Base):
+    """Version ``version_id`` runs at ``site_code`` from the site's ethics approval date
+    ``approved_on`` (``protocol activate``). With neither site nor date, the trial's baseline:
+    the version every site runs from the beginning until an activation there (migration 0011;
+    the rule is ``protocol.activation.active_version``)."""
+
+    __tablename__ = "protocol_activations"
+    __table_args__ = (
+        UniqueConstraint("version_id", "site_code"),
+        CheckConstraint(
+            "(site_code IS NULL AND approved_on IS NULL) "
+            "OR (site_code IS NOT NULL AND approved_on IS NOT NULL)",
+            name="baseline",
+        ),
+        Index(None, "protocol_id", "site_code", "approved_on"),
+        # One baseline per trial: NULL site codes are distinct in the constraint above.
+        Index(
+            "ix_protocol_activations_baseline",
+            "protocol_id",
+            unique=True,
+            sqlite_where=text("site_code IS NULL"),
+            postgresql_where=text("site_code IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[str] = mapped_column(String(32))
+    version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    site_code: Mapped[str | None] = mapped_column(ForeignKey("sites.code"))
+    approved_on: Mapped[dt.date | None] = mapped_column(Date)
+    activated_at: Mapped[dt.datetime]
+    activated_by: Mapped[str] = mapped_column(String(64))
 
 
 class Site(Base):
@@ -216,6 +252,21 @@ class Enrollment(Base):
     consent_date: Mapped[dt.date] = mapped_column(Date)
     enrolled_at: Mapped[dt.datetime]
     enrolled_by: Mapped[str] = mapped_column(String(64))
+
+
+class ProtocolTransition(Base):
+    """A patient moved from one protocol version to another on re-consenting (``transition``);
+    the enrolment then names ``to_version_id``. The patient's version history, oldest first."""
+
+    __tablename__ = "protocol_transitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    from_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    to_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    reconsent_date: Mapped[dt.date] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime]
+    recorded_by: Mapped[str] = mapped_column(String(64))
 
 
 class Allocation(Base):
@@ -444,5 +495,7 @@ AUDITED: dict[str, type[Base]] = {
         Installation,
         AccessGrant,
         TrialKey,
+        ProtocolActivation,
+        ProtocolTransition,
     )
 }

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.db.models import (
     Allocation,
     Installation,
+    ProtocolActivation,
     ProtocolDefinition,
     ProtocolVersion,
     Site,
@@ -107,12 +108,34 @@ def load_protocols(db: Database, actor: str, loaded: Iterable[LoadedProtocol]) -
                         allocation=server_allocation(protocol),
                     )
                 )
+                _add_baseline(session, actor, protocol.id, version.id)
             _add_missing_sites(session, protocol)
             session.flush()
             results.append(
                 LoadResult(protocol.id, protocol.version, protocol.content_hash, known is None)
             )
     return results
+
+
+def _add_baseline(session: Session, actor: str, protocol_id: str, version_id: int) -> None:
+    """A trial's first version runs at every site from the beginning; a later one runs only
+    where ``protocol activate`` records its ethics approval (migration 0011)."""
+    exists = session.scalar(
+        select(ProtocolActivation.id).where(
+            ProtocolActivation.protocol_id == protocol_id, ProtocolActivation.site_code.is_(None)
+        )
+    )
+    if exists is None:
+        session.add(
+            ProtocolActivation(
+                protocol_id=protocol_id,
+                version_id=version_id,
+                site_code=None,
+                approved_on=None,
+                activated_at=utc_now(),
+                activated_by=actor,
+            )
+        )
 
 
 def _check_allocation_kept(session: Session, protocol: Protocol) -> None:
