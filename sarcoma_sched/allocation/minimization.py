@@ -13,11 +13,11 @@ from functools import reduce
 
 from sarcoma_sched.allocation.stream import DrawStream
 
-__all__ = ["MinimizationRule", "reduced_ratio"]
+__all__ = ["TIE_TOLERANCE", "MinimizationRule", "reduced_ratio"]
 
 # Relative tolerance when comparing weighted totals: factor imbalances are exact integers, but
 # float weights can make mathematically equal totals differ in the last bit; such arms tie.
-_TIE_TOLERANCE = 1e-9
+TIE_TOLERANCE = 1e-9
 
 
 def reduced_ratio(arm_ids: Sequence[str], ratio: Mapping[str, int]) -> list[int]:
@@ -97,7 +97,7 @@ class MinimizationRule:
 
     def preferred(self, totals: Sequence[float]) -> list[int]:
         best = min(totals)
-        limit = best + _TIE_TOLERANCE * max(1.0, abs(best))
+        limit = best + TIE_TOLERANCE * max(1.0, abs(best))
         return [a for a, t in enumerate(totals) if t <= limit]
 
     def choose(self, totals: Sequence[float], stream: DrawStream) -> tuple[int, list[int], float]:

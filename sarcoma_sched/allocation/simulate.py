@@ -9,11 +9,16 @@ differences between methods are not sampling noise in the patients):
 * permuted blocks of size 2 × the ratio's sum, stratified by the same factors — the usual
   restricted alternative.
 
-The methods run through the allocator's own code (:func:`block_arms`, :class:`MinimizationRule`,
-draws from a :class:`DrawStream`), only the counts are kept incrementally instead of being
-rebuilt from the history at every step, and the per-patient draws are the DrawStream's HMACs
-computed directly (``stream.first_uniform`` and its neighbours): the same numbers, without an
-object per draw.
+Two paths allocate the simulated patients, from the same streams (each method and trial its own
+key, each decision the stream the allocator would derive for it) and with the same assignments:
+
+* the fast path (:mod:`fast_simulation`), NumPy across trials: the allocator's arithmetic for a
+  chunk of trials at once, position by position, with the stream's draws computed in bulk
+  (:mod:`bulk_draws`);
+* the exact path (:mod:`exact_simulation`, ``allocation simulate --exact``): the production
+  :func:`allocate` itself, patient by patient over the growing history.
+
+Both feed the same tally (:mod:`tally`), so a seed gives the same report on either.
 
 Imbalance is measured on counts divided by the arms' ratio shares (in lowest terms), as the
 range over arms: |N_A − N_B| for two arms 1:1, max − min of the counts for equal ratios, and for
@@ -23,27 +28,17 @@ unequal ratios the range of N/ratio (2:1 with 6 and 3 patients is balanced).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sarcoma_sched.allocation.blocks import block_arms, forced_from
 from sarcoma_sched.allocation.methods import method_fields
-from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
-from sarcoma_sched.allocation.records import stratum_key
-from sarcoma_sched.allocation.stream import (
-    FIRST_BLOCK,
-    DrawStream,
-    derive_messages,
-    derived_key,
-    first_uniform,
-    randbelow_after,
-)
+from sarcoma_sched.allocation.minimization import MinimizationRule
+from sarcoma_sched.allocation.stream import derived_key
 from sarcoma_sched.errors import AllocationError
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
@@ -63,6 +58,15 @@ from sarcoma_sched.protocol.screening import (
     Rule,
 )
 from sarcoma_sched.vocabulary import CriterionStage
+
+if TYPE_CHECKING:
+    # NumPy and the modules built on it load when a simulation runs, not with the package.
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from sarcoma_sched.allocation.tally import Tally
+
+    Ints = NDArray[np.int64]
 
 __all__ = [
     "LevelImbalance",
@@ -204,6 +208,7 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     *,
     comparators: bool = True,
+    exact: bool = False,
 ) -> SimulationReport:
     """Simulate ``n_trials`` trials of ``n_patients`` under ``method`` and the comparators.
 
@@ -211,6 +216,10 @@ def simulate(
     reads (see :func:`default_distributions`). ``progress`` is called with 1 after each trial.
     ``comparators=False`` simulates the protocol's method alone (its figures are the same as
     with the comparators). The same seed gives the same report.
+
+    The trials are allocated by the vectorised path (:mod:`fast_simulation`) unless ``exact``,
+    which runs the production allocator itself, patient by patient; both draw from the same
+    streams and give the same assignments, hence the same report.
     """
     if isinstance(method, ConcealedAllocation):
         raise AllocationError(
@@ -229,6 +238,9 @@ def simulate(
             f"the allocation ratio names {', '.join(method.ratio)} but the arms are "
             f"{', '.join(arms)}"
         )
+    # NumPy is imported here, not with the package: every allocation command loads this module.
+    from sarcoma_sched.allocation.tally import Tally
+
     fields = method_fields(method)
     dists = _normalise(fields, factor_distributions)
     levels = [list(dists[f]) for f in fields]
@@ -239,37 +251,35 @@ def simulate(
         strata=fields,
         block_sizes=[2 * total],
     )
-    simulators: list[_Simulator] = [
-        _simulator_for(method, arms, fields, levels, "protocol: "),
-        _Simple(arms, method.ratio),
-    ]
+    designs = [_design_for(method, arms, fields, levels, "protocol: "), _simple(arms, method.ratio)]
     if not (
         isinstance(method, BlockAllocation)
         and method.strata == fields
         and set(method.block_sizes) == {2 * total}
     ):
-        simulators.append(_simulator_for(comparator, arms, fields, levels, ""))
+        designs.append(_design_for(comparator, arms, fields, levels, ""))
 
     if not comparators:
-        simulators = simulators[:1]
+        designs = designs[:1]
 
     root = hashlib.sha256(f"sarcoma-sched/simulation/{seed}".encode()).digest()
     cum = [_cumulative(dists[f].values()) for f in fields]
-    tallies = [_Tally(arms, method.ratio, levels) for _ in simulators]
-    for t in range(n_trials):
-        # Seeded by text: random.Random hashes str seeds with SHA-512, stable across runs.
-        rng = random.Random(f"sarcoma-sched/simulation/{seed}/patients/{t}")
-        columns = [
-            rng.choices(range(len(lv)), cum_weights=cw, k=n_patients)
-            for lv, cw in zip(levels, cum, strict=True)
-        ]
-        patients = list(zip(*columns, strict=True)) if columns else [()] * n_patients
-        for sim, tally in zip(simulators, tallies, strict=True):
-            # The key of DrawStream(root).derive(sim.name, t): each method and trial its own.
-            arms_given, deterministic = sim.run(derived_key(root, sim.name, t), patients)
-            tally.run(sim, patients, arms_given, deterministic)
+    tallies = [Tally(arms, method.ratio, [len(lv) for lv in levels]) for _ in designs]
+    # The exact path allocates one trial at a time; the fast one a chunk of trials together,
+    # large enough for NumPy to pay off and small enough to keep its arrays in memory.
+    chunk = 1 if exact else max(1, min(n_trials, _CHUNK_ASSIGNMENTS // n_patients))
+    for start in range(0, n_trials, chunk):
+        trials = range(start, min(n_trials, start + chunk))
+        patients = _patients(seed, trials, levels, cum, n_patients)
+        for design, tally in zip(designs, tallies, strict=True):
+            # The key of DrawStream(root).derive(design.name, t): each method and trial its own.
+            keys = [derived_key(root, design.name, t) for t in trials]
+            run = design.exact if exact else design.fast
+            given, deterministic = run(keys, patients)
+            tally.add(patients, given, deterministic, design.guess_in_stratum)
         if progress is not None:
-            progress(1)
+            for _ in trials:
+                progress(1)
 
     return SimulationReport(
         arms=arms,
@@ -278,8 +288,53 @@ def simulate(
         n_trials=n_trials,
         seed=seed,
         distributions=dists,
-        methods=[tally.report(sim, fields) for sim, tally in zip(simulators, tallies, strict=True)],
+        methods=[
+            _report(design, tally, fields, levels, arms)
+            for design, tally in zip(designs, tallies, strict=True)
+        ],
     )
+
+
+# Assignments simulated together by the fast path: 2**18 keeps its arrays to tens of MB.
+_CHUNK_ASSIGNMENTS = 1 << 18
+
+
+def _patients(
+    seed: int, trials: range, levels: list[list[str]], cum: list[list[float]], n: int
+) -> Ints:
+    """``patients[t, i, f]``: the level index of factor f of trial t's patient i + 1.
+
+    Each trial's levels are ``rng.choices(range(len(levels)), cum_weights=cum, k=n)``, factor
+    after factor, from ``random.Random`` seeded by the trial's text (hashed with SHA-512,
+    stable across runs). The generator's state is handed to NumPy's MT19937, the same
+    Mersenne Twister, which makes the same 32-bit outputs in bulk; they are turned into
+    ``random()``'s doubles and ``choices``' bisection exactly as the random module does.
+    """
+    import numpy as np
+
+    n_factors = len(levels)
+    out = np.empty((len(trials), n, n_factors), dtype=np.int64)
+    if not n_factors:
+        return out
+    generator = np.random.MT19937()
+    raw = np.empty((len(trials), 2 * n * n_factors), dtype=np.uint64)
+    for row, t in enumerate(trials):
+        _, internal, _ = random.Random(f"sarcoma-sched/simulation/{seed}/patients/{t}").getstate()
+        generator.state = {
+            "bit_generator": "MT19937",
+            "state": {"key": np.array(internal[:-1], dtype=np.uint32), "pos": internal[-1]},
+        }
+        raw[row] = generator.random_raw(2 * n * n_factors)
+    # random(): (a >> 5, b >> 6) of two outputs as 53 bits, exact in a double.
+    uniform = ((raw[:, 0::2] >> np.uint64(5)) * 67108864.0 + (raw[:, 1::2] >> np.uint64(6))) / (
+        9007199254740992.0
+    )
+    for f, weights in enumerate(cum):
+        total = weights[-1] + 0.0
+        # choices(): bisect_right over all cumulative weights but the last, of random() * total.
+        drawn = uniform[:, f * n : (f + 1) * n] * total
+        out[:, :, f] = np.searchsorted(np.array(weights[:-1]), drawn, side="right")
+    return out
 
 
 def default_distributions(protocol: Protocol) -> dict[str, dict[str, float]]:
@@ -340,265 +395,103 @@ def _narrow(rule: Rule, name: str, allowed: set[str], boolean: bool) -> set[str]
 
 
 # ---------------------------------------------------------------------------------------------
-# Simulators: one per method, state reset per trial, driven by the shared allocation code.
+# Designs: one per simulated method, with its fast (vectorised) and exact (allocator) runs.
 # ---------------------------------------------------------------------------------------------
 
+# (trial keys, patients[t, i, f]) -> (arm index per trial and position, deterministic per trial)
+_Run = Callable[[list[bytes], "Ints"], tuple["Ints", "Ints"]]
 
-class _Simulator:
+
+@dataclass(frozen=True)
+class _Design:
     name: str
     description: str
+    fast: _Run
+    exact: _Run
     # Whether the convergence guesser looks at the patient's stratum (blocks) or the whole trial.
     guess_in_stratum: bool = False
 
-    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
-        """(arm index per patient, how many were deterministic) for one trial whose draws come
-        from the stream keyed ``key``; ``patients`` are level indices, position = index + 1."""
-        raise NotImplementedError
 
+def _design_for(
+    method: BlockAllocation | MinimizationAllocation,
+    arms: list[str],
+    fields: list[str],
+    levels: list[list[str]],
+    prefix: str,
+) -> _Design:
+    from sarcoma_sched.allocation.exact_simulation import allocator_exact
+    from sarcoma_sched.allocation.fast_simulation import blocks_fast, minimization_fast
 
-def _simulator_for(
-    method: Allocation, arms: list[str], fields: list[str], levels: list[list[str]], prefix: str
-) -> _Simulator:
+    exact = partial(allocator_exact, method, arms, fields, levels)
     if isinstance(method, MinimizationAllocation):
-        return _Minimizer(method, arms, fields, levels, prefix)
-    assert isinstance(method, BlockAllocation)
-    return _Blocks(method, arms, fields, levels, prefix)
-
-
-class _Simple(_Simulator):
-    def __init__(self, arms: list[str], ratio: Mapping[str, int]) -> None:
-        self.name = "simple randomization"
-        self.description = "each arm independently with probability ratio/sum"
-        weights = reduced_ratio(arms, ratio)
-        # simple_randomization's mapping of its draw r to an arm, as a table: r -> arm index.
-        self.table = [a for a, w in enumerate(weights) for _ in range(w)]
-        self.messages: list[bytes] = []
-
-    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
-        n = len(patients)
-        if len(self.messages) <= n:
-            self.messages = derive_messages("simple", n)
-        messages, table, m = self.messages, self.table, len(self.table)
-        digest = hmac.digest
-        out = []
-        for position in range(1, n + 1):
-            # simple_randomization(arms, ratio, stream.derive("simple", position))
-            derived = digest(key, messages[position], "sha256")
-            block = digest(derived, FIRST_BLOCK, "sha256")
-            out.append(table[randbelow_after(derived, block, 0, m)])
-        return out, 0
-
-
-class _Blocks(_Simulator):
-    guess_in_stratum = True
-
-    def __init__(
-        self,
-        method: BlockAllocation,
-        arms: list[str],
-        fields: list[str],
-        levels: list[list[str]],
-        prefix: str,
-    ) -> None:
-        sizes = ", ".join(str(s) for s in method.block_sizes)
-        strata = " × ".join(method.strata) or "none"
-        self.name = f"{prefix}permuted blocks ({sizes})"
-        self.description = f"stratified permuted blocks of {sizes}, strata: {strata}"
-        self.method = method
-        self.arms = arms
-        self.index = {a: i for i, a in enumerate(arms)}
-        self.fields = fields
-        self.picks = [fields.index(f) for f in method.strata]
-        self.keys: dict[tuple[int, ...], str] = {}
-        self.level_names = levels
-
-    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
-        # A block is derived once per ~size patients: the allocator's own block_arms, unchanged.
-        stream = DrawStream(key)
-        # stratum -> [block index, arm indices, next slot, first forced slot]
-        state: dict[tuple[int, ...], list[Any]] = {}
-        picks = self.picks
-        out = []
-        forced = 0
-        for patient in patients:
-            sub = tuple(patient[i] for i in picks)
-            st = state.get(sub)
-            if st is None or st[2] == len(st[1]):
-                k = 0 if st is None else st[0] + 1
-                block = block_arms(
-                    stream,
-                    self._key(sub),
-                    k,
-                    self.arms,
-                    self.method.ratio,
-                    self.method.block_sizes,
-                )
-                st = state[sub] = [k, [self.index[a] for a in block], 0, forced_from(block)]
-            slot = st[2]
-            st[2] = slot + 1
-            out.append(st[1][slot])
-            forced += slot >= st[3]
-        return out, forced
-
-    def _key(self, sub: tuple[int, ...]) -> str:
-        key = self.keys.get(sub)
-        if key is None:
-            values = {
-                name: self.level_names[self.fields.index(name)][lv]
-                for name, lv in zip(self.method.strata, sub, strict=True)
-            }
-            key = self.keys[sub] = stratum_key(self.method.strata, values)
-        return key
-
-
-class _Minimizer(_Simulator):
-    def __init__(
-        self,
-        method: MinimizationAllocation,
-        arms: list[str],
-        fields: list[str],
-        levels: list[list[str]],
-        prefix: str,
-    ) -> None:
         factors = ", ".join(f"{f.field}×{f.weight:g}" for f in method.factors)
-        self.name = f"{prefix}minimization (p={method.probability:g}, {method.imbalance})"
-        self.description = (
-            f"Pocock–Simon minimization over {factors}, {method.imbalance} imbalance, "
-            f"minimizing arm with probability {method.probability:g}"
-        )
-        self.rule = MinimizationRule(
+        rule = MinimizationRule(
             arms,
             method.ratio,
             [f.weight for f in method.factors],
             method.probability,
             method.imbalance,
         )
-        self.picks = [fields.index(f.field) for f in method.factors]
-        self.n_levels = [len(levels[i]) for i in self.picks]
-        self.n_arms = len(arms)
-        self.messages: list[bytes] = []
-
-    def run(self, key: bytes, patients: Sequence[tuple[int, ...]]) -> tuple[list[int], int]:
-        n = len(patients)
-        if len(self.messages) <= n:
-            self.messages = derive_messages("minimization", n)
-        messages, rule, picks = self.messages, self.rule, self.picks
-        totals_of, pick, deterministic = rule.totals, rule.pick, rule.deterministic
-        digest = hmac.digest
-        # counts[f][level][arm]: patients so far with that level of factor f, per arm.
-        counts = [[[0] * self.n_arms for _ in range(n_levels)] for n_levels in self.n_levels]
-        out = []
-        forced = 0
-        for position, patient in enumerate(patients, 1):
-            rows = [by_level[patient[i]] for by_level, i in zip(counts, picks, strict=True)]
-            totals = totals_of(rows)
-            # rule.choose(totals, stream.derive("minimization", position)), draw for draw.
-            derived = digest(key, messages[position], "sha256")
-            block = digest(derived, FIRST_BLOCK, "sha256")
-            then = partial(randbelow_after, derived, block, 7)
-            arm, preferred = pick(totals, first_uniform(block), then)
-            for row in rows:
-                row[arm] += 1
-            out.append(arm)
-            forced += deterministic(preferred)
-        return out, forced
-
-
-# ---------------------------------------------------------------------------------------------
-# Tallies: the operating characteristics, accumulated over trials.
-# ---------------------------------------------------------------------------------------------
-
-
-class _Tally:
-    def __init__(self, arms: list[str], ratio: Mapping[str, int], levels: list[list[str]]) -> None:
-        r = reduced_ratio(arms, ratio)
-        self.arms = arms
-        self.lcm = math.lcm(*r)
-        # Counts are kept multiplied by lcm/ratio so that comparing arms is integer arithmetic.
-        self.mult = [self.lcm // x for x in r]
-        self.levels = levels
-        self.final: list[float] = []
-        self.maximum: list[float] = []
-        self.marginal_total: list[float] = []
-        self.marginal: list[list[list[float]]] = [[[] for _ in lv] for lv in levels]
-        self.strata_total: list[float] = []
-        self.strata_max: list[float] = []
-        self.predict: list[float] = []
-        self.determ: list[float] = []
-        self.share = [0.0] * len(arms)
-
-    def run(
-        self,
-        sim: _Simulator,
-        patients: Sequence[tuple[int, ...]],
-        arms: Sequence[int],
-        deterministic: int,
-    ) -> None:
-        """One trial: ``arms[i]`` is the arm given to ``patients[i]``."""
-        k = len(self.arms)
-        mult = self.mult
-        overall = [0] * k
-        marginal = [[[0] * k for _ in lv] for lv in self.levels]
-        strata: dict[tuple[int, ...], list[int]] = {}
-        worst = 0
-        correct = 0.0
-        in_stratum = sim.guess_in_stratum
-        for patient, arm in zip(patients, arms, strict=True):
-            cell = strata.get(patient)
-            if cell is None:
-                cell = strata[patient] = [0] * k
-            # Convergence guess (Blackwell–Hodges): the arm furthest behind its ratio share so
-            # far; a tie among m arms is a random guess, credited 1/m (its expected score).
-            seen = cell if in_stratum else overall
-            low = min(seen)
-            if seen[arm] == low:
-                correct += 1.0 / seen.count(low)
-            step = mult[arm]
-            overall[arm] += step
-            cell[arm] += step
-            for f, lv in enumerate(patient):
-                marginal[f][lv][arm] += step
-            spread = max(overall) - min(overall)
-            if spread > worst:
-                worst = spread
-        n = len(patients)
-        lcm = self.lcm
-        self.final.append((max(overall) - min(overall)) / lcm)
-        self.maximum.append(worst / lcm)
-        total = 0.0
-        for f, by_level in enumerate(marginal):
-            for lv, counts in enumerate(by_level):
-                d = (max(counts) - min(counts)) / lcm
-                self.marginal[f][lv].append(d)
-                total += d
-        self.marginal_total.append(total)
-        spreads = [(max(c) - min(c)) / lcm for c in strata.values()]
-        self.strata_total.append(math.fsum(spreads))
-        self.strata_max.append(max(spreads))
-        self.predict.append(correct / n)
-        self.determ.append(deterministic / n)
-        for a in range(k):
-            self.share[a] += overall[a] / mult[a] / n
-
-    def report(self, sim: _Simulator, fields: list[str]) -> MethodReport:
-        trials = len(self.final)
-        return MethodReport(
-            name=sim.name,
-            description=sim.description,
-            final_imbalance=Stats.of(self.final),
-            max_imbalance=Stats.of(self.maximum),
-            marginal_total=Stats.of(self.marginal_total),
-            marginal=[
-                LevelImbalance(field, level, Stats.of(self.marginal[f][lv]))
-                for f, field in enumerate(fields)
-                for lv, level in enumerate(self.levels[f])
-            ],
-            strata_total=Stats.of(self.strata_total),
-            strata_max=Stats.of(self.strata_max),
-            predictability=Stats.of(self.predict),
-            deterministic_share=Stats.of(self.determ),
-            arm_share={a: self.share[i] / trials for i, a in enumerate(self.arms)},
+        picks = [fields.index(f.field) for f in method.factors]
+        return _Design(
+            name=f"{prefix}minimization (p={method.probability:g}, {method.imbalance})",
+            description=(
+                f"Pocock–Simon minimization over {factors}, {method.imbalance} imbalance, "
+                f"minimizing arm with probability {method.probability:g}"
+            ),
+            fast=partial(minimization_fast, rule, picks, [len(levels[i]) for i in picks]),
+            exact=exact,
         )
+    sizes = ", ".join(str(s) for s in method.block_sizes)
+    strata = " × ".join(method.strata) or "none"
+    return _Design(
+        name=f"{prefix}permuted blocks ({sizes})",
+        description=f"stratified permuted blocks of {sizes}, strata: {strata}",
+        fast=partial(blocks_fast, method, arms, [fields.index(f) for f in method.strata], levels),
+        exact=exact,
+        guess_in_stratum=True,
+    )
+
+
+def _simple(arms: list[str], ratio: Mapping[str, int]) -> _Design:
+    from sarcoma_sched.allocation.exact_simulation import simple_exact
+    from sarcoma_sched.allocation.fast_simulation import simple_fast
+
+    def fast(keys: list[bytes], patients: Ints) -> tuple[Ints, Ints]:
+        return simple_fast(arms, ratio, keys, patients.shape[1])
+
+    def exact(keys: list[bytes], patients: Ints) -> tuple[Ints, Ints]:
+        return simple_exact(arms, ratio, keys, patients.shape[1])
+
+    return _Design(
+        name="simple randomization",
+        description="each arm independently with probability ratio/sum",
+        fast=fast,
+        exact=exact,
+    )
+
+
+def _report(
+    design: _Design, tally: Tally, fields: list[str], levels: list[list[str]], arms: list[str]
+) -> MethodReport:
+    trials = len(tally.final)
+    return MethodReport(
+        name=design.name,
+        description=design.description,
+        final_imbalance=Stats.of(tally.final),
+        max_imbalance=Stats.of(tally.maximum),
+        marginal_total=Stats.of(tally.marginal_total),
+        marginal=[
+            LevelImbalance(field, level, Stats.of(tally.marginal[f][lv]))
+            for f, field in enumerate(fields)
+            for lv, level in enumerate(levels[f])
+        ],
+        strata_total=Stats.of(tally.strata_total),
+        strata_max=Stats.of(tally.strata_max),
+        predictability=Stats.of(tally.predict),
+        deterministic_share=Stats.of(tally.determ),
+        arm_share={a: tally.share[i] / trials for i, a in enumerate(arms)},
+    )
 
 
 def _normalise(

@@ -1,0 +1,63 @@
+"""The simulated methods run by the production allocator itself: ``allocation simulate --exact``.
+
+Each simulated patient is allocated by :func:`allocate` over the trial's history so far, from a
+:class:`DrawStream` under the trial's key, exactly as a coordinator's allocation would be (the
+comparator, simple randomization, by :func:`simple_randomization`). Nothing is shared with the
+vectorised path but the key, so the two agreeing is evidence, not a tautology. It costs what
+the allocator costs: the history is re-read at every position, quadratic in the trial's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sarcoma_sched.allocation.methods import allocate, simple_randomization
+from sarcoma_sched.allocation.records import PriorAllocation
+from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.protocol.allocation import BlockAllocation, MinimizationAllocation
+
+__all__ = ["allocator_exact", "simple_exact"]
+
+Ints = NDArray[np.int64]
+
+
+def allocator_exact(
+    method: BlockAllocation | MinimizationAllocation,
+    arm_ids: Sequence[str],
+    fields: Sequence[str],
+    level_names: Sequence[Sequence[str]],
+    trial_keys: Sequence[bytes],
+    patients: Ints,
+) -> tuple[Ints, Ints]:
+    """(arm index per trial and position, deterministic assignments per trial)."""
+    n_trials, n, _ = patients.shape
+    index = {a: i for i, a in enumerate(arm_ids)}
+    out = np.empty((n_trials, n), dtype=np.int64)
+    forced = np.zeros(n_trials, dtype=np.int64)
+    for t in range(n_trials):
+        stream = DrawStream(trial_keys[t])
+        history: list[PriorAllocation] = []
+        for i, levels in enumerate(patients[t].tolist()):
+            factors = {
+                f: level_names[c][lv] for c, (f, lv) in enumerate(zip(fields, levels, strict=True))
+            }
+            decision = allocate(method, arm_ids, history, factors, i + 1, stream)
+            history.append(PriorAllocation(i + 1, decision.arm, factors, decision.stratum))
+            out[t, i] = index[decision.arm]
+            forced[t] += decision.deterministic
+    return out, forced
+
+
+def simple_exact(
+    arm_ids: Sequence[str], ratio: Mapping[str, int], trial_keys: Sequence[bytes], n: int
+) -> tuple[Ints, Ints]:
+    index = {a: i for i, a in enumerate(arm_ids)}
+    out = np.empty((len(trial_keys), n), dtype=np.int64)
+    for t, key in enumerate(trial_keys):
+        stream = DrawStream(key)
+        for i in range(n):
+            out[t, i] = index[simple_randomization(arm_ids, ratio, stream.derive("simple", i + 1))]
+    return out, np.zeros(len(trial_keys), dtype=np.int64)

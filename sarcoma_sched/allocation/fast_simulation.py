@@ -1,0 +1,219 @@
+"""The simulated methods vectorised across trials: the arms they give, at NumPy speed.
+
+Trials are independent and only the patients within a trial are sequential, so each function
+here walks the positions once and decides position p for every trial of a chunk at the same
+time. The arithmetic is the allocator's, operation for operation (the same integers, the same
+float additions in the same order, the same tie tolerance), and the draws are the stream's own
+(:mod:`bulk_draws`), so every assignment equals what :func:`allocate` returns for the same key:
+``tests/unit/test_allocation_fast_simulation.py`` holds the two equal for every method.
+
+``patients[t, i, f]`` is the level index of factor f for trial t's patient at position i + 1;
+``trial_keys[t]`` keys trial t's stream. Each function returns the arm index of every patient
+and, per trial, how many assignments were deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sarcoma_sched.allocation.blocks import block_arms, forced_from
+from sarcoma_sched.allocation.bulk_draws import (
+    first_uniforms,
+    position_draws,
+    randbelow_exact,
+    randbelow_from,
+    randbelow_table,
+)
+from sarcoma_sched.allocation.minimization import TIE_TOLERANCE, MinimizationRule, reduced_ratio
+from sarcoma_sched.allocation.records import stratum_key
+from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.protocol.allocation import BlockAllocation
+
+__all__ = ["Arms", "blocks_fast", "minimization_fast", "simple_fast"]
+
+Ints = NDArray[np.int64]
+# (arm index per trial and position, deterministic assignments per trial)
+Arms = tuple[Ints, Ints]
+
+
+def simple_fast(
+    arm_ids: Sequence[str], ratio: Mapping[str, int], trial_keys: Sequence[bytes], n: int
+) -> Arms:
+    """``simple_randomization(arms, ratio, stream.derive("simple", position))`` everywhere."""
+    weights = reduced_ratio(arm_ids, ratio)
+    # The draw r in [0, sum) maps to the arm whose cumulative weight first exceeds it.
+    table = np.array([a for a, w in enumerate(weights) for _ in range(w)], dtype=np.int64)
+    draws = position_draws(trial_keys, "simple", n)
+    arms = table[randbelow_from(draws, 0, len(table))]
+    return arms, np.zeros(len(trial_keys), dtype=np.int64)
+
+
+def minimization_fast(
+    rule: MinimizationRule,
+    picks: Sequence[int],
+    n_levels: Sequence[int],
+    trial_keys: Sequence[bytes],
+    patients: Ints,
+) -> Arms:
+    """``allocate`` under minimization, position after position, for every trial at once.
+
+    ``picks[j]`` is the column of ``patients`` holding the rule's j-th factor, which has
+    ``n_levels[j]`` levels.
+    """
+    n_trials, n, _ = patients.shape
+    k = rule.n_arms
+    draws = position_draws(trial_keys, "minimization", n)
+    uniforms = first_uniforms(draws.blocks)
+    # randbelow(m) after the uniform's 7 bytes, for every pool size a tie can leave.
+    ties = {m: randbelow_table(draws, 7, m) for m in range(2, k + 1)}
+    weights = rule.weights
+    mult = np.array(rule.multipliers, dtype=np.int64)
+    m0, m1 = rule.multipliers[0], rule.multipliers[-1]
+    two_arm_range = k == 2 and not rule.variance
+    n_factors = len(picks)
+    # counts[t, j, level, a]: trial t's patients so far in arm a with that level of factor j.
+    counts = np.zeros((n_trials, n_factors, max(n_levels), k), dtype=np.int64)
+    trials = np.arange(n_trials)
+    factor_axis = np.arange(n_factors)
+    levels_of = patients[:, :, list(picks)]
+    out = np.empty((n_trials, n), dtype=np.int64)
+    forced = np.zeros(n_trials, dtype=np.int64)
+    for i in range(n):
+        lv = levels_of[:, i, :]
+        rows = counts[trials[:, None], factor_axis[None, :], lv]  # (trials, factors, arms)
+        totals = _totals(rows, weights, mult, m0, m1, two_arm_range, rule.variance)
+        best = totals.min(axis=1)
+        limit = best + TIE_TOLERANCE * np.maximum(1.0, np.abs(best))
+        preferred = totals <= limit[:, None]
+        n_preferred = preferred.sum(axis=1)
+        take_preferred = (uniforms[:, i] < rule.probability) | (n_preferred == k)
+        pool = np.where(take_preferred[:, None], preferred, ~preferred)
+        size = pool.sum(axis=1)
+        r = np.zeros(n_trials, dtype=np.int64)
+        for m, (values, missing) in ties.items():
+            chosen = size == m
+            if chosen.any():
+                r[chosen] = values[chosen, i]
+                for t in np.nonzero(chosen & missing[:, i])[0]:
+                    r[t] = randbelow_exact(draws, int(t), i, 7, m)
+        # The r-th arm of the pool, counting in arm order as the allocator's list does.
+        rank = np.cumsum(pool, axis=1) - 1
+        arm = ((rank == r[:, None]) & pool).argmax(axis=1)
+        out[:, i] = arm
+        if rule.probability >= 1.0:
+            forced += n_preferred == 1
+        for j in range(n_factors):
+            counts[trials, j, lv[:, j], arm] += 1
+    return out, forced
+
+
+def _totals(
+    rows: Ints,
+    weights: Sequence[float],
+    mult: Ints,
+    m0: int,
+    m1: int,
+    two_arm_range: bool,
+    variance: bool,
+) -> NDArray[np.float64]:
+    """MinimizationRule.totals for every trial: the same integers and float additions."""
+    n_trials, _, k = rows.shape
+    if two_arm_range:
+        t0 = np.zeros(n_trials)
+        t1 = np.zeros(n_trials)
+        for j, w in enumerate(weights):
+            diff = rows[:, j, 0] * m0 - rows[:, j, 1] * m1
+            t0 = t0 + w * np.abs(diff + m0)
+            t1 = t1 + w * np.abs(diff - m1)
+        return np.stack([t0, t1], axis=1)
+    totals = np.zeros((n_trials, k))
+    for j, w in enumerate(weights):
+        x = rows[:, j, :] * mult
+        for a in range(k):
+            x[:, a] += mult[a]
+            if variance:
+                s = x.sum(axis=1)
+                d = k * (x * x).sum(axis=1) - s * s
+            else:
+                d = x.max(axis=1) - x.min(axis=1)
+            x[:, a] -= mult[a]
+            totals[:, a] = totals[:, a] + w * d
+    return totals
+
+
+def blocks_fast(
+    method: BlockAllocation,
+    arm_ids: Sequence[str],
+    picks: Sequence[int],
+    level_names: Sequence[Sequence[str]],
+    trial_keys: Sequence[bytes],
+    patients: Ints,
+) -> Arms:
+    """``allocate`` under stratified permuted blocks for every trial at once.
+
+    A patient's arm depends only on their stratum and how many came before them in it, so the
+    ranks are computed for all patients at once, each stratum's blocks are derived by the
+    allocator's own :func:`block_arms` (one per block, not per patient) and the arms are read
+    off by index.
+    """
+    n_trials, n, _ = patients.shape
+    index = {a: i for i, a in enumerate(arm_ids)}
+    sub = patients[:, :, list(picks)]
+    # Mixed-radix stratum number over the strata factors (0 when unstratified).
+    sid = np.zeros((n_trials, n), dtype=np.int64)
+    for j, column in enumerate(picks):
+        sid = sid * len(level_names[column]) + sub[:, :, j]
+    order = np.argsort(sid, axis=1, kind="stable")
+    ranked = np.take_along_axis(sid, order, axis=1)
+    starts = np.ones((n_trials, n), dtype=np.bool_)
+    starts[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    positions = np.broadcast_to(np.arange(n), (n_trials, n))
+    group_start = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
+    rank = np.empty((n_trials, n), dtype=np.int64)
+    np.put_along_axis(rank, order, positions - group_start, axis=1)
+
+    names: dict[int, str] = {}
+    arms_flat: list[int] = []
+    forced_flat: list[bool] = []
+    offset = np.zeros((n_trials, n), dtype=np.int64)
+    for t in range(n_trials):
+        stream = DrawStream(trial_keys[t])
+        row_sid = ranked[t]
+        ends = np.append(np.nonzero(starts[t][1:])[0] + 1, n)
+        begin = 0
+        for end in ends.tolist():
+            s = int(row_sid[begin])
+            need = end - begin
+            name = names.get(s)
+            if name is None:
+                name = names[s] = _stratum_name(method, picks, level_names, sub[t, order[t, begin]])
+            base = len(arms_flat)
+            b = 0
+            while len(arms_flat) - base < need:
+                block = block_arms(stream, name, b, arm_ids, method.ratio, method.block_sizes)
+                first_forced = forced_from(block)
+                arms_flat += [index[a] for a in block]
+                forced_flat += [slot >= first_forced for slot in range(len(block))]
+                b += 1
+            offset[t, order[t, begin:end]] = base
+            begin = end
+    at = offset + rank
+    arms = np.array(arms_flat, dtype=np.int64)[at]
+    forced = np.array(forced_flat, dtype=np.bool_)[at].sum(axis=1).astype(np.int64)
+    return arms, forced
+
+
+def _stratum_name(
+    method: BlockAllocation,
+    picks: Sequence[int],
+    level_names: Sequence[Sequence[str]],
+    levels: Ints,
+) -> str:
+    values = {
+        name: level_names[column][int(lv)]
+        for name, column, lv in zip(method.strata, picks, levels, strict=True)
+    }
+    return stratum_key(method.strata, values)
