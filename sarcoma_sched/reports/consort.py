@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sarcoma_sched.reports.style import NBSP, FontStyle, wrap_text
+from sarcoma_sched.reports.style import NBSP, FontStyle, text_width, wrap_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -310,15 +310,23 @@ def consort_figure(flow: ConsortFlow, *, as_of: str | None = None) -> Figure:
             )
         )
         for i, (text, style) in enumerate(box.lines):
+            weight, font_style, _, _ = STYLES[style]
+            # An indent is a position, not leading spaces: viewers that collapse whitespace
+            # (browsers ignoring xml:space, editors) would pull the line back to the margin.
+            body = text.lstrip(" ")
+            indent = text_width(text[: len(text) - len(body)], FONT, weight, font_style)
+            if style == "item" and not body.startswith("•"):
+                # A hanging indent: a bullet's continuation lines start under its text.
+                indent = text_width("• ", FONT, weight, font_style)
             ax.text(
-                box.x + PAD,
+                box.x + PAD + indent,
                 box.y + PAD + i * LINE,
-                text,
+                body,
                 va="top",
                 ha="left",
                 fontsize=FONT,
-                fontweight="bold" if style == "head" else "normal",
-                fontstyle="italic" if style == "note" else "normal",
+                fontweight=weight,
+                fontstyle=font_style,
                 color="#444444" if style == "note" else "black",
             )
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.files import write_atomic
+from sarcoma_sched.reports.fonts import font_families
 from sarcoma_sched.vocabulary import EventKind
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ __all__ = [
     "FontStyle",
     "check_out_path",
     "figure",
+    "preserve_spaces",
     "save",
+    "svg_text",
     "text_width",
     "wrap_text",
 ]
@@ -84,7 +87,9 @@ def _matplotlib() -> Any:
     matplotlib.rcParams["svg.fonttype"] = "none"
     # Fixed ids and no creation date: the same data gives byte-identical SVG files.
     matplotlib.rcParams["svg.hashsalt"] = "sarcoma-sched"
-    matplotlib.rcParams["font.family"] = "DejaVu Sans"
+    # A chain, not one font: matplotlib takes each glyph from the first font that has it, so
+    # Chinese site names and reasons are drawn, not boxes (reports/fonts.py).
+    matplotlib.rcParams["font.family"] = font_families()
     matplotlib.rcParams["font.size"] = 9
     return matplotlib
 
@@ -103,10 +108,12 @@ def save(fig: Figure, path: Path, *, dpi: int = 150) -> Path:
 
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
-    metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": "sarcoma-sched"}
     # Rendered in memory, then handed to the one atomic writer: matplotlib opening a file by
     # name would follow a symlink planted there.
+    if fmt == "svg":
+        return write_atomic(path, svg_text(fig))
     buf = io.BytesIO()
+    metadata = {"Software": "sarcoma-sched"}
     fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata, facecolor="white")
     return write_atomic(path, buf.getvalue())
 
@@ -117,7 +124,17 @@ def svg_text(fig: Figure) -> str:
 
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None}, facecolor="white")
-    return buf.getvalue()
+    return preserve_spaces(buf.getvalue())
+
+
+def preserve_spaces(svg: str) -> str:
+    """The document with ``xml:space="preserve"`` on its root element.
+
+    SVG text collapses runs of spaces and drops leading ones unless told otherwise (SVG 1.1
+    section 10.15), so a browser would join "ai.1  AI+A" and pull an indented line left.
+    matplotlib writes text verbatim; one attribute on the root is inherited by every <text>.
+    """
+    return svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
 
 
 @lru_cache(maxsize=4096)
@@ -131,7 +148,7 @@ def text_width(
 
     # At 72 dpi one pixel is one point.
     renderer = _renderer(RendererAgg)
-    prop = FontProperties(family="DejaVu Sans", size=size, weight=weight, style=style)
+    prop = FontProperties(family=font_families(), size=size, weight=weight, style=style)
     width, _, _ = renderer.get_text_width_height_descent(text, prop, ismath=False)
     return float(width) / 72
 

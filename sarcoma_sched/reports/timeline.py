@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sarcoma_sched.reports.style import DEVIATION, KIND_COLOURS, KIND_LABELS
 from sarcoma_sched.vocabulary import NOT_HAPPENED, EventStatus
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from sarcoma_sched.services.queries.timeline import PatientTimeline, TimelineEvent
 
-__all__ = ["draw_timeline", "timeline_figure"]
+__all__ = ["draw_timeline", "months_shown", "timeline_figure"]
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -53,6 +53,43 @@ def _row_label(e: TimelineEvent) -> str:
     if len(label) > 30:
         label = label[:29].rstrip() + "…"
     return f"{e.event_id}  {label}"
+
+
+def months_shown(start: dt.date, end: dt.date) -> str:
+    """The month, or first and last month, of the days ``start`` to ``end`` ("2026-Dec",
+    "2026-Dec – 2027-Feb"): the caption under a date axis."""
+    first, last = start.strftime("%Y-%b"), end.strftime("%Y-%b")
+    return first if first == last else f"{first} – {last}"
+
+
+def _days_shown_locator(stop: float) -> Any:
+    """matplotlib's automatic date ticks, less any at or after ``stop``: the axis ends at the
+    midnight after the last day shown, and a tick there ("Jan" on a December chart) names a
+    day the chart does not cover."""
+    import matplotlib.dates as mdates
+
+    class DaysShownLocator(mdates.AutoDateLocator):
+        def __call__(self) -> Any:
+            return [t for t in super().__call__() if t < stop]
+
+    return DaysShownLocator(minticks=5, maxticks=12)
+
+
+def _range_formatter(locator: Any, start: dt.date, end: dt.date) -> Any:
+    """Concise tick labels (day numbers, month names at month starts, years at January),
+    captioned with the months shown.
+
+    matplotlib's ``ConciseDateFormatter`` captions the axis with the date of its *last tick*,
+    and the last tick of a chart drawn to 31 December sits on the 1 January boundary after it:
+    a December schedule was captioned "2027-Jan", and its first months carried no year at all.
+    """
+    import matplotlib.dates as mdates
+
+    class RangeFormatter(mdates.ConciseDateFormatter):
+        def get_offset(self) -> str:
+            return months_shown(start, end)
+
+    return RangeFormatter(locator)
 
 
 def timeline_figure(
@@ -169,9 +206,9 @@ def timeline_figure(
             tick.set_color(DEVIATION)
             tick.set_fontweight("bold")
     ax.set_xlim(x(start), x(end + ONE_DAY))
-    locator = mdates.AutoDateLocator(minticks=5, maxticks=12)
+    locator = _days_shown_locator(x(end + ONE_DAY))
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(_range_formatter(locator, start, end))
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
