@@ -1,4 +1,5 @@
 import os
+import time
 
 from hypothesis import HealthCheck, settings
 
@@ -13,3 +14,11 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# The tests run at the trial's desk: "today" in the tests (dt.date.today(), when they build a
+# trial through the services) is the date in Beijing, as it is for the command they run, which
+# takes today in its sites' zone (cli.dates), whatever the zone of the machine running them.
+# Tests of another zone say so (tests/cli/test_site_today.py sets TZ=UTC for the command).
+os.environ["TZ"] = "Asia/Shanghai"
+if hasattr(time, "tzset"):
+    time.tzset()

@@ -10,8 +10,8 @@ import click
 
 from sarcoma_sched.cli.allocation import read_secret, secret_option
 from sarcoma_sched.cli.context import acting_user, open_db
-from sarcoma_sched.cli.dates import DATE, today
-from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.cli.dates import DATE, now, today
+from sarcoma_sched.cli.output import emit_json, emit_rows, format_option, result_format
 from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.cli.schedule_output import emit_calendar, plan_rows
 from sarcoma_sched.errors import InputFileError, Problem
@@ -167,6 +167,7 @@ def screen(
         patient_ref=patient_ref,
         source=str(from_file) if from_file else "--from-file",
         field_values=_typed_fields(fields),
+        now=now(),  # the service takes the date at the site from it
         dry_run=dry_run,
     )
     rows = [
@@ -216,6 +217,7 @@ def _screen_log(
         site=site,
         screened_on=screened_on,
         sex=sex,
+        now=now(),
         dry_run=dry_run,
     )
     rows = [
@@ -388,6 +390,7 @@ def _end(
     date: dt.date,
     criterion: str | None,
     reason_code: str | None,
+    fmt: str,
 ) -> None:
     from sarcoma_sched.services.participation import end_participation
 
@@ -402,6 +405,17 @@ def _end(
         criterion_id=criterion,
         reason_code=reason_code,
     )
+    if fmt == "json":
+        emit_json(
+            {
+                "study_id": outcome.study_id,
+                "status": outcome.kind,
+                "effective_date": outcome.effective_date.isoformat(),
+                "criterion": criterion,
+                "cancelled": outcome.cancelled,
+            }
+        )
+        return
     click.echo(
         f"{outcome.study_id}: {kind} from {outcome.effective_date}; "
         f"{len(outcome.cancelled)} planned event(s) cancelled, none deleted"
@@ -412,9 +426,15 @@ def _end(
 @click.argument("patient")
 @reason_options("Needed (or --reason-code).")
 @click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
+@result_format
 @click.pass_context
 def withdraw(
-    ctx: click.Context, patient: str, reason_code: str | None, reason: str | None, date: dt.date
+    ctx: click.Context,
+    patient: str,
+    reason_code: str | None,
+    reason: str | None,
+    date: dt.date,
+    fmt: str,
 ) -> None:
     """Record a withdrawal: planned events are cancelled, the patient stays in the ITT analysis.
 
@@ -423,7 +443,7 @@ def withdraw(
       sarcoma-sched withdraw PKUIH-NATARS-0007 --reason-code patient_request \\
         --reason "withdrew consent"
     """
-    _end(ctx, patient, EndKind.WITHDRAWN, reason, date, None, reason_code)
+    _end(ctx, patient, EndKind.WITHDRAWN, reason, date, None, reason_code, fmt)
 
 
 @click.command()
@@ -431,6 +451,7 @@ def withdraw(
 @reason_options("Needed (or --reason-code; default code: ineligible).")
 @click.option("--criterion", help="The post-allocation criterion, e.g. EXC-02.")
 @click.option("--date", type=DATE, default="today", show_default=True, help="Effective date.")
+@result_format
 @click.pass_context
 def exclude(
     ctx: click.Context,
@@ -439,6 +460,7 @@ def exclude(
     reason: str | None,
     criterion: str | None,
     date: dt.date,
+    fmt: str,
 ) -> None:
     """Record a post-allocation exclusion (e.g. final pathology shows WDLPS); never a deletion.
 
@@ -446,4 +468,4 @@ def exclude(
     Example:
       sarcoma-sched exclude PKUIH-NATARS-0007 --criterion EXC-02 --reason "final pathology WDLPS"
     """
-    _end(ctx, patient, EndKind.EXCLUDED, reason, date, criterion, reason_code)
+    _end(ctx, patient, EndKind.EXCLUDED, reason, date, criterion, reason_code, fmt)

@@ -127,10 +127,15 @@ def test_today_is_the_site_s_date_whatever_the_machine_s_clock_says(
     )
     assert [str(d) for (d,) in query(db_arg, "SELECT screened_on FROM screenings")] == [str(ahead)]
 
-    # A machine ahead of the site: its today is the site's tomorrow.
+    # A machine ahead of the site: its today is the site's tomorrow. "today" typed is the
+    # site's (issue 21, item 5); the machine's date typed out is refused.
     monkeypatch.setenv("TZ", KIRITIMATI)
+    typed = run("--db", db_arg, "screen", "DATELINE", "--site", "PPG", *values, "--date", "today",
+                "--dry-run", check=True)  # fmt: skip
+    assert f"screened {site_today(PAGO_PAGO)}" in typed.stdout.splitlines()[-1]
     before = dump(db_arg)
-    refused = run("--db", db_arg, "screen", "DATELINE", "--site", "PPG", *values, "--date", "today")
+    refused = run("--db", db_arg, "screen", "DATELINE", "--site", "PPG", *values,
+                  "--date", str(site_today(KIRITIMATI)))  # fmt: skip
     assert (refused.returncode, refused.stdout) == (1, "")
     assert refused.stderr == (
         f"error: screening date {site_today(KIRITIMATI)} is in the future: today at site PPG "

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Allocation, Patient, Site, SiteClosure
 
-__all__ = ["SITE_COLUMNS", "list_sites"]
+__all__ = ["SITE_COLUMNS", "list_sites", "site_zones"]
 
 SITE_COLUMNS = [
     "site",
@@ -20,6 +20,11 @@ SITE_COLUMNS = [
     "allocated",
     "closures",
 ]
+
+
+def site_zones(session: Session) -> dict[str, str]:
+    """Each site's time zone by code: the sites this login may read (row-level security)."""
+    return dict(session.execute(select(Site.code, Site.time_zone)).tuples().all())
 
 
 def list_sites(session: Session, today: dt.date) -> list[dict[str, object]]:
