@@ -111,7 +111,11 @@ COMMANDS = {
 # Subcommands defined beside related commands rather than with their group.
 SUBCOMMANDS = {
     "audit": ["sarcoma_sched.cli.listings:audit_log"],
-    "protocol": ["sarcoma_sched.cli.screening_template:protocol_fields"],
+    "protocol": [
+        "sarcoma_sched.cli.screening_template:protocol_fields",
+        "sarcoma_sched.cli.usdm:from_usdm",
+    ],
+    "export": ["sarcoma_sched.cli.usdm:usdm"],
 }
 cli.commands = LazyCommands(COMMANDS, SUBCOMMANDS)
 
