@@ -260,6 +260,14 @@ def test_simulate_json_compares_minimization_with_simple_randomization_and_is_se
     assert other != first
 
 
+def test_simulate_exact_runs_the_allocator_and_gives_the_same_report(run):
+    args = ("allocation", "simulate", "NATARS-R", "--patients", "25", "--trials", "8")
+    fast = run(*args, "--seed", "5", "--format", "json", check=True).stdout
+    exact = run(*args, "--seed", "5", "--format", "json", "--exact", check=True).stdout
+    assert json.loads(exact)["n_trials"] == 8
+    assert exact == fast
+
+
 def test_simulate_text_prints_the_comparison_table(run):
     out = run(
         "allocation", "simulate", "NATARS-R", "--patients", "40", "--trials", "50",
