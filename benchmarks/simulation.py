@@ -355,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         peer_us / exact_us,
     )
     row(
-        "fast path with its 2 comparators",
+        f"fast path with its 2 comparators, {rounds}x",
         f"{full_s:.2f} s",
         f"{peer_s:.2f} s",
         peer_s / full_s,
@@ -363,11 +363,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_cli:
         cli = _cli_seconds(design.protocol.id, n_patients, n_trials, args.seed)
         if cli is not None:
+            # One run of the command against one round of smallerize.
             row(
                 "`allocation simulate` command, process",
                 f"{cli:.2f} s",
-                f"{peer_s:.2f} s",
-                peer_s / cli,
+                f"{peer_s / rounds:.2f} s",
+                peer_s / rounds / cli,
             )
     print(
         f"  per assignment: fast {fast_us:.2f} µs ({fast_s / rounds:.2f} s per {n_trials} trials), "
