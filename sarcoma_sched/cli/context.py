@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from sarcoma_sched.db.reader import CoreReader
     from sarcoma_sched.db.session import Database
 
-__all__ = ["acting_user", "open_db"]
+__all__ = ["acting_user", "open_db", "open_reader"]
 
 
 def open_db(ctx: click.Context, *, check_schema: bool = True, read_only: bool = False) -> Database:
@@ -28,6 +29,17 @@ def open_db(ctx: click.Context, *, check_schema: bool = True, read_only: bool = 
     )
     ctx.call_on_close(database.dispose)
     return database
+
+
+def open_reader(ctx: click.Context) -> CoreReader:
+    """For a listing whose queries are Core statements (``visits``, ``overdue``,
+    ``deviations``): the same checks as ``open_db(ctx).read()``, without importing the ORM."""
+    from sarcoma_sched.db.reader import CoreReader
+
+    root = ctx.find_root().obj
+    reader = CoreReader(root.get("db_url"), user=root.get("user"))
+    ctx.call_on_close(reader.dispose)
+    return reader
 
 
 def _busy_notice(line: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from sarcoma_sched.cli.context import open_db
+from sarcoma_sched.cli.context import open_db, open_reader
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_rows, format_option
 from sarcoma_sched.vocabulary import BOOKED_STATUSES, EVENT_KINDS, EVENT_STATUSES
@@ -81,9 +81,9 @@ def visits(
         date_to = date_from + dt.timedelta(days=6)
     if date_to < date_from:
         raise click.BadParameter(f"--to {date_to} is before --from {date_from}")
-    with open_db(ctx).read() as session:
+    with open_reader(ctx).read() as connection:
         rows = query(
-            session,
+            connection,
             date_from,
             date_to,
             site=site,
@@ -123,8 +123,8 @@ def overdue(
     from sarcoma_sched.services.queries import OVERDUE_COLUMNS
     from sarcoma_sched.services.queries import overdue as query
 
-    with open_db(ctx).read() as session:
-        rows = query(session, today(), site=site, protocol=protocol, arm=arm, kind=kind)
+    with open_reader(ctx).read() as connection:
+        rows = query(connection, today(), site=site, protocol=protocol, arm=arm, kind=kind)
     emit_rows(rows, OVERDUE_COLUMNS, fmt)
     if fmt == "table":
         click.echo(f"{len(rows)} overdue event(s) on {today()}")
@@ -161,9 +161,9 @@ def deviations(
     from sarcoma_sched.services.queries import DEVIATION_COLUMNS
     from sarcoma_sched.services.queries import deviations as query
 
-    with open_db(ctx).read() as session:
+    with open_reader(ctx).read() as connection:
         rows = query(
-            session,
+            connection,
             date_from=date_from,
             date_to=date_to,
             site=site,

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from sqlalchemy import Engine, event, make_url, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from sqlalchemy.sql.elements import TextClause
@@ -23,7 +22,7 @@ from sarcoma_sched.db.audit import (
     record_flush,
     remember_replaced,
 )
-from sarcoma_sched.db.columns import check_fits, text_length
+from sarcoma_sched.db.columns import check_fits
 from sarcoma_sched.db.engine import (
     BUSY_TIMEOUT_MS,
     make_engine,
@@ -31,19 +30,16 @@ from sarcoma_sched.db.engine import (
     resolve_url,
 )
 from sarcoma_sched.db.migrate import check_schema
-from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead
+from sarcoma_sched.db.models import AUDITED, AuditHead
+from sarcoma_sched.db.refusals import check_actor as _check_actor
+from sarcoma_sched.db.refusals import refuse_missing_sqlite_file as _refuse_missing_sqlite_file
+from sarcoma_sched.db.refusals import server_refusal
 from sarcoma_sched.errors import (
-    AccessDenied,
     ActorMismatch,
-    Conflict,
     DatabaseBusy,
-    InputError,
-    SarcomaSchedError,
-    SchemaMismatch,
 )
-from sarcoma_sched.limits import shown
 
-__all__ = ["BUSY_RETRIES", "AuditedSession", "Database"]
+__all__ = ["BUSY_RETRIES", "AuditedSession", "Database", "server_refusal"]
 
 # Waits for the write lock after the first busy timeout. Only the wait is retried, never a
 # transaction body: see ``Database.write``.
@@ -315,43 +311,6 @@ class Database:
                 raise
         finally:
             self.engine.dispose()
-
-
-def _check_actor(name: str | None) -> None:
-    # Before anything is read or locked, and the same on both backends: SQLite would write a
-    # longer name into every *_by column and the audit log, PostgreSQL refuse it mid-write.
-    longest = text_length(AuditEntry.actor)
-    if name is not None and len(name) > longest:
-        raise InputError(
-            f"--user: {shown(name)} is longer than the {longest} characters the audit log "
-            "stores for who acted"
-        )
-
-
-def _refuse_missing_sqlite_file(url: str) -> None:
-    # Connecting would create an empty file; a typo in --db should say so instead.
-    parsed = make_url(url)
-    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
-    if file and file != ":memory:" and not Path(file).exists():
-        raise SchemaMismatch(f"database file {file} does not exist: run `sarcoma-sched init`")
-
-
-# SQLSTATEs by which PostgreSQL refuses what a role may not do, or what the engine's own
-# functions and triggers reject: a user's error, told in one line, not a bug's traceback.
-_ACCESS_STATES = {"42501"}  # insufficient_privilege (grants, row-level security, the audit log)
-_REFUSAL_STATES = {"22023", "42704", "23503", "P0001"}  # bad value, unknown role, no such row
-
-
-def server_refusal(exc: DBAPIError) -> SarcomaSchedError | None:
-    """The server's refusal as one line, or None when the error is not one."""
-    state = getattr(exc.orig, "sqlstate", None)
-    if state not in _ACCESS_STATES and state not in _REFUSAL_STATES:
-        return None
-    diag = getattr(exc.orig, "diag", None)
-    message = (getattr(diag, "message_primary", None) or str(exc.orig)).splitlines()[0]
-    if state in _ACCESS_STATES:
-        return AccessDenied(f"refused by the database: {message}")
-    return Conflict(f"refused by the database: {message}")
 
 
 def _is_busy(exc: OperationalError) -> bool:

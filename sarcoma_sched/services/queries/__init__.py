@@ -17,40 +17,57 @@ Each module reads one thing and hands back plain rows or frozen values, never a 
 
 Queries find patients, sites and protocols through ``services.lookups`` and import no other
 service: the use cases read through here, never the other way round.
+
+Each name is imported from its module when first used (PEP 562), so ``visits`` loads the
+listings alone, not the enrollment tables, the CONSORT flow or the calendars' exports.
 """
 
-from sarcoma_sched.services.queries.allocations import ALLOCATION_COLUMNS, allocation_listing
-from sarcoma_sched.services.queries.calendars import patient_calendar, site_calendar_export
-from sarcoma_sched.services.queries.capacity import (
-    USAGE_COLUMNS,
-    bookings,
-    capacity_usage,
-    site_limits,
-)
-from sarcoma_sched.services.queries.consort import ArmFlow, ConsortFlow, consort_flow
-from sarcoma_sched.services.queries.enrollment import (
-    ENROLLMENT_GROUPS,
-    enrollment_columns,
-    enrollment_report,
-)
-from sarcoma_sched.services.queries.listings import (
-    DEVIATION_COLUMNS,
-    EVENT_COLUMNS,
-    OVERDUE_COLUMNS,
-    deviations,
-    overdue,
-    visits,
-)
-from sarcoma_sched.services.queries.schedule import PatientSchedule, StoredEvent, patient_schedule
-from sarcoma_sched.services.queries.sites import SITE_COLUMNS, list_sites
-from sarcoma_sched.services.queries.timeline import PatientTimeline, TimelineEvent, patient_timeline
-from sarcoma_sched.services.queries.trials import TrialReport, trial_reports
-from sarcoma_sched.services.queries.workload import (
-    COUNTED_STATUSES,
-    non_working_days,
-    workload,
-    workload_columns,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sarcoma_sched.services.queries.allocations import ALLOCATION_COLUMNS, allocation_listing
+    from sarcoma_sched.services.queries.calendars import patient_calendar, site_calendar_export
+    from sarcoma_sched.services.queries.capacity import (
+        USAGE_COLUMNS,
+        bookings,
+        capacity_usage,
+        site_limits,
+    )
+    from sarcoma_sched.services.queries.consort import ArmFlow, ConsortFlow, consort_flow
+    from sarcoma_sched.services.queries.enrollment import (
+        ENROLLMENT_GROUPS,
+        enrollment_columns,
+        enrollment_report,
+    )
+    from sarcoma_sched.services.queries.listings import (
+        DEVIATION_COLUMNS,
+        EVENT_COLUMNS,
+        OVERDUE_COLUMNS,
+        deviations,
+        overdue,
+        visits,
+    )
+    from sarcoma_sched.services.queries.schedule import (
+        PatientSchedule,
+        StoredEvent,
+        patient_schedule,
+    )
+    from sarcoma_sched.services.queries.sites import SITE_COLUMNS, list_sites
+    from sarcoma_sched.services.queries.timeline import (
+        PatientTimeline,
+        TimelineEvent,
+        patient_timeline,
+    )
+    from sarcoma_sched.services.queries.trials import TrialReport, trial_reports
+    from sarcoma_sched.services.queries.workload import (
+        COUNTED_STATUSES,
+        non_working_days,
+        workload,
+        workload_columns,
+    )
 
 __all__ = [
     "ALLOCATION_COLUMNS",
@@ -88,3 +105,50 @@ __all__ = [
     "workload",
     "workload_columns",
 ]
+
+# Where each name lives.
+_MODULES = {
+    "ALLOCATION_COLUMNS": "allocations",
+    "ArmFlow": "consort",
+    "COUNTED_STATUSES": "workload",
+    "ConsortFlow": "consort",
+    "DEVIATION_COLUMNS": "listings",
+    "ENROLLMENT_GROUPS": "enrollment",
+    "EVENT_COLUMNS": "listings",
+    "OVERDUE_COLUMNS": "listings",
+    "PatientSchedule": "schedule",
+    "PatientTimeline": "timeline",
+    "SITE_COLUMNS": "sites",
+    "StoredEvent": "schedule",
+    "TimelineEvent": "timeline",
+    "TrialReport": "trials",
+    "USAGE_COLUMNS": "capacity",
+    "allocation_listing": "allocations",
+    "bookings": "capacity",
+    "capacity_usage": "capacity",
+    "consort_flow": "consort",
+    "deviations": "listings",
+    "enrollment_columns": "enrollment",
+    "enrollment_report": "enrollment",
+    "list_sites": "sites",
+    "non_working_days": "workload",
+    "overdue": "listings",
+    "patient_calendar": "calendars",
+    "patient_schedule": "schedule",
+    "patient_timeline": "timeline",
+    "site_calendar_export": "calendars",
+    "site_limits": "capacity",
+    "trial_reports": "trials",
+    "visits": "listings",
+    "workload": "workload",
+    "workload_columns": "workload",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # asked once: later look-ups find it in the module
+    return value

@@ -20,15 +20,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, String, Text, bindparam, cast, func, select, type_coerce
-from sqlalchemy.orm import Session
 
-from sarcoma_sched.db.models import Allocation, Patient, ScheduledEvent
-from sarcoma_sched.services.lookups import get_site
+from sarcoma_sched.db.tables import ALLOCATIONS, PATIENTS, SCHEDULED_EVENTS, SITES
+from sarcoma_sched.errors import NotFound
 from sarcoma_sched.services.queries.days import days_text, window_text
 from sarcoma_sched.vocabulary import BOOKED_STATUSES, EventStatus, FlagCode
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 __all__ = [
     "DEVIATION_COLUMNS",
@@ -56,9 +59,12 @@ OVERDUE_COLUMNS = [*EVENT_COLUMNS, "days_overdue", "state"]
 DEVIATION_COLUMNS = [*EVENT_COLUMNS, "deviation"]
 
 
-_EVENTS = ScheduledEvent.__table__
-_PATIENTS = Patient.__table__
-_ALLOCATIONS = Allocation.__table__
+# Core clauses, not the models: a listing is what a coordinator waits for each morning, and
+# importing the ORM cost more than the query (db.tables). Either an ORM session or a Core
+# connection (``db.reader``) runs these statements.
+_EVENTS = SCHEDULED_EVENTS
+_PATIENTS = PATIENTS
+_ALLOCATIONS = ALLOCATIONS
 
 
 @cache
@@ -121,7 +127,7 @@ _LONGEST_SPAN = select(func.max(_EVENTS.c.span_days))
 
 
 def _events(
-    session: Session,
+    session: Session | Connection,
     question: str,
     *,
     site: str | None,
@@ -150,8 +156,17 @@ def _events(
     if site and not rows:
         # A mistyped site is a mistake to name, not an empty list. Asked only when nothing was
         # found: a site with rows exists (patients reference their site).
-        get_site(session, site)
+        _refuse_unknown_site(session, site)
     return rows
+
+
+def _refuse_unknown_site(session: Session | Connection, code: str) -> None:
+    # The words of services.lookups.get_site, which needs the ORM models this module avoids.
+    s = SITES.c
+    if session.execute(select(s.code).where(s.code == code.upper())).first() is not None:
+        return
+    known = ", ".join(session.execute(select(s.code).order_by(s.code)).scalars())
+    raise NotFound(f"no site {code!r} (sites: {known or 'none; run `sarcoma-sched init`'})")
 
 
 def _event_row(r: Any, *, deviation: bool = False, notes: bool = False) -> dict[str, Any]:
@@ -202,7 +217,7 @@ def _event_row(r: Any, *, deviation: bool = False, notes: bool = False) -> dict[
 
 
 def visits(
-    session: Session,
+    session: Session | Connection,
     date_from: dt.date,
     date_to: dt.date,
     *,
@@ -230,7 +245,7 @@ def visits(
 
 
 def overdue(
-    session: Session,
+    session: Session | Connection,
     today: dt.date,
     *,
     site: str | None = None,
@@ -255,7 +270,7 @@ def overdue(
 
 
 def deviations(
-    session: Session,
+    session: Session | Connection,
     *,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,

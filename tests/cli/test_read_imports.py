@@ -1,0 +1,122 @@
+"""The daily read commands import only what they use (issue 24): a heavy import added to their
+path later fails here, not in a coordinator's morning.
+
+Each command runs as the installed program does (``sarcoma_sched.cli.main``) in a fresh
+interpreter, on the demo's database, and writes the modules it ended with; none of ``FORBIDDEN``
+(or a submodule) may be among them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import SCRUBBED
+
+# What a listing does not need: the ORM and the models (Core statements serve it), the audit
+# hooks, the protocol models (pydantic), the holiday tables, the exporters and the pictures.
+FORBIDDEN = (
+    "sqlalchemy.orm",
+    "sqlalchemy.ext",
+    "alembic",
+    "sarcoma_sched.db.models",
+    "sarcoma_sched.db.session",
+    "sarcoma_sched.db.audit",
+    "sarcoma_sched.services.lookups",
+    "sarcoma_sched.protocol",
+    "sarcoma_sched.calendar",
+    "sarcoma_sched.allocation",
+    "sarcoma_sched.exports",
+    "sarcoma_sched.reports",
+    "pydantic",
+    "holidays",
+    "icalendar",
+    "matplotlib",
+    "numpy",
+    "pandas",
+    "openpyxl",
+    "jinja2",
+    "psycopg",
+)
+
+READ_COMMANDS = [
+    ["visits", "--site", "PKUIH"],
+    ["visits", "--from", "2020-01-01", "--to", "2030-12-31", "--format", "csv"],
+    ["visits", "--site", "PKUIH", "--kind", "surgery", "--format", "json"],
+    ["overdue", "--site", "PKUIH"],
+    ["overdue", "--format", "json"],
+    ["deviations", "--include-notes"],
+]
+
+_WRAPPER = """
+import atexit, json, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+from sarcoma_sched.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory, command) -> Path:
+    where = tmp_path_factory.mktemp("demo")
+    db = where / "demo.db"
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env["XDG_DATA_HOME"] = str(where / "xdg")
+    done = subprocess.run(
+        [command, "demo", "--db", str(db)], capture_output=True, text=True, cwd=where, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def _modules_of(db: Path, args: list[str], tmp_path: Path) -> tuple[list[str], str]:
+    out = tmp_path / "modules.json"
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    done = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, str(out), "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text()), done.stdout
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+def test_a_read_command_imports_none_of_the_heavy_modules(demo_db, tmp_path, args):
+    modules, stdout = _modules_of(demo_db, args, tmp_path)
+    assert stdout.strip(), "the command printed nothing: it did not run its query"
+    assert "sqlalchemy.engine" in modules  # it did reach the database, through Core
+    assert _heavy(modules) == []
+
+
+def test_the_check_sees_a_heavy_import_when_there_is_one(demo_db, tmp_path):
+    # `patients` is served by the ORM session still: the check must see what it imports.
+    modules, _ = _modules_of(demo_db, ["patients"], tmp_path)
+    assert "sqlalchemy.orm" in _heavy(modules)
+
+
+def test_only_the_command_asked_for_is_imported(demo_db, tmp_path):
+    modules, _ = _modules_of(demo_db, ["visits", "--site", "PKUIH"], tmp_path)
+    commands = {m for m in modules if m.startswith("sarcoma_sched.cli.")}
+    assert "sarcoma_sched.cli.queries" in commands
+    assert not commands & {
+        "sarcoma_sched.cli.report",
+        "sarcoma_sched.cli.export",
+        "sarcoma_sched.cli.allocation",
+        "sarcoma_sched.cli.patients",
+        "sarcoma_sched.cli.sites",
+    }
