@@ -466,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{n / engine_s:.1f} txn/s",
             f"{n / floor_s:.1f} txn/s",
             ratio,
+            target=f"<= {TARGET:g}",
+            met=ratio <= TARGET,
         )
         counts = _count_rows(txns)
         ordered = sorted(engine.per)

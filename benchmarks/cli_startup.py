@@ -31,9 +31,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks._table import record
+
 __all__ = ["Measured", "command_prefix", "ensure_network", "main", "measure", "top_imports"]
 
 HELP_TARGET_MS = 100.0
+# A read command, whole process, median wall (issue 24).
+READ_TARGET_MS = 200.0
 
 
 def default_network_db(patients: int) -> Path:
@@ -199,6 +203,23 @@ def print_table(items: Sequence[Measured], baseline: Measured) -> None:
             f"{item.median_ms / base:7.2f} {item.median_ms - base:+7.1f}ms"
             + (f"  ({item.note})" if item.note else "")
         )
+        target, met = _target(item, base)
+        record(
+            item.name,
+            f"{item.median_ms:.1f} ms",
+            f"{base:.1f} ms",
+            item.median_ms / base,
+            target=target,
+            met=met,
+        )
+
+
+def _target(item: Measured, base_ms: float) -> tuple[str | None, bool | None]:
+    if item.name.endswith("--help"):
+        return f"+{HELP_TARGET_MS:.0f} ms", item.median_ms - base_ms <= HELP_TARGET_MS
+    if item.name.split()[0] in ("visits", "overdue", "deviations", "schedule"):
+        return f"<= {READ_TARGET_MS:.0f} ms", item.median_ms <= READ_TARGET_MS
+    return None, None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -127,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{engine_s * 1e3:.0f} ms",
         f"{baseline_s * 1e3:.0f} ms",
         ratio,
+        target=f"<= {TARGET:g}",
+        met=ratio <= TARGET,
     )
     size = len(engine_bytes)
     print(

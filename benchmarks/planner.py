@@ -20,6 +20,7 @@ import datetime as dt
 import random
 import time
 
+from benchmarks._table import record
 from sarcoma_sched.calendar import SiteCalendar, plan_arm
 from sarcoma_sched.protocol import find_protocol
 
@@ -72,6 +73,12 @@ def main() -> None:
     plan_time, base_time = sum(planned), sum(baseline)
     rate = args.plans / plan_time
     print(f"{'name':<34} {'measured':>14} {'baseline':>14} {'ratio':>8}")
+    record(
+        "natars_neoadjuvant_plans",
+        f"{rate:.0f}/s",
+        f"{args.plans / base_time:.0f}/s",
+        base_time / plan_time,
+    )
     print(
         f"{'natars_neoadjuvant_plans':<34} {rate:>10.0f}/s {args.plans / base_time:>12.0f}/s "
         f"{base_time / plan_time:>8.4f}"
