@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_rows, format_option, sheet_format
 
 if TYPE_CHECKING:
     from sarcoma_sched.services.access import GrantRow
@@ -101,7 +101,7 @@ def revoke(ctx: click.Context, login: str, role: str | None, site: str | None) -
 
 @access.command("list")
 @click.option("--login", metavar="LOGIN", help="Only this login's grants.")
-@format_option
+@sheet_format
 @click.pass_context
 def list_(ctx: click.Context, login: str | None, fmt: str) -> None:
     """The grants you may see: every grant for all-sites roles, your own otherwise.

@@ -11,7 +11,7 @@ import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.numbers import WholeNumber
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, result_format, sheet_format
 from sarcoma_sched.errors import VerifyFailed
 from sarcoma_sched.limits import (
     MAX_SIMULATED_DRAWS,
@@ -108,8 +108,9 @@ def init_secret(ctx: click.Context, secret_file: Path | None, server_protocol: s
 @allocation.command("verify")
 @click.argument("protocol")
 @secret_option
+@result_format
 @click.pass_context
-def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
+def verify(ctx: click.Context, protocol: str, secret_file: Path | None, fmt: str) -> None:
     """Replay every past allocation from the secret and confirm each recorded arm.
 
     \b
@@ -127,7 +128,22 @@ def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
         else server_secret(database, protocol)
     )
     result = verify_allocations(database, protocol, secret)
+    if fmt == "json":
+        emit_json(
+            {
+                "ok": not result.mismatches,
+                "protocol": result.protocol_id,
+                "method": result.method,
+                "checked": result.checked,
+                "mismatches": result.mismatches,
+                "unrecorded_draws": result.unrecorded_draws,
+            }
+        )
     if result.mismatches:
+        more = len(result.mismatches) - 1
+        if fmt == "json" and more:
+            # Every mismatch is in the document: stderr says in one line that it failed.
+            raise VerifyFailed([f"{result.mismatches[0]} (and {more} more, listed in the JSON)"])
         raise VerifyFailed(result.mismatches)
     for call in result.unrecorded_draws:
         click.echo(
@@ -135,9 +151,10 @@ def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
             "(an allocation rolled back after its arm was drawn: a preview, or a failure)",
             err=True,
         )
-    click.echo(
-        f"{result.protocol_id} ({result.method}): all {result.checked} allocations confirmed"
-    )
+    if fmt == "text":
+        click.echo(
+            f"{result.protocol_id} ({result.method}): all {result.checked} allocations confirmed"
+        )
 
 
 @allocation.command("list")
@@ -148,7 +165,7 @@ def verify(ctx: click.Context, protocol: str, secret_file: Path | None) -> None:
     help="Include what was concealed (needs the secret; the reveal is written to the audit log).",
 )
 @secret_option
-@format_option
+@sheet_format
 @click.pass_context
 def list_(
     ctx: click.Context, protocol: str, reveal: bool, secret_file: Path | None, fmt: str

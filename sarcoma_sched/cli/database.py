@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, result_format, sheet_format
 from sarcoma_sched.errors import AuditFailed, Conflict
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def db_current(ctx: click.Context) -> None:
 
 
 @db.command("history")
-@format_option
+@sheet_format
 @click.pass_context
 def db_history(ctx: click.Context, fmt: str) -> None:
     """List the migrations, newest first, marking the database's current one.
@@ -143,8 +143,9 @@ def audit() -> None:
     type=click.Path(dir_okay=False),
     help="An anchor from `audit anchor`: also fail if anything at or before it changed.",
 )
+@result_format
 @click.pass_context
-def audit_verify(ctx: click.Context, anchor_file: str | None) -> None:
+def audit_verify(ctx: click.Context, anchor_file: str | None, fmt: str) -> None:
     """Check the hash chain, every audited row against its last entry, every protocol
     version's source against its hash, and (with --anchor) the log against an outside copy.
 
@@ -161,10 +162,29 @@ def audit_verify(ctx: click.Context, anchor_file: str | None) -> None:
     anchor = read_anchor(anchor_file) if anchor_file else None
     # Read-only: a monitor checks a copy they may not write, or logs in with SELECT only.
     report = verify_audit(open_db(ctx, read_only=True), anchor)
+    if fmt == "json":
+        emit_json(
+            {
+                "ok": report.ok,
+                "entries": report.entries,
+                "head_hash": report.head_hash,
+                "anchor": None if anchor is None else {"seq": anchor.seq, "hash": anchor.hash},
+                "problems": report.problems,
+            }
+        )
+        if not report.ok:
+            # Every finding is in the document: stderr says in one line that it failed.
+            raise AuditFailed([_findings(report.problems)])
+        return
     if not report.ok:
         raise AuditFailed(report.problems)
     against = f"; matches the anchor at entry {anchor.seq}" if anchor else ""
     click.echo(f"audit log intact: {report.entries} entries, head {report.head_hash}{against}")
+
+
+def _findings(problems: list[str]) -> str:
+    more = f" (and {len(problems) - 1} more, listed in the JSON)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
 
 
 @audit.command("anchor")

@@ -9,7 +9,7 @@ import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
-from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, format_option, sheet_format
 from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.cli.schedule_output import (
     STORED_COLUMNS,
@@ -27,7 +27,7 @@ CHANGE_COLUMNS = ["event", "old", "new", "shift_days", "status"]
 
 @click.command()
 @click.argument("patient")
-@format_option
+@sheet_format
 @click.pass_context
 def schedule(ctx: click.Context, patient: str, fmt: str) -> None:
     """A patient's calendar: every event with its days, target, window, status and deviation.

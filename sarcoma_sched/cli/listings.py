@@ -11,7 +11,8 @@ import click
 
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE
-from sarcoma_sched.cli.output import emit_rows
+from sarcoma_sched.cli.output import check_out, emit_rows, table_width, wide_option
+from sarcoma_sched.cli.table_fit import cut, display_width
 from sarcoma_sched.vocabulary import PatientStatus
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ def paging(func: F) -> F:
 
 
 def listing_format(func: F) -> F:
-    """``--format table|csv|json|xlsx`` and ``--out``, which a spreadsheet needs."""
+    """``--format table|csv|json|xlsx``, ``--wide`` and ``--out``, which a spreadsheet needs."""
+    func = wide_option(func)
     func = click.option(
         "--out",
         metavar="FILE",
@@ -72,14 +74,6 @@ def listing_format(func: F) -> F:
         show_default=True,
         help="Output format; xlsx: typed cells (dates as dates), header frozen, needs --out.",
     )(func)
-
-
-def _check_out(ctx: click.Context, fmt: str, out: Path | None) -> None:
-    # Before the database is opened: a usage mistake attempts nothing.
-    if fmt == "xlsx" and out is None:
-        raise click.UsageError("--format xlsx writes a workbook: give --out FILE", ctx)
-    if fmt != "xlsx" and out is not None:
-        raise click.UsageError("--out is for --format xlsx (the others print)", ctx)
 
 
 def _emit_page(
@@ -149,7 +143,7 @@ def patients(
     """
     from sarcoma_sched.services.queries.registers import PATIENT_COLUMNS, patient_listing
 
-    _check_out(ctx, fmt, out)
+    check_out(ctx, fmt, out)
     with open_db(ctx, read_only=True).read() as session:
         page = patient_listing(
             session,
@@ -209,7 +203,7 @@ def screenings(
     """
     from sarcoma_sched.services.queries.registers import SCREENING_COLUMNS, screening_listing
 
-    _check_out(ctx, fmt, out)
+    check_out(ctx, fmt, out)
     with open_db(ctx, read_only=True).read() as session:
         page = screening_listing(
             session,
@@ -234,7 +228,6 @@ def screenings(
 @click.option("--from", "date_from", type=DATE, help="On or after this day (UTC).")
 @click.option("--to", "date_to", type=DATE, help="On or before this day (UTC).")
 @click.option("--include-notes", is_flag=True, help="Show the notes typed beside reason codes.")
-@click.option("--wide", is_flag=True, help="Table: every change in full, however wide.")
 @paging
 @listing_format
 @click.pass_context
@@ -247,7 +240,6 @@ def audit_log(
     date_from: dt.date | None,
     date_to: dt.date | None,
     include_notes: bool,
-    wide: bool,
     offset: int,
     limit: int | None,
     fmt: str,
@@ -271,7 +263,7 @@ def audit_log(
         change_text,
     )
 
-    _check_out(ctx, fmt, out)
+    check_out(ctx, fmt, out)
     with open_db(ctx, read_only=True).read() as session:
         page = audit_listing(
             session,
@@ -293,38 +285,32 @@ def audit_log(
         for row in page.rows:
             # A typed instant (UTC) in the sheet; the log's own text everywhere else.
             row["at"] = dt.datetime.fromisoformat(row["at"])
-    if fmt == "table" and not wide:
-        _emit_fitted(page)
+    width = table_width()
+    if fmt == "table" and width is not None:
+        _emit_fitted(page, width)
         return
     _emit_page(page, AUDIT_COLUMNS, fmt, out, "audit log")
 
 
-def _cut(text: str, room: int) -> str:
-    return text if len(text) <= room else text[: max(room - 1, 0)] + "…"
-
-
-def _emit_fitted(page: Page) -> None:
+def _emit_fitted(page: Page, width: int) -> None:
     """The log as a table that fits the terminal: the instant to the second (UTC), and the
     changes cut at the right edge with an ellipsis; when the other columns leave them too
     little room, on a line of their own under each entry (--wide, CSV, JSON: everything)."""
-    import shutil
-
-    width = shutil.get_terminal_size((100, 24)).columns
     rows = page.rows
     for row in rows:
         row["at"] = str(row["at"])[:19].replace("T", " ")
     fixed = [c for c in AUDIT_COLUMN_ORDER if c != "changes"]
-    used = sum(max([len(c), *(len(str(r[c])) for r in rows)]) + 2 for c in fixed)
+    used = sum(max([len(c), *(display_width(str(r[c])) for r in rows)]) + 2 for c in fixed)
     if width - used >= 30:
         for row in rows:
-            row["changes"] = _cut(str(row["changes"]), width - used)
+            row["changes"] = cut(str(row["changes"]), width - used)
         _emit_page(page, list(AUDIT_COLUMN_ORDER), "table")
         return
     # Each entry on two lines: who did what to which row, then "op: changes" indented.
     head = [c for c in fixed if c != "op"]
     widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in head}
-    click.echo(_cut("  ".join(c.ljust(widths[c]) for c in head).rstrip(), width - 1))
+    click.echo(cut("  ".join(c.ljust(widths[c]) for c in head).rstrip(), width - 1))
     for row in rows:
-        click.echo(_cut("  ".join(str(row[c]).ljust(widths[c]) for c in head).rstrip(), width - 1))
-        click.echo(_cut(f"     {row['op']}: {row['changes']}", width - 1))
+        click.echo(cut("  ".join(str(row[c]).ljust(widths[c]) for c in head).rstrip(), width - 1))
+        click.echo(cut(f"     {row['op']}: {row['changes']}", width - 1))
     _footer(page)

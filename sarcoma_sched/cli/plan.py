@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sarcoma_sched.cli.dates import EARLIEST, LATEST
-from sarcoma_sched.cli.output import format_option
+from sarcoma_sched.cli.output import sheet_format
 from sarcoma_sched.cli.schedule_output import emit_calendar, plan_rows
 from sarcoma_sched.limits import MAX_CLOSURE_DAYS
 from sarcoma_sched.vocabulary import EventStatus
@@ -88,7 +88,7 @@ def _actuals(
 @click.option("--done", multiple=True, metavar="EVENT=DATE", help="Record an actual date.")
 @click.option("--missed", multiple=True, metavar="EVENT", help="Record a missed event.")
 @click.option("--skipped", multiple=True, metavar="EVENT", help="Record a skipped event.")
-@format_option
+@sheet_format
 def plan(
     protocol_name: str,
     arm: str,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_rows, sheet_format
 
 __all__ = ["protocol"]
 
@@ -67,7 +67,7 @@ def validate(files: tuple[Path, ...], seasons: bool) -> None:
 
 
 @protocol.command("list")
-@format_option
+@sheet_format
 def list_(fmt: str) -> None:
     """List the bundled protocols.
 

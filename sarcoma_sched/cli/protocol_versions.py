@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from sarcoma_sched.cli.context import acting_user, open_db
-from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, format_option, sheet_format
 
 __all__ = ["diff", "load", "versions"]
 
@@ -53,7 +53,7 @@ VERSION_COLUMNS = ["version", "content_hash", "file", "loaded_at", "loaded_by", 
 
 @click.command()
 @click.argument("protocol_id")
-@format_option
+@sheet_format
 @click.pass_context
 def versions(ctx: click.Context, protocol_id: str, fmt: str) -> None:
     """List the versions of a protocol as loaded, oldest first, with the patients under each.

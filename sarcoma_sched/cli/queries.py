@@ -10,7 +10,7 @@ import click
 
 from sarcoma_sched.cli.context import open_db, open_reader
 from sarcoma_sched.cli.dates import DATE, today
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import emit_rows, sheet_format
 from sarcoma_sched.vocabulary import BOOKED_STATUSES, EVENT_KINDS, EVENT_STATUSES
 
 __all__ = ["capacity", "deviations", "overdue", "visits"]
@@ -50,7 +50,7 @@ def _this_week() -> tuple[dt.date, dt.date]:
 @click.option(
     "--over-capacity", is_flag=True, help="Only events flagged over their site's capacity."
 )
-@format_option
+@sheet_format
 @click.pass_context
 def visits(
     ctx: click.Context,
@@ -101,7 +101,7 @@ def visits(
 @click.command()
 @_filters
 @click.option("--kind", type=click.Choice(EVENT_KINDS), help="Only this kind of event.")
-@format_option
+@sheet_format
 @click.pass_context
 def overdue(
     ctx: click.Context,
@@ -137,7 +137,7 @@ def overdue(
 @click.option(
     "--include-notes", is_flag=True, help="Add the coordinators' notes (free text: personal data)."
 )
-@format_option
+@sheet_format
 @click.pass_context
 def deviations(
     ctx: click.Context,
@@ -180,7 +180,7 @@ def deviations(
 @click.option("--site", required=True, help="The site.")
 @click.option("--from", "date_from", type=DATE, default="today", show_default=True)
 @click.option("--to", "date_to", type=DATE, default="+27d", show_default=True)
-@format_option
+@sheet_format
 @click.pass_context
 def capacity(ctx: click.Context, site: str, date_from: dt.date, date_to: dt.date, fmt: str) -> None:
     """Booked vs capacity per resource and day (per week for RT course slots).

@@ -10,7 +10,7 @@ import click
 
 from sarcoma_sched.cli.context import open_db
 from sarcoma_sched.cli.dates import DATE
-from sarcoma_sched.cli.output import emit_rows, format_option
+from sarcoma_sched.cli.output import check_picture_or_sheet, emit_rows, sheet_format
 from sarcoma_sched.errors import Conflict
 from sarcoma_sched.limits import MAX_REPORT_DAYS
 
@@ -37,7 +37,7 @@ def report() -> None:
     show_default=True,
     help="Group by any of protocol, site, arm, stratum (comma-separated).",
 )
-@format_option
+@sheet_format
 @click.pass_context
 def report_enrollment(ctx: click.Context, protocol: str | None, by: str, fmt: str) -> None:
     """Allocated patients by arm, site and/or stratum, with withdrawals and exclusions.
@@ -64,11 +64,21 @@ def _out_file(ctx: click.Context, param: click.Parameter, value: Path | None) ->
     return None if value is None else check_out_path(value)
 
 
+def _picture_or_sheet(
+    ctx: click.Context, param: click.Parameter, value: Path | None
+) -> Path | None:
+    # A workbook (--format xlsx) is checked against the format by the command.
+    if value is not None and value.suffix.lower() == ".xlsx":
+        return value
+    return _out_file(ctx, param, value)
+
+
 OUT_FILE = click.option(
     "--out",
     type=click.Path(path_type=Path),
-    callback=_out_file,
-    help="Write the picture to this file: .svg or .png (replaced atomically).",
+    callback=_picture_or_sheet,
+    help="Write the picture to this file: .svg or .png; with --format xlsx, the table to this "
+    "workbook (.xlsx). Replaced atomically.",
 )
 TODAY = click.option(
     "--today",
@@ -83,7 +93,7 @@ TODAY = click.option(
 @click.argument("protocol_id", metavar="PROTOCOL")
 @OUT_FILE
 @TODAY
-@format_option
+@sheet_format(own_out=True)
 @click.pass_context
 def report_consort(
     ctx: click.Context, protocol_id: str, out: Path | None, today: dt.date, fmt: str
@@ -104,10 +114,11 @@ def report_consort(
     from sarcoma_sched.reports.consort import consort_rows, draw_consort
     from sarcoma_sched.services.queries import consort_flow
 
+    check_picture_or_sheet(ctx, fmt, out)
     with open_db(ctx).read() as session:
         flow = consort_flow(session, protocol_id)
-    if out is None:
-        emit_rows(consort_rows(flow), ["stage", "arm", "item", "n"], fmt)
+    if out is None or fmt == "xlsx":
+        emit_rows(consort_rows(flow), ["stage", "arm", "item", "n"], fmt, out=out)
         return
     draw_consort(flow, out, as_of=str(today))
     click.echo(f"wrote {out}")
@@ -182,7 +193,7 @@ def report_timeline(
     help="Count per day, or per week (Monday to Sunday).",
 )
 @OUT_FILE
-@format_option
+@sheet_format(own_out=True)
 @click.pass_context
 def report_workload(
     ctx: click.Context,
@@ -210,12 +221,14 @@ def report_workload(
     from sarcoma_sched.reports.workload import draw_workload
     from sarcoma_sched.services.queries import non_working_days, workload, workload_columns
 
+    check_picture_or_sheet(ctx, fmt, out)
     date_to = date_to or date_from + dt.timedelta(weeks=8, days=-1)
+    drawn = out is not None and fmt != "xlsx"
     with open_db(ctx).read() as session:
         rows = workload(session, date_from, date_to, site=site, protocol=protocol, by=by)
-        days_off = non_working_days(session, site, date_from, date_to) if site and out else None
-    if out is None:
-        emit_rows(rows, workload_columns(by), fmt)
+        days_off = non_working_days(session, site, date_from, date_to) if site and drawn else None
+    if out is None or fmt == "xlsx":
+        emit_rows(rows, workload_columns(by), fmt, out=out)
         return
     draw_workload(
         rows,

@@ -9,6 +9,7 @@ message) and the notices about the calendar as a whole (``estimated_holidays``).
 * csv: one row per event, every date ISO (``days`` joined by ", ", ``earliest``/``latest``), the
   flags as ``code: message`` joined by "; "; then one row per notice about the whole calendar,
   its ``event`` blank and its ``code: message`` in ``flags``.
+* xlsx (``schedule``, ``plan``): the CSV's rows and columns with typed cells, dates as dates.
 * json: one object: the calendar's facts, ``events`` (ISO dates, ``window`` as ``earliest`` and
   ``latest``, ``flags`` as ``{code, message}``) and ``warnings`` (every flag and notice, each
   ``{code, message, events}``). ``docs/schemas/*.schema.json`` document the shape.
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sarcoma_sched.cli.output import emit_json, emit_rows
+from sarcoma_sched.cli.output import echo_wrapped, emit_json, emit_rows
 from sarcoma_sched.vocabulary import OFF_CALENDAR, EventStatus, ReasonCode
 
 if TYPE_CHECKING:
@@ -220,6 +221,19 @@ def _csv_row(r: Row) -> dict[str, Any]:
     }
 
 
+def _sheet_row(r: Row) -> dict[str, Any]:
+    # The CSV's columns, each date a date and the cycle a number: what a spreadsheet sorts by.
+    return _csv_row(r) | {
+        "cycle": r.cycle,
+        "pinned": r.pinned,
+        "target": r.target,
+        "earliest": r.earliest,
+        "latest": r.latest,
+        "date": r.days[0],
+        "actual": r.actual,
+    }
+
+
 def event_json(r: Row) -> dict[str, Any]:
     return {
         "event": r.event,
@@ -268,16 +282,16 @@ def emit_calendar(
         )
         return
     whole = _whole_calendar(rows, warnings)
-    if fmt == "csv":
-        lines = [_csv_row(r) for r in rows]
+    if fmt in ("csv", "xlsx"):
+        lines = [(_csv_row if fmt == "csv" else _sheet_row)(r) for r in rows]
         lines += [{"event": "", "flags": f"{n.code}: {n.message}"} for n in whole]
-        emit_rows(lines, CSV_COLUMNS, "csv")
+        emit_rows(lines, CSV_COLUMNS, fmt, sheet=str(facts.get("study_id") or "plan"))
         return
-    click.echo(title)
+    echo_wrapped(title)
     emit_rows([_table_row(r) for r in rows], columns, "table")
     for heading, items in [*sections, ("Warnings", [f"{n.code}: {n.message}" for n in whole])]:
         if items:
             click.echo("")
             click.echo(f"{heading}:")
             for item in items:
-                click.echo(f"  - {item}")
+                echo_wrapped(f"  - {item}", indent="    ")

@@ -10,7 +10,7 @@ import click
 from sarcoma_sched.cli.context import acting_user, open_db
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.numbers import CAPACITY, parse_day_capacity
-from sarcoma_sched.cli.output import emit_json, emit_rows, format_option
+from sarcoma_sched.cli.output import emit_json, emit_rows, format_option, sheet_format
 from sarcoma_sched.cli.reasons import reason_options
 from sarcoma_sched.limits import MAX_CAPACITY, MAX_CLOSURE_DAYS
 from sarcoma_sched.vocabulary import RESOURCE_NAMES
@@ -72,7 +72,7 @@ def site_add(
 
 
 @site.command("list")
-@format_option
+@sheet_format
 @click.pass_context
 def site_list(ctx: click.Context, fmt: str) -> None:
     """Every site: zone, holiday calendar, allocated patients, closures from today on.

@@ -17,6 +17,9 @@ from typing import Any
 __all__ = ["write_xlsx"]
 
 _DATE = "yyyy-mm-dd"
+# Excel refuses these in a sheet's name (a command path or a study id never holds them, a
+# title might).
+_NOT_IN_SHEET_NAMES = str.maketrans({c: "-" for c in "[]:*?/\\"})
 _INSTANT = "yyyy-mm-dd hh:mm:ss"
 
 
@@ -43,7 +46,7 @@ def write_xlsx(
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = sheet_name[:31]
+    sheet.title = sheet_name.translate(_NOT_IN_SHEET_NAMES)[:31] or "sheet"
     sheet.append(list(columns))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
