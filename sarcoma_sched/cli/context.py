@@ -31,13 +31,13 @@ def open_db(ctx: click.Context, *, check_schema: bool = True, read_only: bool = 
     return database
 
 
-def open_reader(ctx: click.Context) -> CoreReader:
+def open_reader(ctx: click.Context, *, read_only: bool = False) -> CoreReader:
     """For a listing whose queries are Core statements (``visits``, ``overdue``,
     ``deviations``): the same checks as ``open_db(ctx).read()``, without importing the ORM."""
     from sarcoma_sched.db.reader import CoreReader
 
     root = ctx.find_root().obj
-    reader = CoreReader(root.get("db_url"), user=root.get("user"))
+    reader = CoreReader(root.get("db_url"), user=root.get("user"), read_only=read_only)
     ctx.call_on_close(reader.dispose)
     return reader
 

@@ -80,16 +80,17 @@ def _site_option(ctx: click.Context) -> str | None:
 
 def _site_zones(ctx: click.Context) -> dict[str, str]:
     """Each site's zone, read once per command; none without a database (`plan`, `init`)."""
-    from sarcoma_sched.cli.context import open_db
+    from sarcoma_sched.cli.context import open_reader
     from sarcoma_sched.errors import SarcomaSchedError
-    from sarcoma_sched.services.queries.sites import site_zones
+    from sarcoma_sched.services.queries.zones import site_zones
 
     meta = ctx.find_root().meta
     key = "sarcoma_sched.site_zones"
     if key not in meta:
         try:
-            with open_db(ctx, read_only=True).read() as session:
-                meta[key] = site_zones(session)
+            # Core, not the ORM: nearly every listing asks for today (issue 24).
+            with open_reader(ctx, read_only=True).read() as connection:
+                meta[key] = site_zones(connection)
         except SarcomaSchedError:
             meta[key] = {}
     found: dict[str, str] = meta[key]

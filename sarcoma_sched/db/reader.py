@@ -25,13 +25,17 @@ __all__ = ["CoreReader"]
 
 
 class CoreReader:
-    """One database by URL (``--db``, ``SARCOMA_SCHED_DB``, the default file), for reading."""
+    """One database by URL (``--db``, ``SARCOMA_SCHED_DB``, the default file), for reading.
+    ``read_only`` as for ``Database``: connections that cannot write, for a file or a login
+    that may only read."""
 
-    def __init__(self, url: str | None = None, *, user: str | None = None) -> None:
+    def __init__(
+        self, url: str | None = None, *, user: str | None = None, read_only: bool = False
+    ) -> None:
         self.url = resolve_url(url)
         self.user = user
         refuse_missing_sqlite_file(self.url)
-        self.engine: Engine = make_engine(self.url)
+        self.engine: Engine = make_engine(self.url, read_only=read_only)
         self._schema_checked = False
 
     @contextmanager
