@@ -25,6 +25,8 @@ listings alone, not the enrollment tables, the CONSORT flow or the calendars' ex
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -152,3 +154,17 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value  # asked once: later look-ups find it in the module
     return value
+
+
+class _Package(types.ModuleType):
+    """``workload`` is a module and the function it holds: importing the module names it on the
+    package (the import system's setattr), which would hide the function. The package's name
+    is the function, as when this package imported every name at once."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _MODULES.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
