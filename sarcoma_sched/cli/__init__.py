@@ -63,7 +63,9 @@ class _WorkflowGroup(click.Group):
 def cli(ctx: click.Context, db_url: str | None, user: str | None, debug: bool) -> None:
     """Study-arm allocation and treatment schedules for the TNT-STS and NATARS sarcoma trials.
 
-    Every listing takes --format table|csv|json; dates are YYYY-MM-DD, today, +7d or -3d.
+    Every listing takes --format table|csv|json (listings and report tables also xlsx --out
+    FILE); a table fits the terminal, --wide shows it all. Commands that act take --format
+    json. Dates are YYYY-MM-DD, today, +7d or -3d.
     Exit status: 0 done, 1 refused (one `error:` line, nothing changed), 2 usage error.
 
     \b
