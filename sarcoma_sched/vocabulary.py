@@ -253,6 +253,8 @@ class ReasonCode(StrEnum):
     LOGISTICS = "logistics"
     DATA_ERROR = "data_error"  # a correction of what was recorded
     INELIGIBLE = "ineligible"  # a criterion found not met after allocation
+    # An event the patient's new protocol version no longer has (``transition``).
+    PROTOCOL_AMENDMENT = "protocol_amendment"
     OTHER = "other"
 
     @classmethod

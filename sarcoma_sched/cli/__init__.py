@@ -99,6 +99,7 @@ COMMANDS = {
     "reschedule": "sarcoma_sched.cli.events:reschedule",
     "withdraw": "sarcoma_sched.cli.patients:withdraw",
     "exclude": "sarcoma_sched.cli.patients:exclude",
+    "transition": "sarcoma_sched.cli.amendments:transition",
     "visits": "sarcoma_sched.cli.queries:visits",
     "overdue": "sarcoma_sched.cli.queries:overdue",
     "deviations": "sarcoma_sched.cli.queries:deviations",
@@ -116,6 +117,7 @@ SUBCOMMANDS = {
     "protocol": [
         "sarcoma_sched.cli.screening_template:protocol_fields",
         "sarcoma_sched.cli.usdm:from_usdm",
+        "sarcoma_sched.cli.amendments:activate",
     ],
     "export": ["sarcoma_sched.cli.usdm:usdm"],
 }

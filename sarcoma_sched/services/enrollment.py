@@ -12,6 +12,7 @@ from sarcoma_sched.db.models import Enrollment, Patient, Screening
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict, IneligibleError
+from sarcoma_sched.services.active_versions import version_at, version_name
 from sarcoma_sched.services.lookups import find_patient
 
 __all__ = ["EnrollmentOutcome", "enroll", "enroll_in", "latest_screening"]
@@ -42,6 +43,24 @@ def latest_screening(session: Session, patient: Patient) -> Screening:
     return screening
 
 
+def _check_version_active(
+    session: Session, patient: Patient, screening: Screening, consent_date: dt.date
+) -> None:
+    """A patient consents to the version the site runs on the consent date, and is enrolled
+    under it: one screened under another (an amendment approved between screening and consent,
+    with other criteria perhaps) is screened again under the version in force."""
+    active = version_at(session, patient.protocol_id, patient.site_code, consent_date)
+    if active.version_id == screening.protocol_version_id:
+        return
+    screened = version_name(session, screening.protocol_version_id)
+    raise Conflict(
+        f"patient {patient.screening_number} was screened under {patient.protocol_id} "
+        f"{screened} ({screening.screened_on}), but site {patient.site_code} runs "
+        f"{active.protocol.version} on the consent date {consent_date}: screen the patient "
+        f"again under {active.protocol.version}"
+    )
+
+
 def enroll(
     db: Database, actor: str, patient_ref: str, consent_date: dt.date, *, today: dt.date
 ) -> EnrollmentOutcome:
@@ -67,6 +86,7 @@ def enroll_in(
             f"patient {ref} is not eligible at the latest screening ({screening.screened_on}): "
             f"{failed} not passed"
         )
+    _check_version_active(session, patient, screening, consent_date)
     count = session.execute(
         select(func.count())
         .select_from(Patient)

@@ -19,7 +19,14 @@ from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.eligibility import EligibilityResult, evaluate, parse_field_values
 from sarcoma_sched.errors import Conflict, InputError, InputFileError, NotFound
 from sarcoma_sched.protocol.model import Protocol
-from sarcoma_sched.services.lookups import current_protocol, find_patient, site_today, site_zone
+from sarcoma_sched.services.active_versions import version_at
+from sarcoma_sched.services.lookups import (
+    StoredProtocol,
+    current_protocol,
+    find_patient,
+    site_today,
+    site_zone,
+)
 from sarcoma_sched.vocabulary import SEXES, CriterionStage, Sex
 
 __all__ = ["ScreeningOutcome", "screen", "screen_in"]
@@ -105,15 +112,9 @@ def screen_in(
     every row of a file in one), or with ``store=False`` any session, which is left as found."""
     if sex not in SEXES:
         raise Conflict(f"sex must be one of {', '.join(SEXES)} (got {sex!r})")
-    stored = current_protocol(session, protocol_id)
-    protocol = stored.protocol
-    values = _parse_all(protocol, [(source, raw_values or {}), ("--field", field_values or {})])
-    if not values and protocol.fields:
-        # Every criterion would count as not passed: the patient would be stored as a
-        # screen failure (a CONSORT exclusion) for a file that was empty or a forgotten
-        # --field, not for anything about the patient.
-        raise InputError(_no_values(source if raw_values is not None else None))
-    result = evaluate(protocol, values, CriterionStage.SCREENING)
+    # The newest version names the trial's sites and their time zones; the criteria are those
+    # of the version active at the patient's site on the screening date (``_evaluated``).
+    protocol = current_protocol(session, protocol_id).protocol
     if patient_ref is not None:
         patient = find_patient(session, patient_ref)
         if patient.protocol_id != protocol.id:
@@ -123,6 +124,9 @@ def screen_in(
         if patient.study_id is not None:
             raise Conflict(f"patient {patient_ref} is already enrolled as {patient.study_id}")
         screened_on = _screening_date(session, protocol, patient.site_code, screened_on, now)
+        stored, values, result = _evaluated(
+            session, protocol.id, patient.site_code, screened_on, raw_values, source, field_values
+        )
     else:
         if not site_code:
             raise Conflict("a new patient needs --site")
@@ -131,6 +135,9 @@ def screen_in(
             known = ", ".join(s.code for s in protocol.sites)
             raise NotFound(f"protocol {protocol.id} has no site {site_code!r} (sites: {known})")
         screened_on = _screening_date(session, protocol, site.code, screened_on, now)
+        stored, values, result = _evaluated(
+            session, protocol.id, site.code, screened_on, raw_values, source, field_values
+        )
         count = session.execute(
             select(func.count())
             .select_from(Patient)
@@ -171,6 +178,35 @@ def screen_in(
     return ScreeningOutcome(
         patient.screening_number, protocol.id, patient.site_code, row.id, result, screened_on
     )
+
+
+def _evaluated(
+    session: Session,
+    protocol_id: str,
+    site_code: str,
+    screened_on: dt.date,
+    raw_values: Mapping[str, Any] | None,
+    source: str,
+    field_values: Mapping[str, Any] | None,
+) -> tuple[StoredProtocol, dict[str, Any], EligibilityResult]:
+    """The screening under the version the site runs on ``screened_on`` (its own fields and
+    criteria: an amendment may change a threshold), never one not active there."""
+    stored = version_at(session, protocol_id, site_code, screened_on)
+    protocol = stored.protocol
+    if all(s.code != site_code for s in protocol.sites):
+        raise Conflict(
+            f"site {site_code} is not a site of {protocol.id} {protocol.version}, the version "
+            f"active there on {screened_on}: activate a version that lists it "
+            f"(`sarcoma-sched protocol activate {protocol.id} VERSION --site {site_code} "
+            "--approved DATE`)"
+        )
+    values = _parse_all(protocol, [(source, raw_values or {}), ("--field", field_values or {})])
+    if not values and protocol.fields:
+        # Every criterion would count as not passed: the patient would be stored as a
+        # screen failure (a CONSORT exclusion) for a file that was empty or a forgotten
+        # --field, not for anything about the patient.
+        raise InputError(_no_values(source if raw_values is not None else None))
+    return stored, values, evaluate(protocol, values, CriterionStage.SCREENING)
 
 
 def _no_values(file: str | None) -> str:
