@@ -4,6 +4,9 @@ timelines, site workload and an offline HTML report."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -252,11 +255,37 @@ def report_workload(
 )
 @click.option("--protocol", "protocols", multiple=True, help="Only this trial (repeatable).")
 @TODAY
+@click.option(
+    "--timelines",
+    is_flag=True,
+    help="Also write every patient's timeline to timelines/ and link it from the patient table.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes drawing the timelines (--timelines): up to one per core.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="A progress bar on stderr [default: when stderr is a terminal].",
+)
 @click.pass_context
-def report_html(ctx: click.Context, out: Path, protocols: tuple[str, ...], today: dt.date) -> None:
+def report_html(
+    ctx: click.Context,
+    out: Path,
+    protocols: tuple[str, ...],
+    today: dt.date,
+    timelines: bool,
+    jobs: int,
+    progress: bool | None,
+) -> None:
     """An offline HTML report: an index and one self-contained page per trial with the
-    enrollment tables, the CONSORT diagram, the workload chart (4 weeks back, 12 ahead) and
-    links to every patient's timeline picture (written to timelines/ beside the pages).
+    enrollment tables, the CONSORT diagram, the workload chart (4 weeks back, 12 ahead) and an
+    overview of every patient (one row each, by site); with --timelines, also every patient's
+    timeline picture (written to timelines/ and linked from the patient table).
 
     Nothing is loaded from the network: pictures are embedded in the pages.
 
@@ -264,14 +293,48 @@ def report_html(ctx: click.Context, out: Path, protocols: tuple[str, ...], today
     Example:
       sarcoma-sched report html --out report/
       sarcoma-sched report html --protocol NATARS --today 2026-11-21 --out natars-report/
+      sarcoma-sched report html --timelines --jobs 4 --out report/
     """
     from sarcoma_sched.reports.html import write_html_report
     from sarcoma_sched.services.queries import trial_reports
 
-    with open_db(ctx).read() as session:
-        trials = trial_reports(session, today=today, protocols=protocols or None)
-    written = write_html_report(trials, out, today=today)
+    show = sys.stderr.isatty() if progress is None else progress
+    with _progress_bar(show) as bar:
+        bar("reading the database", 0, 0)
+        with open_db(ctx).read() as session:
+            trials = trial_reports(session, today=today, protocols=protocols or None)
+        written = write_html_report(
+            trials,
+            out,
+            today=today,
+            timelines=timelines,
+            jobs=jobs,
+            progress=lambda done, total: bar("drawing pictures", done, total),
+        )
     click.echo(f"wrote {written.index}")
     for page in written.trials:
         click.echo(f"wrote {page}")
-    click.echo(f"wrote {len(written.timelines)} timelines in {out / 'timelines'}")
+    if timelines:
+        click.echo(f"wrote {len(written.timelines)} timelines in {out / 'timelines'}")
+
+
+@contextmanager
+def _progress_bar(show: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A callback (what, done, total) drawing one bar on stderr, or doing nothing."""
+    if not show:
+
+        def ignore(what: str, done: int, total: int) -> None:
+            return None
+
+        yield ignore
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("report html", total=None)
+
+        def update(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what, completed=done, total=total or None)
+
+        yield update

@@ -1,8 +1,9 @@
 """An offline HTML report: an index page and one self-contained page per trial.
 
-Each trial page carries its enrolment tables, the CONSORT diagram and the workload chart as
-inline data (SVG in a ``data:`` URI: nothing is fetched, no script runs), and a patient table
-whose study ids link to per-patient timeline pictures written beside it (``timelines/*.svg``).
+Each trial page carries its enrolment tables, the CONSORT diagram, the workload chart and an
+overview of every patient as inline data (SVG or PNG in a ``data:`` URI: nothing is fetched, no
+script runs), and a patient table; with ``timelines``, its study ids link to per-patient
+timeline pictures written beside it (``timelines/*.svg``).
 The directory can be zipped, mailed or opened from a USB stick. The data is what
 ``services.queries.trial_reports`` reads; nothing here touches the database.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,10 @@ from sarcoma_sched.files import write_atomic
 from sarcoma_sched.vocabulary import WORKLOAD_KINDS, PatientStatus
 
 if TYPE_CHECKING:
+    from sarcoma_sched.services.queries.timeline import PatientTimeline
     from sarcoma_sched.services.queries.trials import TrialReport
 
-__all__ = ["HtmlReport", "write_html_report"]
+__all__ = ["HtmlReport", "Progress", "write_html_report"]
 
 CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; margin: 2em auto; max-width: 70em;
@@ -85,52 +87,128 @@ def _write(path: Path, text: str) -> Path:
     return write_atomic(path, text)
 
 
+Progress = Callable[[int, int], None]
+"""Told (pictures drawn, pictures to draw) after each one."""
+
+
 def write_html_report(
-    trials: Sequence[TrialReport], out_dir: Path, *, today: dt.date
+    trials: Sequence[TrialReport],
+    out_dir: Path,
+    *,
+    today: dt.date,
+    timelines: bool = False,
+    jobs: int = 1,
+    progress: Progress | None = None,
 ) -> HtmlReport:
-    """Write ``index.html``, ``<TRIAL>.html`` per trial and ``timelines/<STUDY-ID>.svg``."""
+    """Write ``index.html`` and ``<TRIAL>.html`` per trial, each with an overview of every
+    patient; with ``timelines``, also ``timelines/<STUDY-ID>.svg`` per patient, drawn by
+    ``jobs`` processes."""
     from sarcoma_sched.reports.consort import consort_figure
-    from sarcoma_sched.reports.style import svg_text
-    from sarcoma_sched.reports.timeline import timeline_figure
+    from sarcoma_sched.reports.overview import overview_figure
+    from sarcoma_sched.reports.style import png_data, svg_text
     from sarcoma_sched.reports.workload import workload_figure, workload_title
 
     try:
-        (out_dir / "timelines").mkdir(parents=True, exist_ok=True)
+        (out_dir / "timelines" if timelines else out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise Conflict(f"cannot create {out_dir}: {exc.strerror}") from None
 
+    total = sum(3 + (len(t.timelines) if timelines else 0) for t in trials)
+    done = 0
+
+    def step(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
     pages: list[Path] = []
-    timelines: list[Path] = []
+    written: list[Path] = []
     summaries = []
     for trial in trials:
         flow, date_from, date_to = trial.flow, trial.date_from, trial.date_to
         pid = flow.protocol_id
         consort_svg = svg_text(consort_figure(flow, as_of=str(today)))
+        step()
         title = workload_title(None, pid, date_from, date_to, "week")
         chart = svg_text(
             workload_figure(
                 trial.weekly, by="week", title=title, date_from=date_from, date_to=date_to
             )
         )
-        for tl in trial.timelines:
-            path = out_dir / "timelines" / f"{tl.study_id}.svg"
-            _write(path, svg_text(timeline_figure(tl, today)))
-            timelines.append(path)
+        step()
+        start, end = _overview_range(trial, today)
+        overview = png_data(
+            overview_figure(
+                trial.timelines,
+                title=f"{pid}: every patient, by site ({len(trial.timelines)})",
+                date_from=start,
+                date_to=end,
+                today=today,
+            )
+        )
+        step()
+        if timelines:
+            jobs_of = [
+                (tl, out_dir / "timelines" / f"{tl.study_id}.svg", today) for tl in trial.timelines
+            ]
+            for path in _draw_timelines(jobs_of, jobs):
+                written.append(path)
+                step()
         body = _trial_body(
             flow=flow,
             consort_svg=consort_svg,
             chart_svg=chart,
+            overview_png=overview,
+            overview_range=(start, end),
             tables=trial.enrollment,
             site_load=trial.site_load,
             patients=trial.patients,
             date_from=date_from,
             date_to=date_to,
+            linked=timelines,
         )
         page = _write(out_dir / f"{pid}.html", _page(f"{pid}: trial report", body, today))
         pages.append(page)
         summaries.append((pid, flow, page.name))
     index = _write(out_dir / "index.html", _page("sarcoma-sched report", _index(summaries), today))
-    return HtmlReport(index, pages, timelines)
+    return HtmlReport(index, pages, written)
+
+
+def _overview_range(trial: TrialReport, today: dt.date) -> tuple[dt.date, dt.date]:
+    """From the first allocation to 12 weeks after today: the treatment phase of everyone."""
+    starts = [t.allocation_date for t in trial.timelines if t.allocation_date]
+    start = min(starts, default=trial.date_from) - dt.timedelta(days=7)
+    return start, max(today, trial.date_to)
+
+
+def _draw_timeline(job: tuple[PatientTimeline, Path, dt.date]) -> Path:
+    from sarcoma_sched.reports.style import svg_text
+    from sarcoma_sched.reports.timeline import timeline_figure
+
+    timeline, path, today = job
+    return _write(path, svg_text(timeline_figure(timeline, today)))
+
+
+def _draw_timelines(
+    jobs_of: list[tuple[PatientTimeline, Path, dt.date]], jobs: int
+) -> Iterator[Path]:
+    """Each timeline drawn and written, in order; by ``jobs`` processes when more than one.
+
+    Drawing is matplotlib in Python, bound by one core each; processes are started fresh
+    (spawn), never forked from a parent that may run a progress bar's thread.
+    """
+    if jobs <= 1 or len(jobs_of) < 2:
+        yield from map(_draw_timeline, jobs_of)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        yield from pool.map(_draw_timeline, jobs_of, chunksize=8)
 
 
 def _trial_body(
@@ -138,11 +216,14 @@ def _trial_body(
     flow: Any,
     consort_svg: str,
     chart_svg: str,
+    overview_png: bytes,
+    overview_range: tuple[dt.date, dt.date],
     tables: dict[str, tuple[list[dict[str, Any]], list[str]]],
     site_load: list[dict[str, Any]],
     patients: list[dict[str, Any]],
     date_from: dt.date,
     date_to: dt.date,
+    linked: bool,
 ) -> str:
     counts: set[str] = set(PatientStatus)
     parts = [
@@ -172,14 +253,27 @@ def _trial_body(
     parts.append("<h3>by site, whole period</h3>")
     parts.append(_table(site_load, ["site", *used, "total"], {*used, "total"}))
     parts.append("<h2>Patients</h2>")
+    start, end = overview_range
+    parts.append(
+        f"<p>Every allocated patient from {start} to {end}, one row each, grouped by site: "
+        "event days in their kind's colour (pale while planned), deviations in red, "
+        "withdrawals and exclusions in black.</p>"
+    )
+    overview = base64.b64encode(overview_png).decode("ascii")
+    alt = f"Every patient of {flow.protocol_id} by site from {start} to {end}"
+    parts.append(f'<img class="chart" alt="{_e(alt)}" src="data:image/png;base64,{overview}">')
     parts.append(
         "<p>Each study id opens the patient's timeline (planned events, windows, actual dates, "
         "deviations).</p>"
+        if linked
+        else "<p>One patient's timeline: <code>sarcoma-sched report timeline STUDY-ID --out "
+        "FILE.svg</code>, or every patient's with <code>report html --timelines</code>.</p>"
     )
     head = ["study_id", "site", "arm", "allocated", "status", "next_planned", "deviations"]
     trs: list[str] = []
     for p in patients:
-        link = f'<a href="timelines/{_e(p["study_id"])}.svg">{_e(p["study_id"])}</a>'
+        sid = _e(p["study_id"])
+        link = f'<a href="timelines/{sid}.svg">{sid}</a>' if linked else sid
         dev = f'<span class="dev">{p["deviations"]}</span>' if p["deviations"] else "0"
         cls = ' class="ended"' if p["status"] != "on study" else ""
         cells = [

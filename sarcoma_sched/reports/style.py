@@ -28,6 +28,7 @@ __all__ = [
     "FontStyle",
     "check_out_path",
     "figure",
+    "png_data",
     "preserve_spaces",
     "save",
     "svg_text",
@@ -116,6 +117,17 @@ def save(fig: Figure, path: Path, *, dpi: int = 150) -> Path:
     metadata = {"Software": "sarcoma-sched"}
     fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata, facecolor="white")
     return write_atomic(path, buf.getvalue())
+
+
+def png_data(fig: Figure, *, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for embedding in an HTML page)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(
+        buf, format="png", dpi=dpi, metadata={"Software": "sarcoma-sched"}, facecolor="white"
+    )
+    return buf.getvalue()
 
 
 def svg_text(fig: Figure) -> str:

@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
     from sarcoma_sched.services.queries.timeline import PatientTimeline, TimelineEvent
 
-__all__ = ["draw_timeline", "months_shown", "timeline_figure"]
+__all__ = [
+    "days_shown_locator",
+    "draw_timeline",
+    "months_shown",
+    "range_formatter",
+    "timeline_figure",
+]
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -62,7 +68,7 @@ def months_shown(start: dt.date, end: dt.date) -> str:
     return first if first == last else f"{first} – {last}"
 
 
-def _days_shown_locator(stop: float) -> Any:
+def days_shown_locator(stop: float) -> Any:
     """matplotlib's automatic date ticks, less any at or after ``stop``: the axis ends at the
     midnight after the last day shown, and a tick there ("Jan" on a December chart) names a
     day the chart does not cover."""
@@ -75,7 +81,7 @@ def _days_shown_locator(stop: float) -> Any:
     return DaysShownLocator(minticks=5, maxticks=12)
 
 
-def _range_formatter(locator: Any, start: dt.date, end: dt.date) -> Any:
+def range_formatter(locator: Any, start: dt.date, end: dt.date) -> Any:
     """Concise tick labels (day numbers, month names at month starts, years at January),
     captioned with the months shown.
 
@@ -206,9 +212,9 @@ def timeline_figure(
             tick.set_color(DEVIATION)
             tick.set_fontweight("bold")
     ax.set_xlim(x(start), x(end + ONE_DAY))
-    locator = _days_shown_locator(x(end + ONE_DAY))
+    locator = days_shown_locator(x(end + ONE_DAY))
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(_range_formatter(locator, start, end))
+    ax.xaxis.set_major_formatter(range_formatter(locator, start, end))
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)

@@ -509,7 +509,9 @@ def test_the_html_report_is_self_contained_and_links_every_timeline(
     import base64
 
     out = tmp_path / "report"
-    sqlite_cohort.run(command, "report", "html", "--out", str(out), "--today", day(0))
+    sqlite_cohort.run(
+        command, "report", "html", "--timelines", "--out", str(out), "--today", day(0)
+    )
     index = (out / "index.html").read_text(encoding="utf-8")
     for trial in ("NATARS", "NATARS-R", "TNT-STS"):
         assert f'<a href="{trial}.html">{trial}</a>' in index
@@ -522,6 +524,7 @@ def test_the_html_report_is_self_contained_and_links_every_timeline(
         page,
     )
     assert len(images) == 2
+    assert page.count('src="data:image/png;base64,') == 1  # the overview of every patient
     consort = base64.b64decode(images[0][1]).decode("utf-8")
     assert "Assessed for eligibility (n = 7)" in consort
     assert images[0][0] == "CONSORT flow of NATARS: assessed 7, excluded 4, allocated 3"
@@ -541,3 +544,54 @@ def test_the_html_report_is_self_contained_and_links_every_timeline(
         page,
     )
     assert (out / "TNT-STS.html").exists() and (out / "NATARS-R.html").exists()
+
+
+def test_the_html_report_draws_one_overview_and_shows_progress_only_when_asked(
+    command, run, sqlite_cohort, tmp_path
+):
+    import base64
+
+    import matplotlib.image
+
+    out = tmp_path / "report"
+    args = ("--db", sqlite_cohort.db, "report", "html", "--out", str(out), "--today", day(0))
+    quiet = run(*args, check=True)
+    # stderr is a pipe here, not a terminal: no bar unless asked for.
+    assert quiet.stderr == ""
+    assert "timelines" not in quiet.stdout
+    assert not (out / "timelines").exists()
+    page = (out / "NATARS.html").read_text(encoding="utf-8")
+    assert "timelines/" not in page
+    assert "<td>PKUIH-NATARS-0001</td>" in page
+    alt, data = re.findall(r'alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)[0]
+    assert alt.startswith("Every patient of NATARS by site from ")
+    png = tmp_path / "overview.png"
+    png.write_bytes(base64.b64decode(data))
+    pixels = matplotlib.image.imread(str(png))
+    assert pixels.shape[1] == 1150 and pixels.std() > 0.05
+
+    shown = run(*args, "--progress", "--timelines", "--jobs", "2", check=True)
+    # The bar's last state: every picture drawn (3 per trial and the 4 timelines).
+    assert "drawing pictures" in shown.stderr and "100%" in shown.stderr
+    assert shown.stdout.endswith(f"wrote 4 timelines in {out / 'timelines'}\n")
+    assert sorted(p.name for p in (out / "timelines").iterdir()) == [
+        "BJFH-NATARS-0001.svg",
+        "FJMUUH-TNT-STS-0001.svg",
+        "PKUIH-NATARS-0001.svg",
+        "PKUIH-NATARS-0002.svg",
+    ]
+
+
+def test_a_trials_timelines_read_at_once_equal_those_read_one_by_one(cohort):
+    from sarcoma_sched.services.queries.timeline import patient_timeline, trial_timelines
+
+    with cohort.read() as session:
+        for trial in ("NATARS", "TNT-STS", "NATARS-R"):
+            together = trial_timelines(session, trial)
+            alone = [patient_timeline(session, t.study_id) for t in together]
+            assert together == alone
+        assert [t.study_id for t in trial_timelines(session, "NATARS")] == [
+            "BJFH-NATARS-0001",
+            "PKUIH-NATARS-0001",
+            "PKUIH-NATARS-0002",
+        ]

@@ -24,7 +24,7 @@ from sarcoma_sched.db.models import (
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.services.queries.consort import ConsortFlow, consort_flow
 from sarcoma_sched.services.queries.enrollment import enrollment_columns, enrollment_report
-from sarcoma_sched.services.queries.timeline import PatientTimeline, patient_timeline
+from sarcoma_sched.services.queries.timeline import PatientTimeline, trial_timelines
 from sarcoma_sched.services.queries.workload import workload
 from sarcoma_sched.vocabulary import WORKLOAD_KINDS, EventStatus
 
@@ -94,7 +94,7 @@ def trial_reports(
                     ),
                 },
                 patients=patients,
-                timelines=[patient_timeline(session, row["study_id"]) for row in patients],
+                timelines=trial_timelines(session, pid),
             )
         )
     return reports
