@@ -50,7 +50,7 @@ SHEETS: dict[str, list[str]] = {
     "visits": ["date"],
     "overdue": ["date"],
     "deviations": ["date"],
-    "capacity": [],
+    "capacity": ["slot"],
     "allocation list": ["date"],
     "site list": [],
     "protocol list": [],
