@@ -54,8 +54,9 @@ def version_at(session: Session, protocol_id: str, site_code: str, on: dt.date) 
 
 def find_version(session: Session, protocol_id: str, version: str) -> int:
     """The row id of ``protocol_id`` version ``version`` as typed (``1.3``, or ``v1.3``)."""
-    wanted = version.strip()
-    wanted = wanted[1:] if wanted[:1] in ("v", "V") and wanted[1:2].isdigit() else wanted
+    typed = version.strip()
+    # "v1.3" as `protocol load` prints it, unless a version is really spelled that way.
+    bare = typed[1:] if typed[:1] in ("v", "V") and typed[1:2].isdigit() else typed
     rows = session.execute(
         select(ProtocolVersion.id, ProtocolVersion.version)
         .where(ProtocolVersion.protocol_id == protocol_id.upper())
@@ -63,7 +64,9 @@ def find_version(session: Session, protocol_id: str, version: str) -> int:
     ).all()
     if not rows:
         raise NotFound(f"protocol {protocol_id!r} is not in the database")
-    found = [row.id for row in rows if row.version == wanted]
+    found = [row.id for row in rows if row.version == typed] or [
+        row.id for row in rows if row.version == bare
+    ]
     if not found:
         known = ", ".join(row.version for row in rows)
         raise NotFound(

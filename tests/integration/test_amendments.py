@@ -264,3 +264,9 @@ def test_an_activation_is_audited_as_its_own_action(amended):
     assert [e.action for e in entries][-1] == "protocol activate"
     after = json.loads(entries[-1].change)["after"]
     assert (after["site_code"], after["approved_on"]) == ("PKUIH", "2026-04-01")
+
+
+def test_a_version_may_be_named_as_protocol_load_prints_it(amended):
+    db, _ = amended
+    outcome = activate_version(db, "admin", "NATARS", f"v{AMENDED_VERSION}", "PKUIH", APPROVED)
+    assert outcome.version == AMENDED_VERSION
