@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.allocation.random_stream import RandomStream
 
 __all__ = ["block_arms", "forced_from", "locate"]
 
 
 def block_arms(
-    stream: DrawStream,
+    stream: RandomStream,
     stratum: str,
     index: int,
     arm_ids: Sequence[str],
@@ -41,7 +41,7 @@ def block_arms(
 
 
 def locate(
-    stream: DrawStream,
+    stream: RandomStream,
     stratum: str,
     n_before: int,
     arm_ids: Sequence[str],

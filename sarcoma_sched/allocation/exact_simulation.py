@@ -1,9 +1,10 @@
 """The simulated methods run by the production allocator itself: ``allocation simulate --exact``.
 
-Each simulated patient is allocated by :func:`allocate` over the trial's history so far, from a
-:class:`DrawStream` under the trial's key, exactly as a coordinator's allocation would be (the
-comparator, simple randomization, by :func:`simple_randomization`). Nothing is shared with the
-vectorised path but the key, so the two agreeing is evidence, not a tautology. It costs what
+Each simulated patient is allocated by :func:`allocate` over the trial's history so far, from the
+trial's :class:`SimulationStream`, exactly as a coordinator's allocation would be from the
+trial's DrawStream (the comparator, simple randomization, by :func:`simple_randomization`).
+Nothing is shared with the vectorised path but the stream's numbers, so the two agreeing is
+evidence, not a tautology. It costs what
 the allocator costs: the history is re-read at every position, quadratic in the trial's size.
 """
 
@@ -16,7 +17,7 @@ from numpy.typing import NDArray
 
 from sarcoma_sched.allocation.methods import allocate, simple_randomization
 from sarcoma_sched.allocation.records import PriorAllocation
-from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.allocation.simulation_stream import SimulationStream
 from sarcoma_sched.protocol.allocation import BlockAllocation, MinimizationAllocation
 
 __all__ = ["allocator_exact", "simple_exact"]
@@ -29,7 +30,7 @@ def allocator_exact(
     arm_ids: Sequence[str],
     fields: Sequence[str],
     level_names: Sequence[Sequence[str]],
-    trial_keys: Sequence[bytes],
+    streams: Sequence[SimulationStream],
     patients: Ints,
 ) -> tuple[Ints, Ints]:
     """(arm index per trial and position, deterministic assignments per trial)."""
@@ -38,7 +39,7 @@ def allocator_exact(
     out = np.empty((n_trials, n), dtype=np.int64)
     forced = np.zeros(n_trials, dtype=np.int64)
     for t in range(n_trials):
-        stream = DrawStream(trial_keys[t])
+        stream = streams[t]
         history: list[PriorAllocation] = []
         for i, levels in enumerate(patients[t].tolist()):
             factors = {
@@ -52,12 +53,11 @@ def allocator_exact(
 
 
 def simple_exact(
-    arm_ids: Sequence[str], ratio: Mapping[str, int], trial_keys: Sequence[bytes], n: int
+    arm_ids: Sequence[str], ratio: Mapping[str, int], streams: Sequence[SimulationStream], n: int
 ) -> tuple[Ints, Ints]:
     index = {a: i for i, a in enumerate(arm_ids)}
-    out = np.empty((len(trial_keys), n), dtype=np.int64)
-    for t, key in enumerate(trial_keys):
-        stream = DrawStream(key)
+    out = np.empty((len(streams), n), dtype=np.int64)
+    for t, stream in enumerate(streams):
         for i in range(n):
             out[t, i] = index[simple_randomization(arm_ids, ratio, stream.derive("simple", i + 1))]
-    return out, np.zeros(len(trial_keys), dtype=np.int64)
+    return out, np.zeros(len(streams), dtype=np.int64)

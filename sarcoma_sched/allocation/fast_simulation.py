@@ -3,13 +3,15 @@
 Trials are independent and only the patients within a trial are sequential, so each function
 here walks the positions once and decides position p for every trial of a chunk at the same
 time. The arithmetic is the allocator's, operation for operation (the same integers, the same
-float additions in the same order, the same tie tolerance), and the draws are the stream's own
-(:mod:`bulk_draws`), so every assignment equals what :func:`allocate` returns for the same key:
-``tests/unit/test_allocation_fast_simulation.py`` holds the two equal for every method.
+float additions in the same order, the same tie tolerance), and the draws are the stream's own,
+read as arrays (a :class:`~sarcoma_sched.allocation.simulation_stream.Family` makes a trial's
+words for every position in one call), so every assignment equals what :func:`allocate` returns
+from the same stream: ``tests/unit/test_allocation_fast_simulation.py`` holds the two equal for
+every method.
 
 ``patients[t, i, f]`` is the level index of factor f for trial t's patient at position i + 1;
-``trial_keys[t]`` keys trial t's stream. Each function returns the arm index of every patient
-and, per trial, how many assignments were deterministic.
+``streams[t]`` is trial t's stream. Each function returns the arm index of every patient and,
+per trial, how many assignments were deterministic.
 """
 
 from __future__ import annotations
@@ -20,42 +22,73 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sarcoma_sched.allocation.blocks import block_arms, forced_from
-from sarcoma_sched.allocation.bulk_draws import (
-    first_uniforms,
-    position_draws,
-    randbelow_exact,
-    randbelow_from,
-    randbelow_table,
-)
 from sarcoma_sched.allocation.minimization import TIE_TOLERANCE, MinimizationRule, reduced_ratio
 from sarcoma_sched.allocation.records import stratum_key
-from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.allocation.simulation_stream import (
+    SimulationStream,
+    randbelow_words,
+    uniforms,
+)
 from sarcoma_sched.protocol.allocation import BlockAllocation
 
-__all__ = ["Arms", "blocks_fast", "minimization_fast", "simple_fast"]
+__all__ = [
+    "Arms",
+    "blocks_fast",
+    "minimization_fast",
+    "position_words",
+    "randbelow_at",
+    "simple_fast",
+]
 
 Ints = NDArray[np.int64]
+Words = NDArray[np.uint64]
 # (arm index per trial and position, deterministic assignments per trial)
 Arms = tuple[Ints, Ints]
 
 
+def position_words(streams: Sequence[SimulationStream], label: str, n: int) -> Words:
+    """``[t, i, j]``: word j of ``streams[t].derive(label, i + 1)``, the first two words."""
+    return np.stack([s.family(label).words(n + 1)[1:, :2] for s in streams])
+
+
+def randbelow_at(
+    streams: Sequence[SimulationStream], label: str, words: Words, used: int, m: int
+) -> Ints:
+    """``randbelow(m)`` of every ``derive(label, position)`` after ``used`` draws of one word,
+    its first try read from ``words[..., used]``; a rejected try (about m in 2**64) is asked of
+    the stream itself."""
+    values, rejected = randbelow_words(words[..., used], m)
+    for t, i in zip(*np.nonzero(rejected), strict=True):
+        values[t, i] = _randbelow_exact(streams[int(t)], label, int(i), used, m)
+    return values
+
+
+def _randbelow_exact(stream: SimulationStream, label: str, i: int, used: int, m: int) -> int:
+    derived = stream.derive(label, i + 1)
+    for _ in range(used):
+        derived.uniform()
+    return derived.randbelow(m)
+
+
 def simple_fast(
-    arm_ids: Sequence[str], ratio: Mapping[str, int], trial_keys: Sequence[bytes], n: int
+    arm_ids: Sequence[str], ratio: Mapping[str, int], streams: Sequence[SimulationStream], n: int
 ) -> Arms:
     """``simple_randomization(arms, ratio, stream.derive("simple", position))`` everywhere."""
     weights = reduced_ratio(arm_ids, ratio)
     # The draw r in [0, sum) maps to the arm whose cumulative weight first exceeds it.
     table = np.array([a for a, w in enumerate(weights) for _ in range(w)], dtype=np.int64)
-    draws = position_draws(trial_keys, "simple", n)
-    arms = table[randbelow_from(draws, 0, len(table))]
-    return arms, np.zeros(len(trial_keys), dtype=np.int64)
+    if len(table) == 1:  # randbelow(1) draws nothing
+        return np.zeros((len(streams), n), dtype=np.int64), np.zeros(len(streams), dtype=np.int64)
+    words = position_words(streams, "simple", n)
+    arms = table[randbelow_at(streams, "simple", words, 0, len(table))]
+    return arms, np.zeros(len(streams), dtype=np.int64)
 
 
 def minimization_fast(
     rule: MinimizationRule,
     picks: Sequence[int],
     n_levels: Sequence[int],
-    trial_keys: Sequence[bytes],
+    streams: Sequence[SimulationStream],
     patients: Ints,
 ) -> Arms:
     """``allocate`` under minimization, position after position, for every trial at once.
@@ -65,10 +98,10 @@ def minimization_fast(
     """
     n_trials, n, _ = patients.shape
     k = rule.n_arms
-    draws = position_draws(trial_keys, "minimization", n)
-    uniforms = first_uniforms(draws.blocks)
-    # randbelow(m) after the uniform's 7 bytes, for every pool size a tie can leave.
-    ties = {m: randbelow_table(draws, 7, m) for m in range(2, k + 1)}
+    # Each position's stream draws a uniform (word 0), then breaks a tie (word 1).
+    words = position_words(streams, "minimization", n)
+    u_all = uniforms(words[..., 0])
+    ties = {m: randbelow_words(words[..., 1], m) for m in range(2, k + 1)}
     weights = rule.weights
     mult = np.array(rule.multipliers, dtype=np.int64)
     m0, m1 = rule.multipliers[0], rule.multipliers[-1]
@@ -89,16 +122,16 @@ def minimization_fast(
         limit = best + TIE_TOLERANCE * np.maximum(1.0, np.abs(best))
         preferred = totals <= limit[:, None]
         n_preferred = preferred.sum(axis=1)
-        take_preferred = (uniforms[:, i] < rule.probability) | (n_preferred == k)
+        take_preferred = (u_all[:, i] < rule.probability) | (n_preferred == k)
         pool = np.where(take_preferred[:, None], preferred, ~preferred)
         size = pool.sum(axis=1)
         r = np.zeros(n_trials, dtype=np.int64)
-        for m, (values, missing) in ties.items():
+        for m, (values, rejected) in ties.items():
             chosen = size == m
             if chosen.any():
                 r[chosen] = values[chosen, i]
-                for t in np.nonzero(chosen & missing[:, i])[0]:
-                    r[t] = randbelow_exact(draws, int(t), i, 7, m)
+                for t in np.nonzero(chosen & rejected[:, i])[0]:
+                    r[t] = _randbelow_exact(streams[int(t)], "minimization", i, 1, m)
         # The r-th arm of the pool, counting in arm order as the allocator's list does.
         rank = np.cumsum(pool, axis=1) - 1
         arm = ((rank == r[:, None]) & pool).argmax(axis=1)
@@ -149,7 +182,7 @@ def blocks_fast(
     arm_ids: Sequence[str],
     picks: Sequence[int],
     level_names: Sequence[Sequence[str]],
-    trial_keys: Sequence[bytes],
+    streams: Sequence[SimulationStream],
     patients: Ints,
 ) -> Arms:
     """``allocate`` under stratified permuted blocks for every trial at once.
@@ -180,7 +213,7 @@ def blocks_fast(
     forced_flat: list[bool] = []
     offset = np.zeros((n_trials, n), dtype=np.int64)
     for t in range(n_trials):
-        stream = DrawStream(trial_keys[t])
+        stream = streams[t]
         row_sid = ranked[t]
         ends = np.append(np.nonzero(starts[t][1:])[0] + 1, n)
         begin = 0

@@ -14,13 +14,13 @@ from typing import NamedTuple
 
 from sarcoma_sched.allocation.blocks import block_arms, forced_from, locate
 from sarcoma_sched.allocation.minimization import MinimizationRule, reduced_ratio
+from sarcoma_sched.allocation.random_stream import RandomStream
 from sarcoma_sched.allocation.records import (
     Decision,
     PriorAllocation,
     factor_level,
     stratum_key,
 )
-from sarcoma_sched.allocation.stream import DrawStream
 from sarcoma_sched.errors import AllocationError
 from sarcoma_sched.protocol.allocation import (
     Allocation,
@@ -60,14 +60,15 @@ def allocate(
     history: Sequence[PriorAllocation],
     factors: Mapping[str, str],
     position: int,
-    stream: DrawStream,
+    stream: RandomStream,
     assigned_arm: str | None = None,
 ) -> Decision:
     """The arm for the patient at 1-based trial ``position``.
 
     ``arm_ids`` in protocol order (it fixes the order of arms inside a block before shuffling, so
     it must be the same at allocation and at replay); ``history`` every earlier allocation of the
-    trial in position order; ``stream`` the trial's stream (``DrawStream(trial_key(...))``).
+    trial in position order; ``stream`` the trial's stream (``DrawStream(trial_key(...))``; a
+    simulated trial's ``SimulationStream``).
     """
     return _allocate(method, arm_ids, history, factors, position, stream, assigned_arm)
 
@@ -78,7 +79,7 @@ def _allocate(
     history: Sequence[PriorAllocation],
     factors: Mapping[str, str],
     position: int,
-    stream: DrawStream,
+    stream: RandomStream,
     assigned_arm: str | None,
 ) -> Decision:
     arms = _check_arms(arm_ids)
@@ -126,7 +127,7 @@ def replay(
     method: Allocation,
     arm_ids: Sequence[str],
     history: Sequence[PriorAllocation],
-    stream: DrawStream,
+    stream: RandomStream,
 ) -> list[ReplayRow]:
     """Recompute every recorded allocation from the secret and compare.
 
@@ -146,7 +147,7 @@ def replay_decisions(
     method: Allocation,
     arm_ids: Sequence[str],
     history: Sequence[PriorAllocation],
-    stream: DrawStream,
+    stream: RandomStream,
 ) -> list[Decision]:
     """The decision the allocator makes at each recorded position, concealed parts included.
 
@@ -187,7 +188,7 @@ def _replay_blocks(
     method: BlockAllocation,
     arms: list[str],
     history: Sequence[PriorAllocation],
-    stream: DrawStream,
+    stream: RandomStream,
 ) -> list[Decision]:
     # Per stratum: patients so far, and the current block (index, first count, arms).
     seen: dict[str, int] = {}
@@ -215,7 +216,7 @@ def _replay_minimization(
     method: MinimizationAllocation,
     arms: list[str],
     history: Sequence[PriorAllocation],
-    stream: DrawStream,
+    stream: RandomStream,
 ) -> list[Decision]:
     fields = [f.field for f in method.factors]
     arm_index = {a: i for i, a in enumerate(arms)}
@@ -242,7 +243,7 @@ def _replay_minimization(
 
 
 def simple_randomization(
-    arm_ids: Sequence[str], ratio: Mapping[str, int], stream: DrawStream
+    arm_ids: Sequence[str], ratio: Mapping[str, int], stream: RandomStream
 ) -> str:
     """Each arm with probability ratio/sum, independently of every other patient.
 
@@ -262,7 +263,7 @@ def _blocks(
     arms: list[str],
     history: Sequence[PriorAllocation],
     factors: Mapping[str, str],
-    stream: DrawStream,
+    stream: RandomStream,
 ) -> Decision:
     fields = method.strata
     values = _values(fields, factors, "the patient")
@@ -295,7 +296,7 @@ def _minimization(
     history: Sequence[PriorAllocation],
     factors: Mapping[str, str],
     position: int,
-    stream: DrawStream,
+    stream: RandomStream,
 ) -> Decision:
     fields = [f.field for f in method.factors]
     values = _values(fields, factors, "the patient")
@@ -328,7 +329,7 @@ def _minimization_decision(
     values: dict[str, str],
     level_counts: Sequence[Sequence[int]],
     position: int,
-    stream: DrawStream,
+    stream: RandomStream,
 ) -> Decision:
     """``level_counts[f][a]``: patients in arm ``a`` sharing this patient's level of factor f."""
     totals = rule.totals(level_counts)

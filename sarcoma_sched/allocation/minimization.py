@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 
-from sarcoma_sched.allocation.stream import DrawStream
+from sarcoma_sched.allocation.random_stream import RandomStream
 
 __all__ = ["TIE_TOLERANCE", "MinimizationRule", "reduced_ratio"]
 
@@ -100,7 +100,7 @@ class MinimizationRule:
         limit = best + TIE_TOLERANCE * max(1.0, abs(best))
         return [a for a, t in enumerate(totals) if t <= limit]
 
-    def choose(self, totals: Sequence[float], stream: DrawStream) -> tuple[int, list[int], float]:
+    def choose(self, totals: Sequence[float], stream: RandomStream) -> tuple[int, list[int], float]:
         """(arm index, preferred arm indices, the uniform draw).
 
         With probability p the arm comes from the minimizers, otherwise from the other arms;

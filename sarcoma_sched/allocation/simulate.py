@@ -9,12 +9,18 @@ differences between methods are not sampling noise in the patients):
 * permuted blocks of size 2 × the ratio's sum, stratified by the same factors — the usual
   restricted alternative.
 
+Randomness: a simulation draws from its own seeded stream (:mod:`simulation_stream`, NumPy's
+counter-based Philox), not the trial secret's HMAC stream: nothing about a simulated trial is
+secret, and the operating characteristics are those of the rule, whichever uniform generator
+feeds it. The patients' factors come from the same seed (``derive("patients", t)``), shared by
+every method of a trial.
+
 Two paths allocate the simulated patients, from the same streams (each method and trial its own
-key, each decision the stream the allocator would derive for it) and with the same assignments:
+stream, each decision the stream the allocator derives for it) and with the same assignments:
 
 * the fast path (:mod:`fast_simulation`), NumPy across trials: the allocator's arithmetic for a
-  chunk of trials at once, position by position, with the stream's draws computed in bulk
-  (:mod:`bulk_draws`);
+  chunk of trials at once, position by position, with each trial's draws for every position
+  made in one call;
 * the exact path (:mod:`exact_simulation`, ``allocation simulate --exact``): the production
   :func:`allocate` itself, patient by patient over the growing history.
 
@@ -27,10 +33,8 @@ unequal ratios the range of N/ratio (2:1 with 6 and 3 patients is balanced).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -38,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 from sarcoma_sched.allocation.methods import method_fields
 from sarcoma_sched.allocation.minimization import MinimizationRule
-from sarcoma_sched.allocation.stream import derived_key
 from sarcoma_sched.errors import AllocationError
 from sarcoma_sched.protocol.allocation import (
     SITE_FACTOR,
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from sarcoma_sched.allocation.simulation_stream import SimulationStream
     from sarcoma_sched.allocation.tally import Tally
 
     Ints = NDArray[np.int64]
@@ -262,7 +266,9 @@ def simulate(
     if not comparators:
         designs = designs[:1]
 
-    root = hashlib.sha256(f"sarcoma-sched/simulation/{seed}".encode()).digest()
+    from sarcoma_sched.allocation.simulation_stream import SimulationStream
+
+    root = SimulationStream.from_seed(seed)
     cum = [_cumulative(dists[f].values()) for f in fields]
     tallies = [Tally(arms, method.ratio, [len(lv) for lv in levels]) for _ in designs]
     # The exact path allocates one trial at a time; the fast one a chunk of trials together,
@@ -270,12 +276,13 @@ def simulate(
     chunk = 1 if exact else max(1, min(n_trials, _CHUNK_ASSIGNMENTS // n_patients))
     for start in range(0, n_trials, chunk):
         trials = range(start, min(n_trials, start + chunk))
-        patients = _patients(seed, trials, levels, cum, n_patients)
+        patients = _patients(root, trials, cum, n_patients)
         for design, tally in zip(designs, tallies, strict=True):
-            # The key of DrawStream(root).derive(design.name, t): each method and trial its own.
-            keys = [derived_key(root, design.name, t) for t in trials]
+            # root.derive(design.name, t): each method and trial its own stream.
+            family = root.family(design.name)
+            streams = [family.stream(t) for t in trials]
             run = design.exact if exact else design.fast
-            given, deterministic = run(keys, patients)
+            given, deterministic = run(streams, patients)
             tally.add(patients, given, deterministic, design.guess_in_stratum)
         if progress is not None:
             for _ in trials:
@@ -299,41 +306,28 @@ def simulate(
 _CHUNK_ASSIGNMENTS = 1 << 18
 
 
-def _patients(
-    seed: int, trials: range, levels: list[list[str]], cum: list[list[float]], n: int
-) -> Ints:
+def _patients(root: SimulationStream, trials: range, cum: list[list[float]], n: int) -> Ints:
     """``patients[t, i, f]``: the level index of factor f of trial t's patient i + 1.
 
-    Each trial's levels are ``rng.choices(range(len(levels)), cum_weights=cum, k=n)``, factor
-    after factor, from ``random.Random`` seeded by the trial's text (hashed with SHA-512,
-    stable across runs). The generator's state is handed to NumPy's MT19937, the same
-    Mersenne Twister, which makes the same 32-bit outputs in bulk; they are turned into
-    ``random()``'s doubles and ``choices``' bisection exactly as the random module does.
+    Trial t's patients read the stream ``root.derive("patients", t)``: one ``uniform()`` per
+    patient and factor, patient after patient, each mapped to the level whose cumulative
+    weight first exceeds it (``random.choices``' rule: bisect_right of u × total over the
+    cumulative weights but the last). A trial's first patients do not depend on how many follow.
     """
     import numpy as np
 
-    n_factors = len(levels)
+    from sarcoma_sched.allocation.simulation_stream import uniforms
+
+    n_factors = len(cum)
     out = np.empty((len(trials), n, n_factors), dtype=np.int64)
     if not n_factors:
         return out
-    generator = np.random.MT19937()
-    raw = np.empty((len(trials), 2 * n * n_factors), dtype=np.uint64)
-    for row, t in enumerate(trials):
-        _, internal, _ = random.Random(f"sarcoma-sched/simulation/{seed}/patients/{t}").getstate()
-        generator.state = {
-            "bit_generator": "MT19937",
-            "state": {"key": np.array(internal[:-1], dtype=np.uint32), "pos": internal[-1]},
-        }
-        raw[row] = generator.random_raw(2 * n * n_factors)
-    # random(): (a >> 5, b >> 6) of two outputs as 53 bits, exact in a double.
-    uniform = ((raw[:, 0::2] >> np.uint64(5)) * 67108864.0 + (raw[:, 1::2] >> np.uint64(6))) / (
-        9007199254740992.0
-    )
+    family = root.family("patients")
+    u = np.stack([uniforms(family.stream(t).words(n * n_factors)) for t in trials])
+    u = u.reshape(len(trials), n, n_factors)
     for f, weights in enumerate(cum):
-        total = weights[-1] + 0.0
-        # choices(): bisect_right over all cumulative weights but the last, of random() * total.
-        drawn = uniform[:, f * n : (f + 1) * n] * total
-        out[:, :, f] = np.searchsorted(np.array(weights[:-1]), drawn, side="right")
+        edges = np.array(weights[:-1])
+        out[:, :, f] = np.searchsorted(edges, u[:, :, f] * (weights[-1] + 0.0), side="right")
     return out
 
 
@@ -398,8 +392,9 @@ def _narrow(rule: Rule, name: str, allowed: set[str], boolean: bool) -> set[str]
 # Designs: one per simulated method, with its fast (vectorised) and exact (allocator) runs.
 # ---------------------------------------------------------------------------------------------
 
-# (trial keys, patients[t, i, f]) -> (arm index per trial and position, deterministic per trial)
-_Run = Callable[[list[bytes], "Ints"], tuple["Ints", "Ints"]]
+# (trial streams, patients[t, i, f]) -> (arm index per trial and position, deterministic per
+# trial)
+_Run = Callable[[list["SimulationStream"], "Ints"], tuple["Ints", "Ints"]]
 
 
 @dataclass(frozen=True)
@@ -457,11 +452,11 @@ def _simple(arms: list[str], ratio: Mapping[str, int]) -> _Design:
     from sarcoma_sched.allocation.exact_simulation import simple_exact
     from sarcoma_sched.allocation.fast_simulation import simple_fast
 
-    def fast(keys: list[bytes], patients: Ints) -> tuple[Ints, Ints]:
-        return simple_fast(arms, ratio, keys, patients.shape[1])
+    def fast(streams: list[SimulationStream], patients: Ints) -> tuple[Ints, Ints]:
+        return simple_fast(arms, ratio, streams, patients.shape[1])
 
-    def exact(keys: list[bytes], patients: Ints) -> tuple[Ints, Ints]:
-        return simple_exact(arms, ratio, keys, patients.shape[1])
+    def exact(streams: list[SimulationStream], patients: Ints) -> tuple[Ints, Ints]:
+        return simple_exact(arms, ratio, streams, patients.shape[1])
 
     return _Design(
         name="simple randomization",

@@ -9,30 +9,24 @@ gives the two properties concealment and audit need at once:
 * with the secret every draw can be recomputed, so an auditor can replay the whole sequence.
 
 Because each decision gets its own derived key, a draw does not depend on how many draws other
-decisions made or in which order they were made (concurrent coordinators, replays, simulations
-all see the same numbers).
+decisions made or in which order they were made (concurrent coordinators and replays all see
+the same numbers).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import MutableSequence, Sequence
-from typing import TypeVar
+
+from sarcoma_sched.allocation.random_stream import Label, RandomStream
+from sarcoma_sched.allocation.random_stream import encode_label as _encode
 
 __all__ = [
-    "FIRST_BLOCK",
     "DrawStream",
     "Label",
-    "derive_messages",
     "derived_key",
-    "first_uniform",
-    "randbelow_after",
     "trial_key",
 ]
-
-T = TypeVar("T")
-Label = str | int | bytes
 
 # Domain-separation prefixes: a derived key can never equal an output block of the same key.
 _DERIVE = b"\x01sarcoma-sched/derive/v1"
@@ -41,28 +35,15 @@ _TRIAL = b"sarcoma-sched/trial-key/v1"
 _TWO_53 = 9007199254740992.0
 
 
-def _encode(label: Label) -> bytes:
-    # Type tag + length prefix so that ("ab",) and ("a", "b"), or 1 and "1", never collide.
-    if isinstance(label, bool):  # bool is an int subclass; refuse rather than guess.
-        raise TypeError("stream labels are str, int or bytes, not bool")
-    if isinstance(label, str):
-        tag, raw = b"s", label.encode("utf-8")
-    elif isinstance(label, int):
-        tag, raw = b"i", str(label).encode("ascii")
-    elif isinstance(label, bytes):
-        tag, raw = b"b", label
-    else:
-        raise TypeError(f"stream labels are str, int or bytes, not {type(label).__name__}")
-    return tag + len(raw).to_bytes(4, "big") + raw
-
-
 def trial_key(secret: bytes, trial_id: str) -> bytes:
     """The key of one trial's stream: one installation secret can serve several trials."""
     return hmac.digest(secret, _TRIAL + _encode(trial_id), hashlib.sha256)
 
 
-class DrawStream:
-    """HMAC-SHA256 in counter mode under ``key``; same key ⇒ same draws, in the same order."""
+class DrawStream(RandomStream):
+    """HMAC-SHA256 in counter mode under ``key``; same key ⇒ same draws, in the same order.
+
+    ``shuffle`` and ``choice`` are :class:`RandomStream`'s, over this stream's ``randbelow``."""
 
     __slots__ = ("_buffer", "_counter", "_key")
 
@@ -115,53 +96,9 @@ class DrawStream:
             if r < n:
                 return r
 
-    def shuffle(self, items: MutableSequence[T]) -> None:
-        """Fisher–Yates in place: every permutation equally likely."""
-        for i in range(len(items) - 1, 0, -1):
-            j = self.randbelow(i + 1)
-            items[i], items[j] = items[j], items[i]
 
-    def choice(self, seq: Sequence[T]) -> T:
-        if not seq:
-            raise IndexError("cannot choose from an empty sequence")
-        return seq[self.randbelow(len(seq))]
-
-
-# The simulation draws millions of times, and a DrawStream per decision costs more than the two
-# HMACs it computes. These give the same numbers without the object: a derived stream's key,
-# its first 32-byte output block, and the first draws from it (uniform() takes 7 bytes,
-# randbelow(m) for m <= 256 one byte per try; anything rarer replays a real DrawStream).
-# tests/unit/test_allocation_simulation_draws.py holds each equal to the stream's own draw.
-
-FIRST_BLOCK = _BLOCK + (0).to_bytes(8, "big")
-
-
+# A derived stream's key without the object: the PostgreSQL allocation's tests compare the
+# server's derivation with it.
 def derived_key(key: bytes, *labels: Label) -> bytes:
     """The key of ``DrawStream(key).derive(*labels)``."""
     return hmac.digest(key, _DERIVE + b"".join(_encode(label) for label in labels), "sha256")
-
-
-def derive_messages(label: str, n: int) -> list[bytes]:
-    """What ``derived_key`` hashes for (label, 1) .. (label, n), index = position; [0] unused."""
-    head = _DERIVE + _encode(label)
-    return [b"", *(head + _encode(position) for position in range(1, n + 1))]
-
-
-def first_uniform(block: bytes) -> float:
-    """``uniform()`` as the first draw of a stream whose first block is ``block``."""
-    return (int.from_bytes(block[:7], "big") >> 3) / _TWO_53
-
-
-def randbelow_after(key: bytes, block: bytes, used: int, m: int) -> int:
-    """``randbelow(m)`` of the stream keyed ``key`` after ``used`` bytes of its first block."""
-    k = (m - 1).bit_length()
-    if k <= 8:
-        shift = -k % 8
-        for i in range(used, len(block)):
-            r = block[i] >> shift
-            if r < m:
-                return r
-    stream = DrawStream(key)
-    if used:
-        stream.bits(8 * used)
-    return stream.randbelow(m)

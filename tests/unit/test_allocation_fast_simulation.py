@@ -1,32 +1,32 @@
 """The vectorised simulation gives, for the same streams, the production allocator's assignments.
 
 The exact path runs :func:`allocate` (and :func:`simple_randomization`) patient by patient from a
-DrawStream; the fast path decides every trial of a chunk at once from draws hashed in bulk.
-Hypothesis chooses the method's parameters, the number and size of trials, the patients and the
-keys; the two must agree on every arm and every deterministic count, and so on whole reports.
+SimulationStream; the fast path decides every trial of a chunk at once from the same streams'
+words made as arrays. Hypothesis chooses the method's parameters, the number and size of trials,
+the patients and the keys; the two must agree on every arm and every deterministic count, and
+so on whole reports. Each path gets streams of its own, so no cached word is shared.
 """
 
-import random
+import bisect
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarcoma_sched.allocation import DrawStream, MinimizationRule, simulate
-from sarcoma_sched.allocation.bulk_draws import (
-    first_blocks,
-    first_uniforms,
-    hmac_many,
-    position_draws,
-    randbelow_from,
-)
+from sarcoma_sched.allocation import MinimizationRule, simulate
 from sarcoma_sched.allocation.exact_simulation import allocator_exact, simple_exact
-from sarcoma_sched.allocation.fast_simulation import blocks_fast, minimization_fast, simple_fast
+from sarcoma_sched.allocation.fast_simulation import (
+    blocks_fast,
+    minimization_fast,
+    position_words,
+    randbelow_at,
+    simple_fast,
+)
 from sarcoma_sched.allocation.simulate import _patients
-from sarcoma_sched.allocation.stream import FIRST_BLOCK, derive_messages
+from sarcoma_sched.allocation.simulation_stream import SimulationStream
 from sarcoma_sched.protocol.allocation import BlockAllocation, Factor, MinimizationAllocation
 
-KEYS = st.binary(min_size=32, max_size=32)
+KEYS = st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 2**63 - 1))
 ARM_NAMES = ["A", "B", "C", "D"]
 
 
@@ -50,6 +50,10 @@ def designs(draw):
     ).reshape(n_trials, n, n_factors)
     keys = [draw(KEYS) for _ in range(n_trials)]
     return arms, ratio, fields, levels, patients, keys
+
+
+def streams(keys):
+    return [SimulationStream(key, index) for key, index in keys]
 
 
 def assert_same(fast, exact):
@@ -79,8 +83,9 @@ def test_minimization_gives_the_allocators_arms_for_any_factors_weights_and_prob
         imbalance=data.draw(st.sampled_from(["range", "variance"])),
     )
     rule = MinimizationRule(arms, ratio, weights, method.probability, method.imbalance)
-    fast = minimization_fast(rule, used, [len(levels[j]) for j in used], keys, patients)
-    exact = allocator_exact(method, arms, fields, levels, keys, patients)
+    n_levels = [len(levels[j]) for j in used]
+    fast = minimization_fast(rule, used, n_levels, streams(keys), patients)
+    exact = allocator_exact(method, arms, fields, levels, streams(keys), patients)
     assert_same(fast, exact)
 
 
@@ -98,8 +103,8 @@ def test_permuted_blocks_give_the_allocators_arms_stratified_or_not(design, data
     picks = [fields.index(f) for f in strata]
     sub = patients[:, :, picks]
     sub_levels = [levels[j] for j in picks]
-    fast = blocks_fast(method, arms, list(range(len(strata))), sub_levels, keys, sub)
-    exact = allocator_exact(method, arms, strata, sub_levels, keys, sub)
+    fast = blocks_fast(method, arms, list(range(len(strata))), sub_levels, streams(keys), sub)
+    exact = allocator_exact(method, arms, strata, sub_levels, streams(keys), sub)
     assert_same(fast, exact)
 
 
@@ -108,7 +113,8 @@ def test_permuted_blocks_give_the_allocators_arms_stratified_or_not(design, data
 def test_simple_randomization_gives_the_comparators_arms(design):
     arms, ratio, _, _, patients, keys = design
     n = patients.shape[1]
-    assert_same(simple_fast(arms, ratio, keys, n), simple_exact(arms, ratio, keys, n))
+    fast = simple_fast(arms, ratio, streams(keys), n)
+    assert_same(fast, simple_exact(arms, ratio, streams(keys), n))
 
 
 MINIMIZATION = MinimizationAllocation(
@@ -139,32 +145,18 @@ def test_a_seeds_report_is_the_same_on_the_fast_and_the_exact_path(method, trial
     assert fast.to_json() == exact.to_json()
 
 
-@given(KEYS, st.lists(st.binary(max_size=120), max_size=5))
-def test_bulk_hmacs_are_the_streams_hmacs(key, messages):
-    import hmac
-
-    joined = hmac_many(key, messages)
-    assert joined == b"".join(hmac.digest(key, m, "sha256") for m in messages)
-    assert first_blocks(joined) == b"".join(
-        hmac.digest(joined[i : i + 32], FIRST_BLOCK, "sha256") for i in range(0, len(joined), 32)
-    )
-
-
-@given(st.lists(KEYS, min_size=1, max_size=3), st.integers(1, 20), st.integers(0, 9), st.data())
-def test_bulk_draws_are_the_derived_streams_draws(keys, n, used, data):
-    draws = position_draws(keys, "minimization", n)
-    # Beyond 256 every draw replays the real stream; below, most come from the first block.
-    m = data.draw(st.sampled_from([2, 3, 5, 7, 129, 255, 256, 300, 70_000]))
-    values = randbelow_from(draws, used, m)
-    uniforms = first_uniforms(draws.blocks)
-    for t, key in enumerate(keys):
-        for i in range(n):
-            stream = DrawStream(key).derive("minimization", i + 1)
-            assert uniforms[t, i] == DrawStream(key).derive("minimization", i + 1).uniform()
-            if used:
-                stream.bits(8 * used)
-            assert values[t, i] == stream.randbelow(m)
-    assert len(derive_messages("minimization", n)) == n + 1
+@given(KEYS, st.integers(1, 30), st.data())
+def test_the_words_made_in_bulk_are_each_derived_streams_draws(key, n, data):
+    label = data.draw(st.sampled_from(["minimization", "simple"]))
+    (one,) = streams([key])
+    words = position_words([one], label, n)
+    # Below and above a power of two, and beyond one word's 2**64 for the rejection branch.
+    m = data.draw(st.sampled_from([2, 3, 5, 7, 129, 2**32 + 1, 2**63 + 5]))
+    values = randbelow_at([one], label, words, 1, m)
+    for i in range(n):
+        stream = SimulationStream(*key).derive(label, i + 1)
+        assert words[0, i, 0] >> 11 == int(stream.uniform() * 2**53)
+        assert values[0, i] == stream.randbelow(m)
 
 
 @given(
@@ -172,12 +164,16 @@ def test_bulk_draws_are_the_derived_streams_draws(keys, n, used, data):
     st.integers(1, 50),
     st.integers(0, 10**6),
 )
-def test_synthetic_patients_are_the_random_modules_choices(weights, n, seed):
+def test_synthetic_patients_are_choices_from_the_seeds_patient_streams(weights, n, seed):
     cum = [(np.cumsum(np.array(w, dtype=float)) / sum(w)).tolist() for w in weights]
-    levels = [[str(v) for v in range(len(w))] for w in weights]
-    patients = _patients(seed, range(3, 5), levels, cum, n)
+    patients = _patients(SimulationStream.from_seed(seed), range(3, 5), cum, n)
     for row, t in enumerate(range(3, 5)):
-        rng = random.Random(f"sarcoma-sched/simulation/{seed}/patients/{t}")
-        for f, cw in enumerate(cum):
-            expected = rng.choices(range(len(cw)), cum_weights=cw, k=n)
-            assert patients[row, :, f].tolist() == expected
+        stream = SimulationStream.from_seed(seed).derive("patients", t)
+        for i in range(n):
+            for f, cw in enumerate(cum):
+                # random.choices' rule: bisect_right of u × total over the inner edges.
+                expected = bisect.bisect_right(cw[:-1], stream.uniform() * cw[-1])
+                assert patients[row, i, f] == expected
+    # A trial's first patients are the same in a longer trial.
+    longer = _patients(SimulationStream.from_seed(seed), range(3, 5), cum, n + 7)
+    assert (longer[:, :n] == patients).all()

@@ -1,20 +1,13 @@
-"""The simulation's fast draws are DrawStream's draws, so a seed's report never changes."""
+"""A seed's simulation report is pinned; the key derivation and the totals it relies on."""
 
 import hashlib
-import hmac
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sarcoma_sched.allocation import DrawStream, MinimizationRule, simulate
-from sarcoma_sched.allocation.stream import (
-    FIRST_BLOCK,
-    derive_messages,
-    derived_key,
-    first_uniform,
-    randbelow_after,
-)
+from sarcoma_sched.allocation.stream import derived_key
 from sarcoma_sched.protocol.allocation import BlockAllocation, Factor, MinimizationAllocation
 
 KEYS = st.binary(min_size=16, max_size=40)
@@ -24,28 +17,6 @@ KEYS = st.binary(min_size=16, max_size=40)
 def test_a_derived_key_is_the_key_of_the_derived_stream(key, label, position):
     hmac_key = derived_key(key, label, position)
     assert DrawStream(hmac_key).uniform() == DrawStream(key).derive(label, position).uniform()
-
-
-@given(KEYS, st.integers(1, 500))
-def test_the_prepared_derive_messages_derive_each_position(key, n):
-    messages = derive_messages("minimization", n)
-    assert len(messages) == n + 1
-    for position in (1, (n + 1) // 2, n):
-        derived = hmac.digest(key, messages[position], "sha256")
-        expected = DrawStream(key).derive("minimization", position)
-        assert DrawStream(derived).bits(64) == expected.bits(64)
-
-
-@given(KEYS, st.integers(0, 31), st.integers(1, 300))
-def test_uniform_then_randbelow_from_the_first_block_equal_the_stream(key, used, m):
-    block = hmac.digest(key, FIRST_BLOCK, "sha256")
-    stream = DrawStream(key)
-    assert first_uniform(block) == DrawStream(key).uniform()
-    # After `used` bytes (7 for a uniform draw) the next randbelow, rejection and fallback
-    # past the first block included.
-    if used:
-        stream.bits(8 * used)
-    assert randbelow_after(key, block, used, m) == stream.randbelow(m)
 
 
 @given(
@@ -65,7 +36,8 @@ def test_the_two_arm_range_totals_equal_the_general_loop(counts, ratio):
     assert rule.totals(counts) == general  # bit for bit, not approximately
 
 
-# Digests of reports computed before the simulation's draws were optimised (HEAD cb9900d).
+# Digests of reports since the simulation draws from its own seeded Philox stream (issue 24):
+# a change to any figure for a seed, on either path, must be deliberate.
 CASES = {
     "pairs_p08": (
         MinimizationAllocation(
@@ -79,7 +51,7 @@ CASES = {
         41,
         25,
         3,
-        "892ba36bfbbca4214dfdddff76ee0622eb845bf09c9dbd7ea3f0153afe7b693f",
+        "690563298ba4dfb34275093b50abe60ea89c749a308d6cee090d60fbb057da47",
     ),
     "three_arms": (
         MinimizationAllocation(
@@ -93,7 +65,7 @@ CASES = {
         30,
         20,
         5,
-        "7dc3f1062edd49ddb4b2c30b8d41657a1521ef2326ad240b92dfcb6475f950cc",
+        "eb43b3527c413eaa3cc5aa26d4404c7f38a6783e47836a3787054b3c7e94b9c8",
     ),
     "variance": (
         MinimizationAllocation(
@@ -108,7 +80,7 @@ CASES = {
         30,
         20,
         2,
-        "bf6ef4a8541892f4a41bfe68f43a19f961da2e52319544f9ed9dc3689aa16d57",
+        "c1467a6c581745b0d93109a27608e4f115ff7f7a415fc3ae8371bebf77f56b57",
     ),
     "blocks": (
         BlockAllocation(
@@ -119,13 +91,13 @@ CASES = {
         30,
         20,
         4,
-        "ee3c1b7f1837599d84e56ae3cf8f4828186601ba0848e698bfbc4935fcdbbc98",
+        "f733f190ecd656aaec4c6a788ed9380eade2d7bf409c76f602359a49fe5ea6a0",
     ),
 }
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_a_seed_gives_the_same_report_as_before_the_fast_draws(name):
+def test_a_seed_gives_the_report_it_gave_when_its_stream_was_fixed(name):
     method, arms, dist, n, trials, seed, digest = CASES[name]
     report = simulate(method, arms, dist, n, trials, seed)
     assert hashlib.sha256(report.to_json().encode()).hexdigest() == digest
