@@ -4,7 +4,8 @@ In the order of issue 7 (BENCHMARKS.md holds the figures):
 
 1. ``allocation_floor``: enroll+allocate+schedule+audit transactions vs ``sqlite3`` writing the
    same rows;
-2. ``concurrency``: 8 processes allocating on PostgreSQL vs 1;
+2. ``concurrency``: 8 processes allocating on PostgreSQL vs 1; ``mix``: 8 coordinators doing
+   the realistic mix (allocations, records, reads) vs 1, with the time each holds the lock;
 3. ``network`` then ``queries``: a 100,000-patient, 50-site network (2,000 patients, 20 sites
    with ``--quick``), built by the bulk path into SQLite and PostgreSQL, and the daily queries
    through the engine vs the raw driver;
@@ -142,6 +143,7 @@ def _all(args: argparse.Namespace) -> bool:
         ok &= _run(
             "concurrency", "--pg-url", args.pg_url, *(["--per-worker", "5"] if args.quick else [])
         )
+        ok &= _run("mix", "--pg-url", args.pg_url, *quick)
 
     networks = [_sqlite_network(patients, reuse)]
     if not args.no_pg:

@@ -104,6 +104,40 @@ class _Tx:
     count: int = 0
     cpu: float = 0.0
     statements: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    phases: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+
+# What the services call inside their write transaction, timed by wrapping the names in the
+# services' modules (each call's own time only: a phase inside another pauses it).
+PHASES = {
+    "sarcoma_sched.services.allocation": {
+        "find_patient": "find patient",
+        "enroll_in": "enrol",
+        "latest_screening": "read screening",
+        "protocol_version": "protocol",
+        "commit_key": "trial key",
+        "may_read": "privilege check",
+        "history": "history read",
+        "allocate": "draw",
+        "site_calendar": "site calendar",
+        "site_capacity": "capacity read",
+        "plan_arm": "plan (pure)",
+        "store_plan": "store plan",
+    },
+    "sarcoma_sched.services.events": {
+        "_locate": "find patient+events",
+        "protocol_version": "protocol",
+        "site_calendar": "site calendar",
+        "site_capacity": "capacity read",
+        "plan_arm": "plan (pure)",
+        "apply_plan": "apply plan",
+        "_check_not_before_study": "date check",
+        "_outcome": "outcome",
+    },
+    "sarcoma_sched.services.screening": {
+        "screen_in": "screen (all)",
+    },
+}
 
 
 class _Probe:
@@ -114,8 +148,56 @@ class _Probe:
         self.tx: _Tx | None = None
         self.done: list[dict[str, Any]] = []
         self.statements: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.phases: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.backends: set[int] = set()
         self._t0 = 0.0
+        self._stack: list[list[Any]] = []
+
+    def wrap_services(self) -> None:
+        import importlib
+
+        from sqlalchemy import event
+
+        from sarcoma_sched.db.session import AuditedSession
+
+        for module_name, names in PHASES.items():
+            module = importlib.import_module(module_name)
+            for name, phase in names.items():
+                setattr(module, name, self._timed(getattr(module, name), phase))
+        # Flushes (the ORM's INSERTs and UPDATEs, and on SQLite the audit hook) are a phase of
+        # their own, whichever call triggered them.
+        event.listen(AuditedSession, "before_flush", lambda *_a: self._enter("flush"))
+        event.listen(AuditedSession, "after_flush_postexec", lambda *_a: self._leave())
+
+    def _timed(self, function: Any, phase: str) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self._enter(phase)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self._leave()
+
+        return timed
+
+    def _enter(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self._stack:
+            self._charge(self._stack[-1], now)
+        self._stack.append([phase, now])
+
+    def _leave(self) -> None:
+        if not self._stack:
+            return
+        now = time.perf_counter()
+        self._charge(self._stack.pop(), now)
+        if self._stack:
+            self._stack[-1][1] = now
+
+    def _charge(self, entry: list[Any], now: float) -> None:
+        tx = self.tx
+        if tx is not None and tx.locked and not tx.committing:
+            tx.phases[entry[0]] += now - max(entry[1], tx.locked)
+        entry[1] = now
 
     def attach(self, engine: Any) -> None:
         from sqlalchemy import event
@@ -160,6 +242,7 @@ class _Probe:
 
     def begin(self, action: str) -> None:
         self.tx = _Tx(action, time.perf_counter())
+        self._stack.clear()  # a flush that raised never said it ended
 
     def end(self, ok: bool) -> None:
         tx, self.tx = self.tx, None
@@ -181,6 +264,8 @@ class _Probe:
         )
         for key, seconds in tx.statements.items():
             self.statements[tx.action.split()[0]][key] += seconds
+        for key, seconds in tx.phases.items():
+            self.phases[tx.action.split()[0]][key] += seconds
 
 
 def _timed_database(url: str, probe: _Probe) -> Any:
@@ -273,6 +358,7 @@ def worker(config: dict[str, Any]) -> None:
     reader = CoreReader(url)
     probe.attach(db.engine)
     probe.attach(reader.engine)
+    probe.wrap_services()
     rng = random.Random(config["seed"])
     ops = _ops(rng, config["minutes"])
     with db.read() as session:
@@ -366,6 +452,7 @@ def worker(config: dict[str, Any]) -> None:
         "ops": done,
         "txs": probe.done,
         "statements": probe.statements,
+        "phases": probe.phases,
         "client_cpu": client_cpu,
         "server_cpu": server_cpu,
         "refused": refused,
@@ -384,6 +471,7 @@ class Run:
     ops: list[tuple[str, float, bool]] = field(default_factory=list)
     txs: list[dict[str, Any]] = field(default_factory=list)
     statements: dict[str, dict[str, float]] = field(default_factory=dict)
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)
     client_cpu: float = 0.0
     server_cpu: float = 0.0
     refused: dict[str, str] = field(default_factory=dict)
@@ -466,6 +554,7 @@ def _run(url: str, sites: list[str], minutes: int, seed: int) -> Run:
         proc.stdin.flush()
     ends = []
     statements: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    phases: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for w, proc in enumerate(procs):
         out, err = proc.communicate()
         if proc.returncode != 0:
@@ -482,7 +571,11 @@ def _run(url: str, sites: list[str], minutes: int, seed: int) -> Run:
         for action, keys in result["statements"].items():
             for key, seconds in keys.items():
                 statements[action][key] += seconds
+        for action, keys in result["phases"].items():
+            for key, seconds in keys.items():
+                phases[action][key] += seconds
     run.statements = {a: dict(k) for a, k in statements.items()}
+    run.phases = {a: dict(k) for a, k in phases.items()}
     run.seconds = (max(ends) - start_at) if ends else float("nan")
     run.load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return run
@@ -686,7 +779,8 @@ def _report(runs: list[Run], backend: str, cores: int) -> None:
     )
     print(
         f"  1 process used {used:.2f} CPU-seconds per second ({one.client_cpu / one.seconds:.2f} "
-        f"its own, {one.server_cpu / one.seconds:.2f} its server backends): {cores} cores allow "
+        f"its own, {one.server_cpu / one.seconds:.2f} its server backends, none on SQLite): "
+        f"{cores} cores allow "
         f"at most {cpu_ceiling:.1f}x its throughput, whatever N, and less while other work "
         f"shares the machine; the lock, held {held / one.seconds:.0%} of its wall time, allows "
         f"at most {lock_ceiling:.1f}x"
@@ -727,6 +821,15 @@ def _report(runs: list[Run], backend: str, cores: int) -> None:
                     + ", ".join(f"{k} {s / len(txs) * 1e3:.1f} ms" for k, s in top)
                     + " (per transaction)"
                 )
+            spent = run.phases.get(action, {})
+            rest = hold - commit - sum(spent.values())
+            parts = sorted(
+                [*spent.items(), ("commit", commit), ("rest", rest)], key=lambda kv: -kv[1]
+            )
+            print(
+                "      the lock-held time by step (ms per transaction, SQL included): "
+                + ", ".join(f"{k} {s / len(txs) * 1e3:.1f}" for k, s in parts)
+            )
         for check in run.checks:
             print(f"    {check}")
 
@@ -752,10 +855,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--minutes", type=int, default=None, help="simulated minutes [5]")
     parser.add_argument("--patients", type=int, default=None, help="seeded patients [1400]")
     parser.add_argument("--seed", type=int, default=20261124)
-    parser.add_argument("--quick", action="store_true", help="2 minutes, 600 patients, no --also")
+    parser.add_argument("--quick", action="store_true", help="1 minute, 400 patients, no --also")
     args = parser.parse_args(argv)
-    minutes = args.minutes or (2 if args.quick else 5)
-    patients = args.patients or (600 if args.quick else 1400)
+    minutes = args.minutes or (1 if args.quick else 5)
+    patients = args.patients or (400 if args.quick else 1400)
     also = args.also if args.also is not None else ([] if args.quick else [2])
     counts = sorted({1, args.workers, *also}, reverse=True)
     if args.workers < 2 or minutes < 1 or patients < 100 or min(counts) < 1:
