@@ -42,13 +42,17 @@ __all__ = [
 
 Ints = NDArray[np.int64]
 Words = NDArray[np.uint64]
+Floats = NDArray[np.float64]
 # (arm index per trial and position, deterministic assignments per trial)
 Arms = tuple[Ints, Ints]
 
 
 def position_words(streams: Sequence[SimulationStream], label: str, n: int) -> Words:
     """``[t, i, j]``: word j of ``streams[t].derive(label, i + 1)``, the first two words."""
-    return np.stack([s.family(label).words(n + 1)[1:, :2] for s in streams])
+    out = np.empty((len(streams), n, 2), dtype=np.uint64)
+    for t, stream in enumerate(streams):
+        out[t] = stream.family(label).words(n + 1)[1:, :2]
+    return out
 
 
 def randbelow_at(
@@ -101,23 +105,27 @@ def minimization_fast(
     # Each position's stream draws a uniform (word 0), then breaks a tie (word 1).
     words = position_words(streams, "minimization", n)
     u_all = uniforms(words[..., 0])
-    ties = {m: randbelow_words(words[..., 1], m) for m in range(2, k + 1)}
-    weights = rule.weights
-    mult = np.array(rule.multipliers, dtype=np.int64)
-    m0, m1 = rule.multipliers[0], rule.multipliers[-1]
-    two_arm_range = k == 2 and not rule.variance
-    n_factors = len(picks)
-    # counts[t, j, level, a]: trial t's patients so far in arm a with that level of factor j.
-    counts = np.zeros((n_trials, n_factors, max(n_levels), k), dtype=np.int64)
-    trials = np.arange(n_trials)
-    factor_axis = np.arange(n_factors)
     levels_of = patients[:, :, list(picks)]
+    n_factors = len(picks)
+    # The counts live in one flat array, counts[((t·F + j)·L + level)·k + arm]: trial t's
+    # patients so far in that arm with that level of factor j. cells[i, t, j] is where position
+    # i's patient's row starts, made for all positions at once, position-major so that each
+    # step reads one contiguous slice.
+    width = max(n_levels)
+    base = (np.arange(n_trials)[:, None] * n_factors + np.arange(n_factors)) * width
+    cells = np.ascontiguousarray(((base[:, None, :] + levels_of) * k).transpose(1, 0, 2))
+    counts = np.zeros(n_trials * n_factors * width * k, dtype=np.int64)
+    if k == 2 and not rule.variance:
+        return _two_arm_range(rule, cells, counts, u_all, words[..., 1])
+    ties = {m: randbelow_words(words[..., 1], m) for m in range(2, k + 1)}
+    mult = np.array(rule.multipliers, dtype=np.int64)
+    arm_axis = np.arange(k)
     out = np.empty((n_trials, n), dtype=np.int64)
     forced = np.zeros(n_trials, dtype=np.int64)
     for i in range(n):
-        lv = levels_of[:, i, :]
-        rows = counts[trials[:, None], factor_axis[None, :], lv]  # (trials, factors, arms)
-        totals = _totals(rows, weights, mult, m0, m1, two_arm_range, rule.variance)
+        cell = cells[i]
+        rows = counts[cell[:, :, None] + arm_axis]  # (trials, factors, arms)
+        totals = _totals(rows, rule.weights, mult, rule.variance)
         best = totals.min(axis=1)
         limit = best + TIE_TOLERANCE * np.maximum(1.0, np.abs(best))
         preferred = totals <= limit[:, None]
@@ -138,30 +146,51 @@ def minimization_fast(
         out[:, i] = arm
         if rule.probability >= 1.0:
             forced += n_preferred == 1
-        for j in range(n_factors):
-            counts[trials, j, lv[:, j], arm] += 1
+        # One row per (trial, factor): the indices never repeat, so += counts each once.
+        counts[cell + arm[:, None]] += 1
     return out, forced
 
 
-def _totals(
-    rows: Ints,
-    weights: Sequence[float],
-    mult: Ints,
-    m0: int,
-    m1: int,
-    two_arm_range: bool,
-    variance: bool,
-) -> NDArray[np.float64]:
+def _two_arm_range(
+    rule: MinimizationRule, cells: Ints, counts: Ints, u_all: Floats, tie_words: Words
+) -> Arms:
+    """Two arms, range imbalance, the common design: the rule's two-arm arithmetic
+    (:meth:`MinimizationRule.totals`, the same integers and float additions in the same order)
+    with the fewest array operations per position."""
+    n, n_trials, n_factors = cells.shape
+    m0, m1 = rule.multipliers
+    weights = rule.weights
+    take = np.ascontiguousarray((u_all < rule.probability).T)
+    # randbelow(2) when both arms tie: 2 divides 2**64, so its first word is never rejected.
+    coin = np.ascontiguousarray((tie_words & np.uint64(1)).astype(np.int64).T)
+    out = np.empty((n, n_trials), dtype=np.int64)
+    ties = np.zeros(n_trials, dtype=np.int64)
+    for i in range(n):
+        cell = cells[i]
+        diff = counts[cell] * m0 - counts[cell + 1] * m1  # (trials, factors)
+        join0 = np.abs(diff + m0)
+        join1 = np.abs(diff - m1)
+        t0 = 0.0 + weights[0] * join0[:, 0]
+        t1 = 0.0 + weights[0] * join1[:, 0]
+        for j in range(1, n_factors):
+            t0 = t0 + weights[j] * join0[:, j]
+            t1 = t1 + weights[j] * join1[:, j]
+        best = np.minimum(t0, t1)
+        limit = best + TIE_TOLERANCE * np.maximum(1.0, np.abs(best))
+        prefer1 = t1 <= limit
+        tie = prefer1 & (t0 <= limit)
+        # No tie: the preferred arm (1 when arm 1 is the minimizer) with p, else the other.
+        arm = np.where(tie, coin[i], prefer1 ^ ~take[i])
+        out[i] = arm
+        ties += tie
+        counts[cell + arm[:, None]] += 1
+    forced = n - ties if rule.probability >= 1.0 else np.zeros(n_trials, dtype=np.int64)
+    return np.ascontiguousarray(out.T), forced
+
+
+def _totals(rows: Ints, weights: Sequence[float], mult: Ints, variance: bool) -> Floats:
     """MinimizationRule.totals for every trial: the same integers and float additions."""
     n_trials, _, k = rows.shape
-    if two_arm_range:
-        t0 = np.zeros(n_trials)
-        t1 = np.zeros(n_trials)
-        for j, w in enumerate(weights):
-            diff = rows[:, j, 0] * m0 - rows[:, j, 1] * m1
-            t0 = t0 + w * np.abs(diff + m0)
-            t1 = t1 + w * np.abs(diff - m1)
-        return np.stack([t0, t1], axis=1)
     totals = np.zeros((n_trials, k))
     for j, w in enumerate(weights):
         x = rows[:, j, :] * mult

@@ -322,12 +322,18 @@ def _patients(root: SimulationStream, trials: range, cum: list[list[float]], n: 
     out = np.empty((len(trials), n, n_factors), dtype=np.int64)
     if not n_factors:
         return out
-    family = root.family("patients")
-    u = np.stack([uniforms(family.stream(t).words(n * n_factors)) for t in trials])
-    u = u.reshape(len(trials), n, n_factors)
+    words = root.family("patients").leading(trials, n * n_factors)
+    u = uniforms(words).reshape(len(trials), n, n_factors)
     for f, weights in enumerate(cum):
-        edges = np.array(weights[:-1])
-        out[:, :, f] = np.searchsorted(edges, u[:, :, f] * (weights[-1] + 0.0), side="right")
+        drawn = u[:, :, f] * (weights[-1] + 0.0)
+        if len(weights) > 16:
+            out[:, :, f] = np.searchsorted(np.array(weights[:-1]), drawn, side="right")
+            continue
+        # bisect_right counts the edges at or below the draw; with few levels, count directly.
+        level = np.zeros(drawn.shape, dtype=np.int64)
+        for edge in weights[:-1]:
+            level += drawn >= edge
+        out[:, :, f] = level
     return out
 
 

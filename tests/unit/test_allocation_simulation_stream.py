@@ -52,6 +52,10 @@ def test_a_familys_streams_and_bulk_words_are_the_single_streams_draws(key, inde
     assert bulk == draws_words(alone, n)
     # And the next single draw continues where the bulk words stopped.
     assert member.uniform() == alone.uniform()
+    leading = parent.family("minimization").leading(range(index, index + 3), before + n)
+    for r in range(3):
+        fresh = SimulationStream(key).derive("minimization", index + r)
+        assert leading[r].tolist() == fresh.words(before + n).tolist()
     rows = parent.family("minimization").words(index + 1)
     assert rows[index].tolist() == philox(parent.family("minimization").key, 2 * index, WORDS)
 
