@@ -314,6 +314,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     peer = _Peer(design, smallerize)
     random.seed(args.seed)  # smallerize draws from the random module's global generator
     rng = random.Random(f"benchmarks.simulation/{args.seed}")
+    # Warm up every path untimed: the first call imports NumPy and the simulation modules (and
+    # NumPy's start-up threads spend CPU time then), which no round should be charged for.
+    for options in ({}, {"comparators": False}, {"comparators": False, "exact": True}):
+        simulate(design.method, design.arms, design.distributions, n_patients, 2, 0, **options)
+    peer.run(n_patients, 2, random.Random(0))
+    peer = _Peer(design, smallerize)
     fast_s = exact_s = full_s = peer_s = 0.0
     exact_n = 0
     identical = True

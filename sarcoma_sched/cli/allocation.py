@@ -238,9 +238,13 @@ def simulate(protocol: str, patients: int, trials: int, seed: int, fmt: str, exa
 
     Reports final and maximum imbalance, marginal and within-stratum imbalance, predictability
     (Blackwell-Hodges convergence guessing) and the share of deterministic assignments. Needs
-    no database and no secret: the draws come from --seed. Trials are simulated many at once
-    (NumPy); --exact runs the allocator a coordinator's allocation runs instead, and gives the
-    same report for the same seed.
+    no database and no secret: patients and draws come from --seed through the simulation's own
+    counter-based generator (NumPy's Philox), not the trial secret's HMAC stream real
+    allocations use. A simulated trial has nothing to conceal, and the operating
+    characteristics are the rule's, whichever uniform generator feeds it; so a given --seed's
+    report differs from the one versions before this generator printed, figure by figure, but
+    not in distribution. Trials are simulated many at once (NumPy); --exact runs the production
+    allocator on the same stream instead, one patient at a time, and gives the same report.
 
     \b
     Example:
