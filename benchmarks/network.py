@@ -46,7 +46,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import event, func, select
@@ -67,6 +66,7 @@ from sarcoma_sched.db.models import (
     Allocation,
     AuditEntry,
     Enrollment,
+    Installation,
     ParticipationEnd,
     Patient,
     Screening,
@@ -636,6 +636,7 @@ def build_network(
             with db.write(ACTOR, ACTION) as session:
                 _bulk_writer(session.connection()).finish(session.connection())
             _WRITERS.clear()
+            _INSTALLATIONS.clear()
         with db.read() as session:
             stats.audit_entries = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
     finally:
@@ -805,6 +806,7 @@ def _write_bulk(db: Database, prepared: list[_Prepared], stats: BuildStats) -> N
 
 
 _WRITERS: dict[int, bulk.BulkWriter] = {}
+_INSTALLATIONS: dict[int, str] = {}  # writer -> its database's installation id
 
 
 def _bulk_writer(conn: Any) -> bulk.BulkWriter:
@@ -812,20 +814,22 @@ def _bulk_writer(conn: Any) -> bulk.BulkWriter:
     key = id(conn.engine)
     if key not in _WRITERS:
         _WRITERS[key] = bulk.BulkWriter(conn)
+        # What store_plan reads for the events' UIDs (init wrote the row).
+        _INSTALLATIONS[id(_WRITERS[key])] = conn.execute(select(Installation.uid)).scalar_one()
     return _WRITERS[key]
 
 
 def _event_rows(
     writer: bulk.BulkWriter, patient: dict[str, Any], plan: Plan, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    """What ``store_plan`` stores, as dicts (``event_uid`` needs only the study id)."""
+    """What ``store_plan`` stores, as dicts."""
     deviations = plan_deviations(plan)
-    study = SimpleNamespace(study_id=patient["study_id"])
+    installation = _INSTALLATIONS[id(writer)]
     return [
         {
             "id": writer.next_id("scheduled_events"),
             "patient_id": patient["id"],
-            "uid": event_uid(study, event.id),  # type: ignore[arg-type]
+            "uid": event_uid(patient["study_id"], event.id, installation),
             "event_id": event.id,
             "revision": 0,
             "updated_at": now,

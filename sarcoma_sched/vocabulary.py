@@ -48,6 +48,7 @@ __all__ = [
     "ReasonCode",
     "Resource",
     "Sex",
+    "SiteDayKind",
     "ViolationRule",
 ]
 
@@ -291,6 +292,13 @@ class CriterionStage(StrEnum):
 
 
 # --- the database --------------------------------------------------------------------------------
+
+
+class SiteDayKind(StrEnum):
+    """A day a coordinator set apart from a site's holiday calendar (``site_closures.kind``)."""
+
+    CLOSED = "closed"  # `site close`: no treatment that day, working day or not
+    OPEN = "open"  # `site open`: a working day although a weekend or public holiday
 
 
 class DatabasePurpose(StrEnum):

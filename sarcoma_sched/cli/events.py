@@ -162,7 +162,8 @@ def record(
     """Record what happened to an event; re-plans and prints what moved and any deviation.
 
     EVENT is the occurrence id shown by `schedule` (rt, ai.2, surgery, follow_up.m12). Events
-    timed from it move with it; a done date outside the window is a recorded deviation.
+    timed from it move with it; a done date outside the window is a recorded deviation. Only
+    deviations this record makes or changes are printed; `deviations` lists them all.
 
     \b
     Example:

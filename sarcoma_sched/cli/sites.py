@@ -1,4 +1,5 @@
-"""``site add|list|set|close|capacity``: the hospitals, their calendars, days they cannot treat."""
+"""``site add|list|set|close|open|capacity``: the hospitals, their calendars, the days they
+cannot treat and the extra days they do."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ CHANGE_COLUMNS = ["study_id", "event", "old", "new", "shift_days"]
 
 @click.group()
 def site() -> None:
-    """Sites: add one, list them, record a closure, set resource capacities.
+    """Sites: add one, list them, record a closure or an extra working day, set capacities.
 
     \b
     Example:
@@ -183,6 +184,65 @@ def site_close(
             f"closure, kept as recorded: {'; '.join(map(str, outcome.done))}",
             err=fmt == "csv",
         )
+
+
+@site.command("open")
+@click.argument("code")
+@click.argument("day", metavar="DATE", type=DATE)
+@click.option(
+    "--revoke", is_flag=True, help="Take back the extra working day DATE recorded by mistake."
+)
+@reason_options("Why the site works that day (or --reason-code; default code: other).")
+@format_option
+@click.pass_context
+def site_open(
+    ctx: click.Context,
+    code: str,
+    day: dt.date,
+    revoke: bool,
+    reason_code: str | None,
+    reason: str | None,
+    fmt: str,
+) -> None:
+    """Record an extra working day (a Sunday or holiday the site works); re-plans its patients.
+
+    Planned events that may now take that day, or days nearer their target, move; what moved
+    is printed old → new. Recorded events never move. A day already a working day, or one
+    recorded closed, is refused. With --revoke, the extra day is taken back (the audit log
+    keeps it) and the events it let move are re-planned.
+
+    \b
+    Example:
+      sarcoma-sched site open PKUIH 2027-02-14 --reason-code capacity --reason "extra list"
+      sarcoma-sched site open PKUIH 2027-02-14 --revoke
+    """
+    from sarcoma_sched.services.sites import open_site, revoke_open_day
+
+    if revoke:
+        outcome = revoke_open_day(open_db(ctx), acting_user(ctx), code, day)
+    else:
+        outcome = open_site(
+            open_db(ctx), acting_user(ctx), code, day, reason, reason_code=reason_code
+        )
+    rows = _moved_rows(outcome.moved)
+    if fmt == "json":
+        emit_json(
+            {
+                "site": outcome.site_code,
+                "day": outcome.first_day.isoformat(),
+                "revoked": revoke,
+                "moved": rows,
+                "flags": outcome.flags,
+            },
+        )
+        return
+    if fmt == "table":
+        what = "extra working day revoked" if revoke else "open (extra working day)"
+        click.echo(
+            f"{outcome.site_code} {what} {outcome.first_day}; "
+            f"{len(rows)} event(s) of {len(outcome.moved)} patient(s) moved"
+        )
+    _emit_moves(rows, outcome.flags, fmt)
 
 
 def _moved_rows(moved: dict[str, list[EventChange]]) -> list[dict[str, object]]:

@@ -36,7 +36,7 @@ __all__ = [
 # The revision this code is written for. Every command compares it with the database's
 # alembic_version row by plain SQL, so a query never pays for importing alembic and parsing the
 # migration scripts; a test keeps it equal to the scripts' head.
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 
 @dataclass(frozen=True)

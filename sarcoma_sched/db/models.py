@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sarcoma_sched.db.types import UtcDateTime
-from sarcoma_sched.vocabulary import DatabasePurpose, EndKind, EventStatus, Sex
+from sarcoma_sched.vocabulary import DatabasePurpose, EndKind, EventStatus, Sex, SiteDayKind
 
 __all__ = [
     "AUDITED",
@@ -157,10 +157,15 @@ class Site(Base):
 
 
 class SiteClosure(Base):
-    """Days a site cannot treat (ward closure, strike, local holiday the tables miss)."""
+    """Days a coordinator set apart from the site's holiday calendar: ``kind`` closed, days it
+    cannot treat (ward closure, strike, local holiday the tables miss), or open, extra working
+    days (a Sunday or holiday it works: ``site open``, migration 0012)."""
 
     __tablename__ = "site_closures"
-    __table_args__ = (CheckConstraint("first_day <= last_day", name="ordered"),)
+    __table_args__ = (
+        CheckConstraint("first_day <= last_day", name="ordered"),
+        _one_of("kind", SiteDayKind),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), index=True)
@@ -170,6 +175,9 @@ class SiteClosure(Base):
     # What the coordinator typed beside the code in ``reason``: stays in the database.
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
+    kind: Mapped[str] = mapped_column(
+        String(8), default=SiteDayKind.CLOSED, server_default=SiteDayKind.CLOSED.value
+    )
 
 
 class SiteResource(Base):

@@ -10,7 +10,8 @@ How one scheduled event becomes calendar components:
   last day, always all-day even if the event has a time, since a two-week course has no clock.
 - ``show_as = "days"`` with more than one day (RT 5 fractions on consecutive working days, maybe
   across a weekend; inpatient infusion D1-D5): one VEVENT per day, each its own visit, with UIDs
-  derived from the row's UID by day number (``pkuih-natars-0001.rt.d3@sarcoma-sched``).
+  derived from the row's UID by day number
+  (``pkuih-natars-0001.rt.d3@<installation>.sarcoma-sched``).
 - otherwise one VEVENT with the row's UID.
 
 Dates by kind: without a local time an event is all-day (``DTSTART;VALUE=DATE``, ``DTEND`` the

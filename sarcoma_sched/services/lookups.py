@@ -27,6 +27,7 @@ from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.protocol.concealment import parse_site_definition
 from sarcoma_sched.protocol.loader import parse_protocol
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.vocabulary import SiteDayKind
 
 __all__ = [
     "StoredProtocol",
@@ -96,21 +97,25 @@ def site_today(
 
 
 def site_calendar(session: Session, site_code: str) -> SiteCalendar:
-    """The site's working days: its holiday country and subdivision plus recorded closures."""
+    """The site's working days: its holiday country and subdivision, recorded closures and
+    extra working days (``site open``)."""
     site = session.get(Site, site_code)
     if site is None:  # pragma: no cover - patients reference existing sites
         raise LookupError(site_code)
     closures: set[dt.date] = set()
+    extra: set[dt.date] = set()
     for closure in session.scalars(select(SiteClosure).where(SiteClosure.site_code == site_code)):
+        days = extra if closure.kind == SiteDayKind.OPEN else closures
         day = closure.first_day
         while day <= closure.last_day:
-            closures.add(day)
+            days.add(day)
             day += dt.timedelta(days=1)
     return SiteCalendar(
         site.holiday_country,
         site.holiday_subdivision,
         time_zone=site.time_zone,
         closures=closures,
+        extra_working_days=extra,
         inpatient_over_holidays=site.inpatient_over_holidays,
     )
 

@@ -8,6 +8,7 @@ future event of a withdrawn patient, becomes ``cancelled``.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -16,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar import Actual, Plan, PlannedEvent
-from sarcoma_sched.db.models import ParticipationEnd, Patient, ScheduledEvent
+from sarcoma_sched.db.models import Installation, ParticipationEnd, Patient, ScheduledEvent
 from sarcoma_sched.db.types import utc_now
-from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, EventStatus
+from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, DatabasePurpose, EventStatus
 
 __all__ = [
     "actuals_of",
@@ -26,13 +27,38 @@ __all__ = [
     "cancel_future",
     "event_fields",
     "event_uid",
+    "installation_uid",
     "store_plan",
 ]
 
 
-def event_uid(patient: Patient, event_id: str) -> str:
-    # Stable for the life of the event and unique across trials; pseudonymous by construction.
-    return f"{patient.study_id}.{event_id}@sarcoma-sched".lower()
+def event_uid(study_id: str | None, event_id: str, installation: str) -> str:
+    """An event's iCalendar UID: stable for the life of the event, pseudonymous by construction,
+    and unique across trials and across databases. Two trial databases (a site's own and the
+    network's, a copy restored for training) number their patients alike, and a calendar client
+    holding both would take one's PKUIH-NATARS-0001 ai.1 for the other's: the installation id,
+    made once per database (``init`` or migration 0012), tells them apart. A row keeps the UID
+    it was stored with (events stored before 0012 keep theirs, so calendars already handed out
+    update in place instead of doubling).
+
+    The id's first 12 hex digits (48 bits) are enough to tell a trial's few databases apart,
+    and keep a UID line within the 75 octets RFC 5545 folds at."""
+    short = installation.replace("-", "")[:12]
+    return f"{study_id}.{event_id}@{short}.sarcoma-sched".lower()
+
+
+def installation_uid(session: Session) -> str:
+    """This database's installation id (its one ``installation`` row). ``init`` and migration
+    0012 write the row; a database set up otherwise (``db upgrade`` then ``protocol load``)
+    gets it, as a trial's, in the write that stores its first event (audited with it)."""
+    installation = session.get(Installation, 1)
+    if installation is None:
+        installation = Installation(
+            id=1, uid=str(uuid.uuid4()), purpose=DatabasePurpose.TRIAL, created_at=utc_now()
+        )
+        session.add(installation)
+        session.flush()
+    return installation.uid
 
 
 def _deviations(plan: Plan) -> dict[str, str]:
@@ -76,10 +102,11 @@ def event_fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
 def store_plan(session: Session, patient: Patient, plan: Plan) -> list[ScheduledEvent]:
     deviations = _deviations(plan)
     now = utc_now()
+    installation = installation_uid(session)
     rows = [
         ScheduledEvent(
             patient_id=patient.id,
-            uid=event_uid(patient, event.id),
+            uid=event_uid(patient.study_id, event.id, installation),
             event_id=event.id,
             revision=0,
             updated_at=now,
@@ -111,7 +138,7 @@ def apply_plan(
         if row is None:
             new = ScheduledEvent(
                 patient_id=patient.id,
-                uid=event_uid(patient, event.id),
+                uid=event_uid(patient.study_id, event.id, installation_uid(session)),
                 event_id=event.id,
                 revision=0,
                 updated_at=now,

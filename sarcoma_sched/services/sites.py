@@ -1,4 +1,5 @@
-"""Sites: add one, close one for some days (and re-plan whoever that moves)."""
+"""Sites: add one, close one for some days or open it on an extra day (and re-plan whoever
+that moves)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import Conflict, InputError, NotFound
 from sarcoma_sched.limits import MAX_CLOSURE_DAYS, is_time_zone, shown
 from sarcoma_sched.services.events import EventChange, patient_events, replan_patient
-from sarcoma_sched.services.lookups import get_site
+from sarcoma_sched.services.lookups import get_site, site_calendar
 from sarcoma_sched.services.reasons import coded
-from sarcoma_sched.vocabulary import EventStatus, ReasonCode
+from sarcoma_sched.vocabulary import EventStatus, ReasonCode, SiteDayKind
 
 __all__ = [
     "ClosureOutcome",
@@ -33,7 +34,9 @@ __all__ = [
     "SiteOutcome",
     "add_site",
     "close_site",
+    "open_site",
     "revoke_closure",
+    "revoke_open_day",
     "set_site",
 ]
 
@@ -165,6 +168,13 @@ def close_site(
     )
     with db.write(actor, "site close") as session:
         site = get_site(session, code)
+        opened = _recorded(session, site, SiteDayKind.OPEN, first_day, last_day)
+        if opened:
+            listed = ", ".join(str(r.first_day) for r in opened)
+            raise Conflict(
+                f"{site.code} is recorded open on {listed}: revoke that first "
+                f"(site open {site.code} {opened[0].first_day} --revoke)"
+            )
         session.add(
             SiteClosure(
                 site_code=site.code,
@@ -173,6 +183,7 @@ def close_site(
                 reason=str(why),
                 note=note,
                 created_at=utc_now(),
+                kind=SiteDayKind.CLOSED,
             )
         )
         session.flush()
@@ -198,6 +209,7 @@ def revoke_closure(
             session.scalars(
                 select(SiteClosure).where(
                     SiteClosure.site_code == site.code,
+                    SiteClosure.kind == SiteDayKind.CLOSED,
                     SiteClosure.first_day == first_day,
                     SiteClosure.last_day == last_day,
                 )
@@ -206,7 +218,7 @@ def revoke_closure(
         if not rows:
             recorded = session.execute(
                 select(SiteClosure.first_day, SiteClosure.last_day)
-                .where(SiteClosure.site_code == site.code)
+                .where(SiteClosure.site_code == site.code, SiteClosure.kind == SiteDayKind.CLOSED)
                 .order_by(SiteClosure.first_day)
             ).all()
             known = ", ".join(f"{a}..{b}" for a, b in recorded) or "none"
@@ -218,6 +230,87 @@ def revoke_closure(
         session.flush()
         moved, flags = _replan_site(session, site)
         return ClosureOutcome(site.code, first_day, last_day, moved, flags)
+
+
+def open_site(
+    db: Database,
+    actor: str,
+    code: str,
+    day: dt.date,
+    reason: str | None = None,
+    reason_code: str | None = None,
+) -> ClosureOutcome:
+    """Record an extra working day at a site (a Sunday, or a public holiday, on which it
+    treats) and re-plan its patients: a planned event the day now lets be placed earlier, or
+    nearer its target, moves there, printed old → new. Done events never move."""
+    why, note = coded(reason_code, reason, default=ReasonCode.OTHER)
+    with db.write(actor, "site open") as session:
+        site = get_site(session, code)
+        closed = _recorded(session, site, SiteDayKind.CLOSED, day, day)
+        if closed:
+            c = closed[0]
+            raise Conflict(
+                f"{site.code} is recorded closed {c.first_day}..{c.last_day}: revoke that "
+                f"first (site close {site.code} --from {c.first_day} --to {c.last_day} --revoke)"
+            )
+        calendar = site_calendar(session, site.code)
+        if calendar.is_working_day(day):
+            raise Conflict(f"{day} is already a working day at {site.code}: nothing to open")
+        session.add(
+            SiteClosure(
+                site_code=site.code,
+                first_day=day,
+                last_day=day,
+                reason=str(why or ReasonCode.OTHER),
+                note=note,
+                created_at=utc_now(),
+                kind=SiteDayKind.OPEN,
+            )
+        )
+        session.flush()
+        moved, flags = _replan_site(session, site)
+        return ClosureOutcome(site.code, day, day, moved, flags)
+
+
+def revoke_open_day(db: Database, actor: str, code: str, day: dt.date) -> ClosureOutcome:
+    """Take back an extra working day recorded by mistake: the row is deleted (the audit log
+    keeps it and who revoked it) and the site's patients are re-planned without it."""
+    with db.write(actor, "site open --revoke") as session:
+        site = get_site(session, code)
+        rows = _recorded(session, site, SiteDayKind.OPEN, day, day)
+        if not rows:
+            known = session.scalars(
+                select(SiteClosure.first_day)
+                .where(SiteClosure.site_code == site.code, SiteClosure.kind == SiteDayKind.OPEN)
+                .order_by(SiteClosure.first_day)
+            ).all()
+            listed = ", ".join(map(str, known)) or "none"
+            raise NotFound(
+                f"{site.code} has no extra working day {day} to revoke (open days: {listed})"
+            )
+        for row in rows:
+            session.delete(row)
+        session.flush()
+        moved, flags = _replan_site(session, site)
+        return ClosureOutcome(site.code, day, day, moved, flags)
+
+
+def _recorded(
+    session: Session, site: Site, kind: SiteDayKind, first_day: dt.date, last_day: dt.date
+) -> list[SiteClosure]:
+    """The site's recorded days of ``kind`` that overlap ``first_day … last_day``."""
+    return list(
+        session.scalars(
+            select(SiteClosure)
+            .where(
+                SiteClosure.site_code == site.code,
+                SiteClosure.kind == kind,
+                SiteClosure.first_day <= last_day,
+                SiteClosure.last_day >= first_day,
+            )
+            .order_by(SiteClosure.first_day)
+        )
+    )
 
 
 def set_site(db: Database, actor: str, code: str, *, inpatient_over_holidays: bool) -> SiteOutcome:

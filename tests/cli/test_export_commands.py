@@ -132,6 +132,12 @@ def next_day(iso: str) -> str:
     return (dt.date.fromisoformat(iso) + dt.timedelta(days=1)).isoformat()
 
 
+def domain(db: str) -> str:
+    """What follows the study id and event in a UID: this database's installation id."""
+    [(uid,)] = query(db, "SELECT uid FROM installation")
+    return f"@{uid.replace('-', '')[:12]}.sarcoma-sched"
+
+
 @dataclass(frozen=True)
 class Trial:
     backend: str
@@ -243,10 +249,10 @@ def test_a_patient_calendar_holds_each_stored_event_with_its_days_sequence_and_s
         check_against_rows(trial.files[name], rows)
     uids = read(trial.files["a"])
     # NATARS neoadjuvant: infusion D1-D5 is five visits, anlotinib D1-D14 one period.
-    local = A.lower()
-    assert f"{local}.ai.1.d5@sarcoma-sched" in uids
-    assert f"{local}.ai.1@sarcoma-sched" not in uids
-    anlotinib = uids[f"{local}.anlotinib.1@sarcoma-sched"]
+    local, at = A.lower(), domain(trial.db)
+    assert f"{local}.ai.1.d5{at}" in uids
+    assert f"{local}.ai.1{at}" not in uids
+    anlotinib = uids[f"{local}.anlotinib.1{at}"]
     assert (anlotinib["DTEND"].dt - anlotinib["DTSTART"].dt).days == 14
     # TNT-STS: 5 RT fractions, each a visit on a working day.
     rt = [v for uid, v in read(trial.files["t"]).items() if ".rt.d" in uid]
@@ -390,7 +396,7 @@ def test_re_export_after_a_recorded_delay_keeps_uids_and_raises_sequence_only_wh
     assert first.read_bytes() == trial.files["t"].read_bytes()
 
     # RT started two working days late: the first fraction on the third planned day.
-    rt = before[f"{T.lower()}.rt@sarcoma-sched"]
+    rt = before[f"{T.lower()}.rt{domain(db)}"]
     started = rt.days[2]
     invoke(command, tmp_path, "--db", db, "record", T, "rt", "--status", "done", "--date", started)
     after = stored(db, study_id=T)
@@ -412,7 +418,7 @@ def test_re_export_after_a_recorded_delay_keeps_uids_and_raises_sequence_only_wh
                 # Untouched: byte for byte what the client already has.
                 assert after[uid].revision == row.revision
                 assert new[entry].to_ical() == old[entry].to_ical()
-    fraction = new[f"{T.lower()}.rt.d1@sarcoma-sched"]
+    fraction = new[f"{T.lower()}.rt.d1{domain(db)}"]
     assert fraction["DTSTART"].dt.isoformat() == started
     assert str(fraction["STATUS"]) == "CONFIRMED" and fraction.walk("VALARM") == []
 

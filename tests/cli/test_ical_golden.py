@@ -33,10 +33,13 @@ STUDY_ID = "PKUIH-NATARS-0001"
 # Properties whose value is the time a command ran, never short enough to be folded.
 VOLATILE = re.compile(rb"^(DTSTAMP|LAST-MODIFIED|CREATED)((?:;[^:\r\n]*)?):[^\r\n]*", re.M)
 PRODID = re.compile(rb"^PRODID:-//sarcoma-sched//[^/\r\n]+//EN", re.M)
+# Each database's own installation id, part of every UID (made at `init`).
+INSTALLATION = re.compile(rb"@[0-9a-f]{12}\.sarcoma-sched")
 
 
 def normalise(data: bytes) -> bytes:
     masked = VOLATILE.sub(rb"\1\2:19700101T000000Z", data)
+    masked = INSTALLATION.sub(b"@INSTALLATION.sarcoma-sched", masked)
     return PRODID.sub(b"PRODID:-//sarcoma-sched//VERSION//EN", masked)
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import Allocation, Patient, Site, SiteClosure
+from sarcoma_sched.vocabulary import SiteDayKind
 
 __all__ = ["SITE_COLUMNS", "list_sites", "site_zones"]
 
@@ -37,7 +38,9 @@ def list_sites(session: Session, today: dt.date) -> list[dict[str, object]]:
     )
     closures: dict[str, list[str]] = {}
     for c in session.scalars(
-        select(SiteClosure).where(SiteClosure.last_day >= today).order_by(SiteClosure.first_day)
+        select(SiteClosure)
+        .where(SiteClosure.last_day >= today, SiteClosure.kind == SiteDayKind.CLOSED)
+        .order_by(SiteClosure.first_day)
     ):
         span = str(c.first_day) if c.first_day == c.last_day else f"{c.first_day}..{c.last_day}"
         closures.setdefault(c.site_code, []).append(span)
