@@ -30,6 +30,7 @@ AS_OF = dt.date(2026, 11, 21)
 # Instants taken at build time, not from the history: they differ between any two builds.
 CLOCK = {
     "protocol_versions": {"loaded_at"},
+    "protocol_activations": {"activated_at"},
     "sites": {"created_at"},
     "scheduled_events": {"updated_at"},
     # Each installation gets an id of its own when it is made: two builds are two installations.
