@@ -111,6 +111,7 @@ def make_engine(
             _connect_read_only(engine, file)
         _configure_sqlite(engine, busy_timeout_ms, read_only=read_only)
         return engine
+    _require_psycopg(parsed.render_as_string(hide_password=True))
     if read_only:
         # The server then refuses any write in these sessions, whatever the login may do: a
         # check that tried to write would fail loudly instead of changing the trial.
@@ -120,6 +121,19 @@ def make_engine(
         )
         return create_engine(url, echo=echo, pool_pre_ping=True, connect_args={"options": options})
     return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _require_psycopg(where: str) -> None:
+    """PostgreSQL support is an extra (``sarcoma-sched[postgres]``): a single site on SQLite
+    installs no server driver. Without it, one line saying what to install, not the dialect's
+    ModuleNotFoundError from inside SQLAlchemy."""
+    try:
+        import psycopg  # noqa: F401  (the driver SQLAlchemy's postgresql+psycopg dialect loads)
+    except ImportError:
+        raise DatabaseUrlError(
+            f"database {where}: PostgreSQL support is not installed; "
+            "pip install 'sarcoma-sched[postgres]'"
+        ) from None
 
 
 def _sqlite_directory(path: Path) -> None:
