@@ -84,7 +84,10 @@ def _site_zones(ctx: click.Context) -> dict[str, str]:
     from sarcoma_sched.errors import SarcomaSchedError
     from sarcoma_sched.services.queries.zones import site_zones
 
-    meta = ctx.find_root().meta
+    root = ctx.find_root()
+    if root.obj is None:  # parsed outside the command's main (a context made by hand): no --db
+        return {}
+    meta = root.meta
     key = "sarcoma_sched.site_zones"
     if key not in meta:
         try:
