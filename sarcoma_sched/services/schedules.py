@@ -51,7 +51,10 @@ def installation_uid(session: Session) -> str:
     """This database's installation id (its one ``installation`` row). ``init`` and migration
     0012 write the row; a database set up otherwise (``db upgrade`` then ``protocol load``)
     gets it, as a trial's, in the write that stores its first event (audited with it)."""
-    installation = session.get(Installation, 1)
+    # Not a flush point: the rows pending in the unit of work keep the order it writes them
+    # (and their audit entries) in.
+    with session.no_autoflush:
+        installation = session.get(Installation, 1)
     if installation is None:
         installation = Installation(
             id=1, uid=str(uuid.uuid4()), purpose=DatabasePurpose.TRIAL, created_at=utc_now()
