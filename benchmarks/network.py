@@ -46,6 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import event, func, select
@@ -69,6 +70,7 @@ from sarcoma_sched.db.models import (
     Installation,
     ParticipationEnd,
     Patient,
+    ScheduledEvent,
     Screening,
     Site,
 )
@@ -84,13 +86,7 @@ from sarcoma_sched.protocol.allocation import (
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.allocation import trial_stream
 from sarcoma_sched.services.lookups import current_protocol, site_calendar
-from sarcoma_sched.services.schedules import _deviations as plan_deviations
-from sarcoma_sched.services.schedules import (
-    cancel_future,
-    event_fields,
-    event_uid,
-    store_plan,
-)
+from sarcoma_sched.services.schedules import cancel_future, event_rows, installation_uid
 
 __all__ = ["SECRET", "BuildStats", "build_network", "main"]
 
@@ -749,7 +745,13 @@ def _write_batch(db: Database, prepared: list[_Prepared], stats: BuildStats) -> 
                 continue
             session.add(Enrollment(**_enrollment_row(p, patient.id, screening.id)))
             session.add(Allocation(**_allocation_row(p, patient.id)))
-            events = store_plan(session, patient, plan)
+            # The ORM objects of store_plan's rows, so the whole batch is one flush through
+            # the audit hook (store_plan itself writes with insert_audited).
+            events = [
+                ScheduledEvent(**row)
+                for row in event_rows(patient, plan, installation_uid(session))
+            ]
+            session.add_all(events)
             if case.end is not None:
                 session.add(ParticipationEnd(**_end_row(case, patient.id)))
                 cancel_future(session, events, _end_reason(case), case.end[1])
@@ -822,22 +824,12 @@ def _bulk_writer(conn: Any) -> bulk.BulkWriter:
 def _event_rows(
     writer: bulk.BulkWriter, patient: dict[str, Any], plan: Plan, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    """What ``store_plan`` stores, as dicts."""
-    deviations = plan_deviations(plan)
+    """What ``store_plan`` stores, with the ids the bulk writer hands out."""
+    owner = SimpleNamespace(id=patient["id"], study_id=patient["study_id"])
     installation = _INSTALLATIONS[id(writer)]
     return [
-        {
-            "id": writer.next_id("scheduled_events"),
-            "patient_id": patient["id"],
-            "uid": event_uid(patient["study_id"], event.id, installation),
-            "event_id": event.id,
-            "revision": 0,
-            "updated_at": now,
-            "note": None,  # a coordinator's words, never the planner's
-            "pin_policy": None,  # set by a coordinator's reschedule only
-            **event_fields(event, deviations.get(event.id)),
-        }
-        for event in plan.events
+        {"id": writer.next_id("scheduled_events"), **row}
+        for row in event_rows(owner, plan, installation, now)  # type: ignore[arg-type]
     ]
 
 

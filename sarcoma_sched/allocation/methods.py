@@ -18,6 +18,7 @@ from sarcoma_sched.allocation.random_stream import RandomStream
 from sarcoma_sched.allocation.records import (
     Decision,
     PriorAllocation,
+    TrialCounts,
     factor_level,
     stratum_key,
 )
@@ -35,6 +36,9 @@ from sarcoma_sched.protocol.allocation import (
 __all__ = [
     "ReplayRow",
     "allocate",
+    "allocate_counted",
+    "count_groups",
+    "counts_of",
     "method_fields",
     "replay",
     "replay_decisions",
@@ -70,22 +74,91 @@ def allocate(
     trial in position order; ``stream`` the trial's stream (``DrawStream(trial_key(...))``; a
     simulated trial's ``SimulationStream``).
     """
-    return _allocate(method, arm_ids, history, factors, position, stream, assigned_arm)
-
-
-def _allocate(
-    method: Allocation,
-    arm_ids: Sequence[str],
-    history: Sequence[PriorAllocation],
-    factors: Mapping[str, str],
-    position: int,
-    stream: RandomStream,
-    assigned_arm: str | None,
-) -> Decision:
     arms = _check_arms(arm_ids)
     if isinstance(method, ConcealedAllocation):
         raise _concealed()
     _check_history(history, arms, position)
+    counts = counts_of(method, arms, history, factors)
+    return allocate_counted(method, arms, counts, factors, position, stream, assigned_arm)
+
+
+def counts_of(
+    method: Allocation,
+    arm_ids: Sequence[str],
+    history: Sequence[PriorAllocation],
+    factors: Mapping[str, str],
+) -> TrialCounts:
+    """What ``method`` reads of ``history`` for a patient with ``factors``."""
+    fields = method_fields(method)
+    for p in history:
+        # A broken record is refused naming its position, as the replay names it.
+        _values(fields, p.factors, f"position {p.position}")
+    return count_groups(
+        method,
+        arm_ids,
+        [(p.arm, p.factors, 1) for p in history],
+        factors,
+        last_position=history[-1].position if history else 0,
+    )
+
+
+def count_groups(
+    method: Allocation,
+    arm_ids: Sequence[str],
+    groups: Sequence[tuple[str, Mapping[str, object], int]],
+    factors: Mapping[str, str],
+    *,
+    last_position: int,
+) -> TrialCounts:
+    """``counts_of`` from a history grouped by (arm, factors) with the size of each group: what
+    the database hands over, a few rows per combination of levels however long the trial."""
+    allocated = sum(n for _arm, _f, n in groups)
+    named = frozenset(arm for arm, _f, _n in groups)
+    if not isinstance(method, BlockAllocation | MinimizationAllocation):
+        return TrialCounts(allocated, last_position, named)
+    fields = method_fields(method)
+    values = _values(fields, factors, "the patient")
+    index = {a: i for i, a in enumerate(arm_ids)}
+    in_stratum = 0
+    level_counts = [[0] * len(arm_ids) for _ in fields]
+    for arm, stored, n in groups:
+        missing = next((f for f in fields if stored.get(f) in (None, "")), None)
+        if missing is not None:
+            return TrialCounts(allocated, last_position, named, missing_factor=missing)
+        prior = _values(fields, stored, "an earlier allocation")
+        if all(prior[f] == values[f] for f in fields):
+            in_stratum += n
+        a = index.get(arm)
+        if a is None:
+            continue  # an unknown arm: allocate_counted refuses it by name
+        for f, name in enumerate(fields):
+            if prior[name] == values[name]:
+                level_counts[f][a] += n
+    if isinstance(method, BlockAllocation):
+        return TrialCounts(allocated, last_position, named, in_stratum=in_stratum)
+    return TrialCounts(
+        allocated,
+        last_position,
+        named,
+        level_counts=tuple(tuple(c) for c in level_counts),
+    )
+
+
+def allocate_counted(
+    method: Allocation,
+    arm_ids: Sequence[str],
+    counts: TrialCounts,
+    factors: Mapping[str, str],
+    position: int,
+    stream: RandomStream,
+    assigned_arm: str | None = None,
+) -> Decision:
+    """``allocate`` from the counts of the history rather than the history: what the service
+    calls, with the counts taken by the database under the write lock."""
+    arms = _check_arms(arm_ids)
+    if isinstance(method, ConcealedAllocation):
+        raise _concealed()
+    _check_counts(counts, arms, position)
     if isinstance(method, FixedAllocation):
         if method.arm not in arms:
             raise AllocationError(f"the fixed arm {method.arm!r} is not an arm of the trial")
@@ -111,8 +184,8 @@ def _allocate(
         )
     _check_ratio(method.ratio, arms)
     if isinstance(method, BlockAllocation):
-        return _blocks(method, arms, history, factors, stream)
-    return _minimization(method, arms, history, factors, position, stream)
+        return _blocks(method, arms, counts, factors, stream)
+    return _minimization(method, arms, counts, factors, position, stream)
 
 
 def _concealed() -> AllocationError:
@@ -167,10 +240,10 @@ def replay_decisions(
     if isinstance(method, FixedAllocation | AssignedAllocation):
         # Neither reads the history; it has just been checked in full.
         return [
-            _allocate(
+            allocate_counted(
                 method,
                 arms,
-                (),
+                TrialCounts(0, 0, frozenset()),
                 p.factors,
                 p.position,
                 stream,
@@ -261,19 +334,16 @@ def simple_randomization(
 def _blocks(
     method: BlockAllocation,
     arms: list[str],
-    history: Sequence[PriorAllocation],
+    counts: TrialCounts,
     factors: Mapping[str, str],
     stream: RandomStream,
 ) -> Decision:
     fields = method.strata
     values = _values(fields, factors, "the patient")
     stratum = stratum_key(fields, values)
-    n_before = sum(
-        1
-        for p in history
-        if stratum_key(fields, _values(fields, p.factors, f"position {p.position}")) == stratum
+    index, block, slot = locate(
+        stream, stratum, counts.in_stratum, arms, method.ratio, method.block_sizes
     )
-    index, block, slot = locate(stream, stratum, n_before, arms, method.ratio, method.block_sizes)
     return _block_decision(stratum, values, index, block, slot)
 
 
@@ -293,21 +363,16 @@ def _block_decision(
 def _minimization(
     method: MinimizationAllocation,
     arms: list[str],
-    history: Sequence[PriorAllocation],
+    counts: TrialCounts,
     factors: Mapping[str, str],
     position: int,
     stream: RandomStream,
 ) -> Decision:
     fields = [f.field for f in method.factors]
     values = _values(fields, factors, "the patient")
-    index = {a: i for i, a in enumerate(arms)}
-    level_counts = [[0] * len(arms) for _ in fields]
-    for p in history:
-        prior = _values(fields, p.factors, f"position {p.position}")
-        a = index[p.arm]
-        for f, name in enumerate(fields):
-            if prior[name] == values[name]:
-                level_counts[f][a] += 1
+    level_counts = counts.level_counts or tuple((0,) * len(arms) for _ in fields)
+    if len(level_counts) != len(fields) or any(len(c) != len(arms) for c in level_counts):
+        raise AllocationError("minimization counts do not match the trial's factors and arms")
     rule = _rule(method, arms)
     return _minimization_decision(method, arms, rule, values, level_counts, position, stream)
 
@@ -385,6 +450,22 @@ def _check_history(history: Sequence[PriorAllocation], arms: list[str], position
     if position <= last:
         raise AllocationError(
             f"position {position} is not after the last recorded allocation ({last})"
+        )
+
+
+def _check_counts(counts: TrialCounts, arms: list[str], position: int) -> None:
+    """``_check_history`` for a history seen only through its counts."""
+    unknown = sorted(counts.arms - set(arms))
+    if unknown:
+        raise AllocationError(f"an earlier allocation is to unknown arm {unknown[0]!r}")
+    if counts.missing_factor is not None:
+        raise AllocationError(
+            f"an earlier allocation has no value for allocation factor {counts.missing_factor!r}"
+        )
+    if position <= counts.last_position:
+        raise AllocationError(
+            f"position {position} is not after the last recorded allocation "
+            f"({counts.last_position})"
         )
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "ALL_STRATUM",
     "Decision",
     "PriorAllocation",
+    "TrialCounts",
     "factor_level",
     "stratum_key",
 ]
@@ -28,6 +29,27 @@ class PriorAllocation:
     arm: str
     factors: Mapping[str, str]
     stratum: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """All a method reads of a trial's history before a new patient: how many allocations there
+    are, and how many share the patient's stratum or each of the patient's factor levels.
+
+    The allocator counts these where they are stored (one ``GROUP BY``) instead of decoding
+    every earlier allocation; :func:`~sarcoma_sched.allocation.methods.counts_of` counts the
+    same from a history, and the decision is a function of the counts alone, so both give the
+    same arm.
+    """
+
+    allocated: int  # earlier allocations of the trial
+    last_position: int  # the highest position taken (0 for none)
+    arms: frozenset[str]  # every arm an earlier allocation names
+    in_stratum: int = 0  # earlier allocations in the patient's stratum (blocks)
+    # level_counts[f][a]: earlier patients in arm ``a`` sharing the patient's level of factor f.
+    level_counts: tuple[tuple[int, ...], ...] = ()
+    # An earlier allocation with no value for this factor: a broken history, refused.
+    missing_factor: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, inspect, select, text, update
+from sqlalchemy import Engine, Row, Table, insert, inspect, select, text, update
 from sqlalchemy.orm import Session
 
+from sarcoma_sched.db.columns import check_rows_fit
 from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead, Base
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "AuditReport",
     "canonical",
     "entry_hash",
+    "insert_audited",
     "note",
     "record_flush",
     "remember_replaced",
@@ -206,6 +208,50 @@ def _append(
         prev = digest
     conn.execute(insert(AuditEntry), rows)
     conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+
+
+def insert_audited(session: Session, entity: str, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert new rows of an audited table in one ``executemany`` and chain their entries;
+    returns their ids, in the order of ``rows``.
+
+    For the rows a use case writes by the dozen (a new calendar's events): building an ORM
+    object per row, flushing it and snapshotting it back cost most of an allocation (BENCHMARKS.md
+    §1). Each row is complete, every column but the id with the value an ORM insert would store,
+    and its entry is chained from that same dict, so it is the entry ``record_flush`` would have
+    written (tests/integration/test_insert_audited.py compares the two paths). The session is
+    flushed first: rows already added through it keep their place before these in the chain.
+    """
+    if entity not in AUDITED:
+        raise ValueError(f"{entity} is not an audited table")
+    if not rows:
+        return []
+    table = AUDITED[entity].__table__
+    assert isinstance(table, Table)  # a declarative model's table, for the type checker
+    expected = {c.name for c in table.c if c.name != "id"}
+    for row in rows:
+        if set(row) != expected:
+            missing, extra = sorted(expected - set(row)), sorted(set(row) - expected)
+            raise RuntimeError(f"{entity}: rows lack {missing}, have unknown {extra}")
+    check_rows_fit(table, rows)
+    session.flush()
+    conn = session.connection()
+    ids = [
+        int(i)
+        for i in conn.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
+    ]
+    if not session.info.get(SERVER_AUDIT_KEY):
+        # On PostgreSQL the server's triggers have chained one entry per row already.
+        _append(
+            session,
+            [
+                # canonical() spells dates and instants as the flush's snapshot does.
+                ("insert", entity, str(i), None, {"id": i, **row})
+                for i, row in sorted(zip(ids, rows, strict=True), key=lambda r: r[0])
+            ],
+        )
+    return ids
 
 
 def _sort_id(entity_id: str) -> tuple[int, str]:

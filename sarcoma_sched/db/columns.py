@@ -17,9 +17,10 @@ whether it came in a ``--reason`` or, ``\\u0000``-escaped, in a field file.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, SmallInteger, String, inspect
+from sqlalchemy import BigInteger, Integer, SmallInteger, String, Table, inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import QueryableAttribute
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -27,7 +28,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from sarcoma_sched.errors import InputError
 from sarcoma_sched.limits import shown
 
-__all__ = ["INTEGER_RANGES", "check_fits", "text_length"]
+__all__ = ["INTEGER_RANGES", "check_fits", "check_rows_fit", "text_length"]
 
 # The ranges of PostgreSQL's integer types, which SQLAlchemy's map to there; SQLite's integers
 # are all 64-bit, so only the narrower bound is the same on both backends.
@@ -69,22 +70,33 @@ def _holds_nul(value: Any) -> bool:
 
 
 def _problem(table: str, name: str, kind: TypeEngine[Any], value: Any) -> str | None:
-    if _holds_nul(value):
-        return f"{table}.{name}: text with a NUL character (\\x00), which PostgreSQL cannot store"
-    if isinstance(kind, String) and isinstance(value, str):
-        if kind.length is not None and len(value) > kind.length:
+    # Called for every column of every row written: the common values (None, a date, a short
+    # text) are answered without walking anything.
+    if value is None or isinstance(value, bool | float | dt.date):
+        return None
+    if isinstance(value, str):
+        if "\x00" in value:
+            return _nul(table, name)
+        if isinstance(kind, String) and kind.length is not None and len(value) > kind.length:
             return (
                 f"{table}.{name}: {shown(value)} is longer than the {kind.length} characters "
                 "the database stores"
             )
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
         for family, (low, high) in INTEGER_RANGES:
             if isinstance(kind, family):
                 if not low <= value <= high:
                     return f"{table}.{name}: {value} is outside the range the database stores"
                 return None
+        return None
+    if _holds_nul(value):
+        return _nul(table, name)
     return None
+
+
+def _nul(table: str, name: str) -> str:
+    return f"{table}.{name}: text with a NUL character (\\x00), which PostgreSQL cannot store"
 
 
 def check_fits(session: Session) -> None:
@@ -103,5 +115,18 @@ def check_fits(session: Session) -> None:
                 problem = _problem(table, attr.columns[0].name, kind, value)
                 if problem is not None:
                     problems.append(problem)
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def check_rows_fit(table: Table, rows: list[dict[str, Any]]) -> None:
+    """``check_fits`` for rows written without ORM objects (``audit.insert_audited``)."""
+    kinds = {c.name: _base_type(c.type) for c in table.c}
+    problems = [
+        problem
+        for row in rows
+        for name, value in row.items()
+        if (problem := _problem(table.name, name, kinds[name], value)) is not None
+    ]
     if problems:
         raise InputError("; ".join(problems))

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.allocation import (
     DrawStream,
     PriorAllocation,
-    allocate,
+    TrialCounts,
+    allocate_counted,
     factor_level,
     method_fields,
     trial_key,
@@ -45,6 +46,7 @@ from sarcoma_sched.protocol.allocation import (
     is_randomized,
 )
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.services.allocation_counts import trial_counts
 from sarcoma_sched.services.capacity import site_capacity
 from sarcoma_sched.services.enrollment import enroll_in, latest_screening
 from sarcoma_sched.services.lookups import (
@@ -280,12 +282,17 @@ def allocate_patient(
             # A site role may not read the sequence; the server's trigger numbers the row
             # (only fixed and assigned arms are written by a client once access is set up).
             numbered_here = may_read(session, "allocations", "position")
-            past = history(session, protocol.id) if numbered_here else []
-            position = len(past) + 1
-            decision = allocate(
+            arm_ids = [a.id for a in protocol.arms]
+            counts = (
+                trial_counts(session, protocol.id, method, arm_ids, factors)
+                if numbered_here
+                else TrialCounts(0, 0, frozenset())
+            )
+            position = counts.allocated + 1
+            decision = allocate_counted(
                 method,
-                [a.id for a in protocol.arms],
-                past,
+                arm_ids,
+                counts,
                 factors,
                 position,
                 trial_stream(protocol, secret),

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar import Actual, Plan, PlannedEvent
+from sarcoma_sched.db.audit import insert_audited
 from sarcoma_sched.db.models import Installation, ParticipationEnd, Patient, ScheduledEvent
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, DatabasePurpose, EventStatus
@@ -26,6 +27,7 @@ __all__ = [
     "apply_plan",
     "cancel_future",
     "event_fields",
+    "event_rows",
     "event_uid",
     "installation_uid",
     "store_plan",
@@ -102,23 +104,32 @@ def event_fields(event: PlannedEvent, deviation: str | None) -> dict[str, Any]:
     }
 
 
-def store_plan(session: Session, patient: Patient, plan: Plan) -> list[ScheduledEvent]:
+def event_rows(
+    patient: Patient, plan: Plan, installation: str, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """A new calendar as complete ``scheduled_events`` rows (every column but the id);
+    ``installation`` the database's id (``installation_uid``), which the UIDs carry."""
     deviations = _deviations(plan)
-    now = utc_now()
-    installation = installation_uid(session)
-    rows = [
-        ScheduledEvent(
-            patient_id=patient.id,
-            uid=event_uid(patient.study_id, event.id, installation),
-            event_id=event.id,
-            revision=0,
-            updated_at=now,
+    now = now or utc_now()
+    return [
+        {
+            "patient_id": patient.id,
+            "uid": event_uid(patient.study_id, event.id, installation),
+            "event_id": event.id,
+            "revision": 0,
+            "updated_at": now,
+            "pin_policy": None,  # set by a coordinator's reschedule only
+            "note": None,  # a coordinator's words, never the planner's
             **event_fields(event, deviations.get(event.id)),
-        )
+        }
         for event in plan.events
     ]
-    session.add_all(rows)
-    return rows
+
+
+def store_plan(session: Session, patient: Patient, plan: Plan) -> list[int]:
+    """Write a new calendar in one statement with its audit entries; the rows' ids."""
+    rows = event_rows(patient, plan, installation_uid(session))
+    return insert_audited(session, ScheduledEvent.__tablename__, rows)
 
 
 def apply_plan(
