@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Row, Table, insert, inspect, select, text, update
+from sqlalchemy import Engine, Row, Table, func, insert, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.columns import check_rows_fit
@@ -29,6 +29,7 @@ from sarcoma_sched.db.models import AUDITED, AuditEntry, AuditHead, Base
 
 __all__ = [
     "GENESIS_HASH",
+    "HEAD_KEY",
     "AuditReport",
     "canonical",
     "entry_hash",
@@ -45,6 +46,8 @@ ACTOR_KEY = "sarcoma_actor"
 ACTION_KEY = "sarcoma_action"
 # Set on a session whose entries the server's triggers write (PostgreSQL, migration 0006).
 SERVER_AUDIT_KEY = "sarcoma_server_audit"
+# The chain head (seq, hash) read when the write lock was taken and moved by each append.
+HEAD_KEY = "sarcoma_audit_head"
 
 
 def _jsonable(value: Any) -> Any:
@@ -185,7 +188,12 @@ def _append(
     if not actor or not action:
         raise RuntimeError("audited rows changed outside a service write transaction")
     conn = session.connection()
-    seq, prev = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    # The head as this transaction last left it: the write lock is held from the transaction's
+    # first statement (Database.write), so no other writer can have moved it since.
+    head = session.info.get(HEAD_KEY)
+    if head is None:
+        head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+    seq, prev = head
     at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     rows = []
     for kind, entity, entity_id, before, after in changes:
@@ -208,6 +216,7 @@ def _append(
         prev = digest
     conn.execute(insert(AuditEntry), rows)
     conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    session.info[HEAD_KEY] = (seq, prev)
 
 
 def insert_audited(session: Session, entity: str, rows: list[dict[str, Any]]) -> list[int]:
@@ -235,23 +244,18 @@ def insert_audited(session: Session, entity: str, rows: list[dict[str, Any]]) ->
     check_rows_fit(table, rows)
     session.flush()
     conn = session.connection()
-    ids = [
-        int(i)
-        for i in conn.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-        ).scalars()
-    ]
-    if not session.info.get(SERVER_AUDIT_KEY):
-        # On PostgreSQL the server's triggers have chained one entry per row already.
-        _append(
-            session,
-            [
-                # canonical() spells dates and instants as the flush's snapshot does.
-                ("insert", entity, str(i), None, {"id": i, **row})
-                for i, row in sorted(zip(ids, rows, strict=True), key=lambda r: r[0])
-            ],
-        )
-    return ids
+    if session.info.get(SERVER_AUDIT_KEY):
+        # PostgreSQL: the server's triggers chain one entry per row; the ids come back batched.
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in conn.execute(statement, rows).scalars()]
+    # SQLite: the write lock (BEGIN IMMEDIATE) is held, so the next ids are known before the
+    # insert, and one executemany writes them all (RETURNING would send a row at a time).
+    first = int(conn.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
+    numbered = [{"id": first + n, **row} for n, row in enumerate(rows)]
+    conn.execute(insert(table), numbered)
+    # canonical() spells dates and instants as the flush's snapshot does.
+    _append(session, [("insert", entity, str(row["id"]), None, row) for row in numbered])
+    return [row["id"] for row in numbered]
 
 
 def _sort_id(entity_id: str) -> tuple[int, str]:

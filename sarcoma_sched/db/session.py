@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import TextClause
 from sarcoma_sched.db.audit import (
     ACTION_KEY,
     ACTOR_KEY,
+    HEAD_KEY,
     SERVER_AUDIT_KEY,
     record_flush,
     remember_replaced,
@@ -264,8 +265,14 @@ class Database:
                     session.info[SERVER_AUDIT_KEY] = True
                     session.info[ACTOR_KEY] = login
                 else:
-                    session.execute(
-                        select(AuditHead.seq).where(AuditHead.id == 1).with_for_update()
+                    # BEGIN IMMEDIATE holds the write lock already; the head is read once here
+                    # and kept with the session for the appends (audit._append).
+                    session.info[HEAD_KEY] = tuple(
+                        session.execute(
+                            select(AuditHead.seq, AuditHead.hash)
+                            .where(AuditHead.id == 1)
+                            .with_for_update()
+                        ).one()
                     )
                 return session
             except OperationalError as exc:
