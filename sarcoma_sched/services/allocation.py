@@ -48,7 +48,7 @@ from sarcoma_sched.protocol.allocation import (
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.allocation_counts import trial_counts
 from sarcoma_sched.services.capacity import site_capacity
-from sarcoma_sched.services.enrollment import enroll_in, latest_screening
+from sarcoma_sched.services.enrollment import enroll_row, latest_screening
 from sarcoma_sched.services.lookups import (
     current_protocol,
     find_patient,
@@ -234,6 +234,11 @@ def allocate_patient(
     if allocation_date > today:
         raise Conflict(f"allocation date {allocation_date} is in the future")
     with db.write(actor, "allocate") as session:
+        # One flush for the enrolment, the allocation and the trial key, just before the
+        # calendar's rows (store_plan): each flush is a round of SQL and an audit append, and
+        # nothing read in between depends on the pending rows (the capacity read excludes this
+        # patient; the counts are of earlier allocations).
+        session.autoflush = False
         patient = find_patient(session, patient_ref)
         ref = patient.study_id or patient.screening_number
         if session.scalar(select(Allocation.id).where(Allocation.patient_id == patient.id)):
@@ -246,11 +251,10 @@ def allocate_patient(
         if enrollment is None:
             if consent_date is None:
                 raise IneligibleError(f"patient {ref} is not enrolled: give the consent date")
-            enroll_in(session, actor, patient, consent_date, today)
-            enrollment = session.scalars(
-                select(Enrollment).where(Enrollment.patient_id == patient.id)
-            ).one()
-        screening = latest_screening(session, patient)
+            # Enrolled here on the latest screening, which it has just checked.
+            enrollment, screening = enroll_row(session, actor, patient, consent_date, today)
+        else:
+            screening = latest_screening(session, patient)
         if not screening.eligible:
             # Re-screened as ineligible after enrolment: the gate holds on every path.
             raise IneligibleError(

@@ -15,7 +15,7 @@ from sarcoma_sched.errors import Conflict, IneligibleError
 from sarcoma_sched.services.active_versions import version_at, version_name
 from sarcoma_sched.services.lookups import find_patient
 
-__all__ = ["EnrollmentOutcome", "enroll", "enroll_in", "latest_screening"]
+__all__ = ["EnrollmentOutcome", "enroll", "enroll_in", "enroll_row", "latest_screening"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,22 @@ def enroll(
 def enroll_in(
     session: Session, actor: str, patient: Patient, consent_date: dt.date, today: dt.date
 ) -> EnrollmentOutcome:
-    """Inside a caller's transaction (allocation enrols and allocates in one)."""
+    """Inside a caller's transaction."""
+    enroll_row(session, actor, patient, consent_date, today)
+    return EnrollmentOutcome(
+        patient.study_id or "",
+        patient.screening_number,
+        patient.protocol_id,
+        patient.site_code,
+        consent_date,
+    )
+
+
+def enroll_row(
+    session: Session, actor: str, patient: Patient, consent_date: dt.date, today: dt.date
+) -> tuple[Enrollment, Screening]:
+    """The enrolment added to the session (not yet flushed: allocation enrols and allocates
+    in one flush), and the screening it rests on."""
     ref = patient.study_id or patient.screening_number
     if patient.study_id is not None:
         raise Conflict(f"patient {ref} is already enrolled")
@@ -97,21 +112,13 @@ def enroll_in(
         )
     ).scalar_one()
     patient.study_id = f"{patient.site_code}-{patient.protocol_id}-{count + 1:04d}"
-    session.add(
-        Enrollment(
-            patient_id=patient.id,
-            protocol_version_id=screening.protocol_version_id,
-            screening_id=screening.id,
-            consent_date=consent_date,
-            enrolled_at=utc_now(),
-            enrolled_by=actor,
-        )
+    enrollment = Enrollment(
+        patient_id=patient.id,
+        protocol_version_id=screening.protocol_version_id,
+        screening_id=screening.id,
+        consent_date=consent_date,
+        enrolled_at=utc_now(),
+        enrolled_by=actor,
     )
-    session.flush()
-    return EnrollmentOutcome(
-        patient.study_id,
-        patient.screening_number,
-        patient.protocol_id,
-        patient.site_code,
-        consent_date,
-    )
+    session.add(enrollment)
+    return enrollment, screening

@@ -147,7 +147,17 @@ def current_protocol(session: Session, protocol_id: str) -> StoredProtocol:
 
 def protocol_version(session: Session, version_id: int) -> StoredProtocol:
     """A stored version, parsed from the exact source it was loaded from, or, for a role that
-    may not read the source, from its concealed definition (``protocol.concealment``)."""
+    may not read the source, from its concealed definition (``protocol.concealment``).
+
+    Kept with the session: a stored version never changes, and one use case reads the same
+    version several times (enrolment checks it, allocation plans with it)."""
+    cache: dict[int, StoredProtocol] = session.info.setdefault("sarcoma_versions", {})
+    if version_id not in cache:
+        cache[version_id] = _read_version(session, version_id)
+    return cache[version_id]
+
+
+def _read_version(session: Session, version_id: int) -> StoredProtocol:
     if may_read(session, "protocol_versions", "source"):
         row = session.execute(
             select(ProtocolVersion.source, ProtocolVersion.source_name).where(

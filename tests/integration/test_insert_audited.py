@@ -64,9 +64,9 @@ def test_insert_audited_writes_what_the_orm_flush_writes(database):
         session.add_all([by_orm, by_rows])
         session.flush()
         now = utc_now()
-        session.add_all(ScheduledEvent(**row) for row in event_rows(by_orm, plan, now))
+        session.add_all(ScheduledEvent(**row) for row in event_rows(by_orm, plan, "i", now))
         session.flush()
-        ids = insert_audited(session, "scheduled_events", event_rows(by_rows, plan, now))
+        ids = insert_audited(session, "scheduled_events", event_rows(by_rows, plan, "i", now))
     assert len(ids) == len(plan.events) > 10
     with database.read() as session:
         stored = {
@@ -103,7 +103,7 @@ def test_a_value_its_column_cannot_hold_is_refused_and_nothing_is_written(databa
     before = dump(db_url)
     with pytest.raises(InputError) as refused, database.write("tester", "allocate") as session:
         patient = session.scalars(select(Patient).where(Patient.screening_number == "0003")).one()
-        rows = event_rows(patient, plan)
+        rows = event_rows(patient, plan, "i")
         rows[0]["label"] = "x" * 201
         rows[1]["reason"] = "a\x00b"
         insert_audited(session, "scheduled_events", rows)
@@ -118,6 +118,6 @@ def test_a_row_missing_a_column_is_a_bug_not_a_default(database):
         patient = _patient("0004")
         s.add(patient)
         s.flush()
-        rows = event_rows(patient, plan)
+        rows = event_rows(patient, plan, "i")
         del rows[0]["note"]
         insert_audited(s, "scheduled_events", rows)
