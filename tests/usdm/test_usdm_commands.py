@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-pytest.importorskip("usdm4", reason="the usdm extra (pip install 'sarcoma-sched[usdm]')")
+from tests.usdm.conftest import require_usdm4
+
+require_usdm4()
 
 
 def test_a_protocol_goes_to_usdm_and_back_to_a_protocol_file_that_validates(run, tmp_path):

@@ -8,13 +8,15 @@ import json
 
 import pytest
 
-pytest.importorskip("usdm4", reason="the usdm extra (pip install 'sarcoma-sched[usdm]')")
+from tests.usdm.conftest import require_usdm4
 
-from sarcoma_sched.calendar import SiteCalendar, plan_arm
-from sarcoma_sched.exports.usdm import validate_usdm, write_usdm
-from sarcoma_sched.protocol import dump_protocol, list_protocols, parse_protocol
-from sarcoma_sched.protocol.occurrences import occurrences
-from sarcoma_sched.protocol.usdm_import import read_usdm
+require_usdm4()
+
+from sarcoma_sched.calendar import SiteCalendar, plan_arm  # noqa: E402 - after the usdm4 check
+from sarcoma_sched.exports.usdm import validate_usdm, write_usdm  # noqa: E402 - after the usdm4 check
+from sarcoma_sched.protocol import dump_protocol, list_protocols, parse_protocol  # noqa: E402 - after the usdm4 check
+from sarcoma_sched.protocol.occurrences import occurrences  # noqa: E402 - after the usdm4 check
+from sarcoma_sched.protocol.usdm_import import read_usdm  # noqa: E402 - after the usdm4 check
 
 BUNDLED = {item.id: item.protocol for item in list_protocols()}
 # Across Spring Festival, Golden Week and a plain month, so working-day rules are exercised.
