@@ -133,7 +133,8 @@ def test_the_html_report_never_writes_through_a_planted_symlink(command, demo, t
         *(f"timelines/{study_id}.svg" for study_id in demo.allocated),
     ]
     traps = plant(out, names, tmp_path / "outside")
-    html = ["report", "html", "--today", AS_OF, "--out", str(out)]
+    # --timelines: every patient's picture too, each a file a symlink could have been planted at.
+    html = ["report", "html", "--today", AS_OF, "--timelines", "--out", str(out)]
     invoke(command, tmp_path, "--db", demo.db, *html)
     check(traps, out, names)
 

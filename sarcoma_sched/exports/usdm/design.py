@@ -27,6 +27,7 @@ from sarcoma_sched.protocol.usdm_terms import (
     EVENT_EXTENSION,
     STUDY_EXTENSION,
 )
+from sarcoma_sched.vocabulary import EventKind
 
 __all__ = ["build_study"]
 
@@ -56,7 +57,11 @@ EPOCHS = (
     ("TREATMENT", "Treatment", "C101526"),
     ("FOLLOW_UP", "Follow-up", "C202578"),
 )
-_EPOCH_OF_KIND = {"baseline": "SCREENING", "postop": "FOLLOW_UP", "follow_up": "FOLLOW_UP"}
+_EPOCH_OF_KIND = {
+    EventKind.BASELINE: "SCREENING",
+    EventKind.POSTOP: "FOLLOW_UP",
+    EventKind.FOLLOW_UP: "FOLLOW_UP",
+}
 
 
 def build_study(protocol: Protocol) -> Any:
