@@ -39,6 +39,7 @@ __all__ = [
     "remember_replaced",
     "snapshot",
     "verify",
+    "write_pending",
 ]
 
 GENESIS_HASH = "0" * 64
@@ -48,6 +49,10 @@ ACTION_KEY = "sarcoma_action"
 SERVER_AUDIT_KEY = "sarcoma_server_audit"
 # The chain head (seq, hash) read when the write lock was taken and moved by each append.
 HEAD_KEY = "sarcoma_audit_head"
+# The entries chained so far in this transaction, not yet written (``write_pending``).
+PENDING_KEY = "sarcoma_audit_pending"
+# Set once the pending entries are written: any append after that writes at once.
+_SEALED_KEY = "sarcoma_audit_sealed"
 
 
 def _jsonable(value: Any) -> Any:
@@ -183,19 +188,27 @@ def note(session: Session, entity: str, entity_id: str, what: dict[str, Any]) ->
 def _append(
     session: Session, changes: list[tuple[str, str, str, dict | None, dict | None]]
 ) -> None:
+    """Chain entries for ``changes`` after the head this transaction last left.
+
+    The entries are kept with the session and written by ``write_pending`` just before the
+    commit: one ``executemany`` and one head update per transaction, however many flushes it
+    made (an allocation makes two). Nothing in a write transaction reads the log back, and the
+    write lock is held from its first statement (``Database.write``), so no other writer can
+    move the head in between; a rollback drops the entries with the rows they describe."""
     actor = session.info.get(ACTOR_KEY)
     action = session.info.get(ACTION_KEY)
     if not actor or not action:
         raise RuntimeError("audited rows changed outside a service write transaction")
-    conn = session.connection()
-    # The head as this transaction last left it: the write lock is held from the transaction's
-    # first statement (Database.write), so no other writer can have moved it since.
     head = session.info.get(HEAD_KEY)
     if head is None:
-        head = conn.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1)).one()
+        head = (
+            session.connection()
+            .execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1))
+            .one()
+        )
     seq, prev = head
     at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-    rows = []
+    rows = session.info.setdefault(PENDING_KEY, [])
     for kind, entity, entity_id, before, after in changes:
         seq += 1
         change = canonical({"op": kind, "before": before, "after": after})
@@ -214,9 +227,22 @@ def _append(
             }
         )
         prev = digest
-    conn.execute(insert(AuditEntry), rows)
-    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
     session.info[HEAD_KEY] = (seq, prev)
+    if session.info.get(_SEALED_KEY):
+        write_pending(session)
+
+
+def write_pending(session: Session) -> None:
+    """Write the entries ``_append`` chained and move the head: called before the commit
+    (``Database.write``); later appends in the same transaction are written at once."""
+    session.info[_SEALED_KEY] = True
+    rows = session.info.pop(PENDING_KEY, None)
+    if not rows:
+        return
+    conn = session.connection()
+    conn.execute(insert(AuditEntry), rows)
+    seq, digest = session.info[HEAD_KEY]
+    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=digest))
 
 
 def insert_audited(session: Session, entity: str, rows: list[dict[str, Any]]) -> list[int]:

@@ -22,6 +22,7 @@ from sarcoma_sched.db.audit import (
     SERVER_AUDIT_KEY,
     record_flush,
     remember_replaced,
+    write_pending,
 )
 from sarcoma_sched.db.columns import check_fits
 from sarcoma_sched.db.engine import (
@@ -70,6 +71,15 @@ def _audit_after_flush(session: Session, _context: object) -> None:
     # as well would chain every change twice.
     if not session.info.get(SERVER_AUDIT_KEY):
         record_flush(session)
+
+
+@event.listens_for(AuditedSession, "before_commit")
+def _audit_before_commit(session: Session) -> None:
+    # The entries chained by this transaction's flushes go in last, in one statement; the
+    # flush first, so a change still pending is chained (and written) with the rest.
+    if not session.info.get(SERVER_AUDIT_KEY) and session.info.get(ACTOR_KEY):
+        session.flush()
+        write_pending(session)
 
 
 _WRITE_SQL = re.compile(
