@@ -19,9 +19,22 @@ import json
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, Row, Table, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    Engine,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.columns import check_rows_fit
@@ -240,9 +253,18 @@ def write_pending(session: Session) -> None:
     if not rows:
         return
     conn = session.connection()
-    conn.execute(insert(AuditEntry), rows)
+    conn.execute(_INSERT_ENTRIES, rows)
     seq, digest = session.info[HEAD_KEY]
-    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=digest))
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": digest})
+
+
+# Built once: every write transaction runs both.
+_INSERT_ENTRIES = insert(AuditEntry)
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 def insert_audited(session: Session, entity: str, rows: list[dict[str, Any]]) -> list[int]:
@@ -276,12 +298,18 @@ def insert_audited(session: Session, entity: str, rows: list[dict[str, Any]]) ->
         return [int(i) for i in conn.execute(statement, rows).scalars()]
     # SQLite: the write lock (BEGIN IMMEDIATE) is held, so the next ids are known before the
     # insert, and one executemany writes them all (RETURNING would send a row at a time).
-    first = int(conn.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
+    first = int(conn.scalar(_last_id(table)) or 0) + 1
     numbered = [{"id": first + n, **row} for n, row in enumerate(rows)]
     conn.execute(insert(table), numbered)
     # canonical() spells dates and instants as the flush's snapshot does.
     _append(session, [("insert", entity, str(row["id"]), None, row) for row in numbered])
     return [row["id"] for row in numbered]
+
+
+@cache
+def _last_id(table: Table) -> Select[int]:
+    # Built once per table: composing a statement costs more than SQLite takes to run this one.
+    return select(func.coalesce(func.max(table.c.id), 0))
 
 
 def _sort_id(entity_id: str) -> tuple[int, str]:

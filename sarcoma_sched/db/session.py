@@ -31,6 +31,7 @@ from sarcoma_sched.db.engine import (
     refresh_statistics,
     resolve_url,
 )
+from sarcoma_sched.db.facts import FACTS_KEY, promote
 from sarcoma_sched.db.migrate import check_schema
 from sarcoma_sched.db.models import AUDITED, AuditHead
 from sarcoma_sched.db.refusals import check_actor as _check_actor
@@ -150,6 +151,8 @@ class Database:
         self._read = sessionmaker(self.engine, class_=AuditedSession, expire_on_commit=False)
         self._write = sessionmaker(self._writer, class_=AuditedSession, expire_on_commit=False)
         self._schema_checked = not check_schema
+        # Rows that never change once committed (db.facts), shared by this Database's sessions.
+        self._facts: dict[tuple[object, ...], object] = {}
         self._wrote = False
         self._user_checked = False
 
@@ -173,9 +176,11 @@ class Database:
         """A session for queries; anything it would change is rolled back."""
         self._ensure_schema()
         session = self._read()
+        session.info[FACTS_KEY] = self._facts
         try:
             self._check_user(session)
             yield session
+            promote(session)
         except DBAPIError as exc:
             refusal = server_refusal(exc)
             if refusal is None:
@@ -224,6 +229,7 @@ class Database:
         try:
             yield session
             session.commit()
+            promote(session)
             self._wrote = True
         except OperationalError as exc:
             session.rollback()
@@ -251,6 +257,7 @@ class Database:
         _check_actor(actor)
         for attempt in range(1, BUSY_RETRIES + 2):
             session = self._write()
+            session.info[FACTS_KEY] = self._facts
             session.info[ACTOR_KEY] = actor
             session.info[ACTION_KEY] = action
             try:

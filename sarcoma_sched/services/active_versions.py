@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.db.models import ProtocolActivation, ProtocolVersion
@@ -19,17 +19,19 @@ from sarcoma_sched.services.lookups import StoredProtocol, protocol_version
 __all__ = ["find_version", "trial_activations", "version_at", "version_name"]
 
 
+# Built once: every screening, enrolment and allocation reads it.
+_ACTIVATIONS = select(
+    ProtocolActivation.id,
+    ProtocolActivation.version_id,
+    ProtocolActivation.site_code,
+    ProtocolActivation.approved_on,
+).where(ProtocolActivation.protocol_id == bindparam("protocol"))
+
+
 def trial_activations(session: Session, protocol_id: str) -> list[Activation]:
     return [
         Activation(row.version_id, row.site_code, row.approved_on, row.id)
-        for row in session.execute(
-            select(
-                ProtocolActivation.id,
-                ProtocolActivation.version_id,
-                ProtocolActivation.site_code,
-                ProtocolActivation.approved_on,
-            ).where(ProtocolActivation.protocol_id == protocol_id.upper())
-        )
+        for row in session.execute(_ACTIVATIONS, {"protocol": protocol_id.upper()})
     ]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.allocation import (
@@ -28,12 +28,13 @@ from sarcoma_sched.allocation import (
 )
 from sarcoma_sched.allocation.secret import check_for_database, key_fingerprint
 from sarcoma_sched.calendar import Notice, Plan, notices_of, plan_arm
+from sarcoma_sched.db.facts import known, learned
 from sarcoma_sched.db.models import (
     Allocation,
     Enrollment,
-    Installation,
     ParticipationEnd,
     Patient,
+    Screening,
     TrialKey,
 )
 from sarcoma_sched.db.session import Database
@@ -48,11 +49,14 @@ from sarcoma_sched.protocol.allocation import (
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.services.allocation_counts import trial_counts
 from sarcoma_sched.services.capacity import site_capacity
-from sarcoma_sched.services.enrollment import enroll_row, latest_screening
+from sarcoma_sched.services.enrollment import enroll_row, latest_screening, latest_screening_id
 from sarcoma_sched.services.lookups import (
     current_protocol,
-    find_patient,
+    installation,
     may_read,
+    only_patient,
+    patient_key,
+    patient_named,
     protocol_version,
     site_calendar,
 )
@@ -179,11 +183,11 @@ def commit_key(session: Session, protocol_id: str, secret: bytes | None) -> None
     first key it drew with: that key's fingerprint is written (audited) at the first draw."""
     if secret is None:
         raise Conflict(f"{protocol_id} is randomized: the trial secret is needed to allocate")
-    installation = session.get(Installation, 1)
-    demo = installation is not None and installation.purpose == DatabasePurpose.DEMO
+    facts = installation(session)
+    demo = facts is not None and facts.purpose == DatabasePurpose.DEMO
     check_for_database(secret, "the trial secret", demo=demo)
     fingerprint = key_fingerprint(secret, protocol_id)
-    committed = session.get(TrialKey, protocol_id)
+    committed = committed_key(session, protocol_id)
     if committed is None:
         session.add(
             TrialKey(
@@ -199,6 +203,30 @@ def commit_key(session: Session, protocol_id: str, secret: bytes | None) -> None
             f"({committed.committed_at:%Y-%m-%d}, fingerprint {committed.fingerprint[:12]}…): "
             "refusing to allocate with another key"
         )
+
+
+@dataclass(frozen=True)
+class CommittedKey:
+    fingerprint: str
+    committed_at: dt.datetime
+
+
+def committed_key(session: Session, protocol_id: str) -> CommittedKey | None:
+    """The key fingerprint a trial committed to at its first allocation. Written once and
+    never changed, so read once per Database (``db.facts``)."""
+    key = ("trial_key", protocol_id)
+    found = known(session, key)
+    if found is None:
+        row = session.execute(
+            select(TrialKey.fingerprint, TrialKey.committed_at).where(
+                TrialKey.protocol_id == protocol_id
+            )
+        ).first()
+        if row is None:
+            return None
+        found = CommittedKey(row.fingerprint, row.committed_at)
+        learned(session, key, found)
+    return found
 
 
 def history(session: Session, protocol_id: str) -> list[PriorAllocation]:
@@ -239,22 +267,23 @@ def allocate_patient(
         # nothing read in between depends on the pending rows (the capacity read excludes this
         # patient; the counts are of earlier allocations).
         session.autoflush = False
-        patient = find_patient(session, patient_ref)
+        state = _allocation_state(session, patient_ref)
+        patient = state.patient
         ref = patient.study_id or patient.screening_number
-        if session.scalar(select(Allocation.id).where(Allocation.patient_id == patient.id)):
+        if state.allocated:
             raise Conflict(f"patient {ref} is already allocated; an allocation is never redone")
-        if session.scalar(
-            select(ParticipationEnd.kind).where(ParticipationEnd.patient_id == patient.id)
-        ):
+        if state.ended is not None:
             raise Conflict(f"patient {ref} has left the study and cannot be allocated")
-        enrollment = session.scalar(select(Enrollment).where(Enrollment.patient_id == patient.id))
+        enrollment = state.enrollment
         if enrollment is None:
             if consent_date is None:
                 raise IneligibleError(f"patient {ref} is not enrolled: give the consent date")
             # Enrolled here on the latest screening, which it has just checked.
-            enrollment, screening = enroll_row(session, actor, patient, consent_date, today)
+            enrollment, screening = enroll_row(
+                session, actor, patient, consent_date, today, state.screening
+            )
         else:
-            screening = latest_screening(session, patient)
+            screening = state.screening or latest_screening(session, patient)
         if not screening.eligible:
             # Re-screened as ineligible after enrolment: the gate holds on every path.
             raise IneligibleError(
@@ -359,6 +388,49 @@ def allocate_patient(
             plan=plan,
             time_zone=calendar.time_zone,
         )
+
+
+@dataclass(frozen=True)
+class _State:
+    patient: Patient
+    allocated: bool
+    ended: str | None  # how the patient left the study, if they did
+    enrollment: Enrollment | None
+    screening: Screening | None  # the latest that counts
+
+
+def _state_query() -> Select[Patient, bool, str | None, Enrollment, Screening]:
+    allocated = (
+        select(Allocation.id).where(Allocation.patient_id == Patient.id).correlate(Patient).exists()
+    )
+    ended = (
+        select(ParticipationEnd.kind)
+        .where(ParticipationEnd.patient_id == Patient.id)
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+    return (
+        select(Patient, allocated, ended, Enrollment, Screening)
+        .outerjoin(Enrollment, Enrollment.patient_id == Patient.id)
+        .outerjoin(Screening, Screening.id == latest_screening_id(Patient.id).correlate(Patient))
+        .where(patient_named(bindparam("ref")))
+    )
+
+
+# Built once: composing this statement cost a third of a millisecond per allocation.
+_STATE = _state_query()
+
+
+def _allocation_state(session: Session, ref: str) -> _State:
+    """The patient, whether allocated or gone, the enrolment and the latest screening that
+    counts: what the gate checks, in one statement instead of five."""
+    rows = [
+        _State(patient, bool(allocated), ended, enrollment, screening)
+        for patient, allocated, ended, enrollment, screening in session.execute(
+            _STATE, {"ref": patient_key(ref)}
+        )
+    ]
+    return only_patient(rows, ref, lambda state: state.patient)
 
 
 def _check_assignment(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.allocation import TrialCounts, count_groups
@@ -23,6 +23,15 @@ from sarcoma_sched.db.models import Allocation
 from sarcoma_sched.protocol.allocation import Allocation as Method
 
 __all__ = ["trial_counts"]
+
+# As text: PostgreSQL's json type has no equality to group by; the text is what was stored.
+_STORED = cast(Allocation.factors, Text)
+# Built once, as every statement an allocation runs: composing one costs more than running it.
+_GROUPS = (
+    select(Allocation.arm, _STORED, func.count(), func.max(Allocation.position))
+    .where(Allocation.protocol_id == bindparam("protocol"))
+    .group_by(Allocation.arm, _STORED)
+)
 
 
 def trial_counts(
@@ -36,13 +45,7 @@ def trial_counts(
 
     Read under the write lock (``Database.write``), so they are those of the history the
     allocation follows."""
-    # As text: PostgreSQL's json type has no equality to group by; the text is what was stored.
-    stored = cast(Allocation.factors, Text)
-    rows = session.execute(
-        select(Allocation.arm, stored, func.count(), func.max(Allocation.position))
-        .where(Allocation.protocol_id == protocol_id)
-        .group_by(Allocation.arm, stored)
-    ).all()
+    rows = session.execute(_GROUPS, {"protocol": protocol_id}).all()
     groups = [(str(arm), json.loads(text), int(n)) for arm, text, n, _last in rows]
     last = max((int(r[3] or 0) for r in rows), default=0)
     return count_groups(method, arm_ids, groups, factors, last_position=last)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ScalarSelect, bindparam, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from sarcoma_sched.db.models import Enrollment, Patient, Screening
 from sarcoma_sched.db.session import Database
@@ -15,7 +15,26 @@ from sarcoma_sched.errors import Conflict, IneligibleError
 from sarcoma_sched.services.active_versions import version_at, version_name
 from sarcoma_sched.services.lookups import find_patient
 
-__all__ = ["EnrollmentOutcome", "enroll", "enroll_in", "enroll_row", "latest_screening"]
+__all__ = [
+    "EnrollmentOutcome",
+    "enroll",
+    "enroll_in",
+    "enroll_row",
+    "latest_screening",
+    "latest_screening_id",
+]
+
+
+# The patients a site has enrolled in a trial: the next study id is one more.
+_ENROLLED = (
+    select(func.count())
+    .select_from(Patient)
+    .where(
+        Patient.protocol_id == bindparam("protocol"),
+        Patient.site_code == bindparam("site"),
+        Patient.study_id.is_not(None),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -27,14 +46,23 @@ class EnrollmentOutcome:
     consent_date: dt.date
 
 
-def latest_screening(session: Session, patient: Patient) -> Screening:
-    """The latest screening that counts: a voided one (``screen void``) never decides."""
-    screening = session.scalars(
-        select(Screening)
-        .where(Screening.patient_id == patient.id, Screening.voided_at.is_(None))
+def latest_screening_id(patient_id: QueryableAttribute[int] | int) -> ScalarSelect[int]:
+    """The id of a patient's latest screening that counts: a voided one (``screen void``) never
+    decides. ``patient_id`` may be ``Patient.id``, correlated in a query that reads more."""
+    return (
+        select(Screening.id)
+        .where(Screening.patient_id == patient_id, Screening.voided_at.is_(None))
         .order_by(Screening.screened_on.desc(), Screening.id.desc())
         .limit(1)
-    ).first()
+        .scalar_subquery()
+    )
+
+
+def latest_screening(session: Session, patient: Patient) -> Screening:
+    """The latest screening that counts, or ``IneligibleError`` when every one is voided."""
+    screening = session.scalar(
+        select(Screening).where(Screening.id == latest_screening_id(patient.id))
+    )
     if screening is None:
         raise IneligibleError(
             f"patient {patient.screening_number} has no screening that counts (every one is "
@@ -83,16 +111,22 @@ def enroll_in(
 
 
 def enroll_row(
-    session: Session, actor: str, patient: Patient, consent_date: dt.date, today: dt.date
+    session: Session,
+    actor: str,
+    patient: Patient,
+    consent_date: dt.date,
+    today: dt.date,
+    latest: Screening | None = None,
 ) -> tuple[Enrollment, Screening]:
     """The enrolment added to the session (not yet flushed: allocation enrols and allocates
-    in one flush), and the screening it rests on."""
+    in one flush), and the screening it rests on: ``latest``, when the caller has just read the
+    patient's latest screening that counts (``allocate`` reads it with the patient)."""
     ref = patient.study_id or patient.screening_number
     if patient.study_id is not None:
         raise Conflict(f"patient {ref} is already enrolled")
     if consent_date > today:
         raise Conflict(f"consent date {consent_date} is in the future")
-    screening = latest_screening(session, patient)
+    screening = latest or latest_screening(session, patient)
     if not screening.eligible:
         failed = ", ".join(
             c["id"] for c in screening.results.get("criteria", []) if c["outcome"] != "pass"
@@ -103,13 +137,7 @@ def enroll_row(
         )
     _check_version_active(session, patient, screening, consent_date)
     count = session.execute(
-        select(func.count())
-        .select_from(Patient)
-        .where(
-            Patient.protocol_id == patient.protocol_id,
-            Patient.site_code == patient.site_code,
-            Patient.study_id.is_not(None),
-        )
+        _ENROLLED, {"protocol": patient.protocol_id, "site": patient.site_code}
     ).scalar_one()
     patient.study_id = f"{patient.site_code}-{patient.protocol_id}-{count + 1:04d}"
     enrollment = Enrollment(

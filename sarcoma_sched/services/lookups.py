@@ -8,15 +8,19 @@ share these, and this module imports no other service: it is the bottom of ``ser
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import BindParameter, ColumnElement, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar import SiteCalendar
+from sarcoma_sched.db.facts import known, learned
 from sarcoma_sched.db.models import (
+    Installation,
     Patient,
     ProtocolDefinition,
     ProtocolVersion,
@@ -30,33 +34,79 @@ from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.vocabulary import SiteDayKind
 
 __all__ = [
+    "InstallationFacts",
     "StoredProtocol",
     "current_protocol",
     "find_patient",
     "get_site",
+    "installation",
     "may_read",
+    "only_patient",
+    "patient_key",
+    "patient_named",
     "protocol_version",
     "site_calendar",
     "site_today",
     "site_zone",
 ]
 
+T = TypeVar("T")
+
 
 def find_patient(session: Session, ref: str, *, for_update: bool = False) -> Patient:
     """By study id (``PKUIH-NATARS-0007``) or screening number (``PKUIH-NATARS-S0007``), in any
     case: both are made of upper-case site and protocol codes, so the typed reference is
     compared upper-cased (the indexes still serve it)."""
-    key = ref.strip().upper()
-    query = select(Patient).where(or_(Patient.study_id == key, Patient.screening_number == key))
+    query = select(Patient).where(patient_named(patient_key(ref)))
     if for_update:
         query = query.with_for_update()
-    found = session.scalars(query).all()
+    return only_patient(session.scalars(query).all(), ref, lambda p: p)
+
+
+def patient_key(ref: str) -> str:
+    """A typed study id or screening number as stored."""
+    return ref.strip().upper()
+
+
+def patient_named(key: str | BindParameter[str]) -> ColumnElement[bool]:
+    """The condition ``find_patient`` finds by, for a query that reads more with the patient:
+    ``key`` as ``patient_key`` spells it, or a bound parameter to be given so."""
+    return or_(Patient.study_id == key, Patient.screening_number == key)
+
+
+def only_patient(found: Sequence[T], ref: str, patient_of: Callable[[T], Patient]) -> T:
+    """The one row found for ``ref``, or ``NotFound``/``Conflict`` as ``find_patient`` says."""
     if not found:
         raise NotFound(f"no patient with study id or screening number {ref!r}")
     if len(found) > 1:
-        trials = ", ".join(sorted(p.protocol_id for p in found))
+        trials = ", ".join(sorted(patient_of(p).protocol_id for p in found))
         raise Conflict(f"{ref!r} names patients in several trials ({trials}); use the study id")
     return found[0]
+
+
+@dataclass(frozen=True)
+class InstallationFacts:
+    uid: str
+    purpose: str
+
+
+def installation(session: Session) -> InstallationFacts | None:
+    """This database's one ``installation`` row, None before ``init`` wrote it. Written once and
+    never changed, so read once per Database (``db.facts``)."""
+    key = ("installation",)
+    facts = known(session, key)
+    if facts is None:
+        # Not a flush point: rows pending in the unit of work keep the order it writes them
+        # (and their audit entries) in.
+        with session.no_autoflush:
+            row = session.execute(
+                select(Installation.uid, Installation.purpose).where(Installation.id == 1)
+            ).first()
+        if row is None:
+            return None
+        facts = InstallationFacts(row.uid, row.purpose)
+        learned(session, key, facts)
+    return facts
 
 
 def get_site(session: Session, code: str) -> Site:
@@ -96,15 +146,27 @@ def site_today(
     return (now or dt.datetime.now(dt.UTC)).astimezone(zone).date()
 
 
+# Built once, as each statement of an allocation is: composing one costs more than running it.
+_SITE = select(
+    Site.holiday_country, Site.holiday_subdivision, Site.time_zone, Site.inpatient_over_holidays
+).where(Site.code == bindparam("site"))
+_CLOSURES = select(SiteClosure.kind, SiteClosure.first_day, SiteClosure.last_day).where(
+    SiteClosure.site_code == bindparam("site")
+)
+_SOURCE = select(ProtocolVersion.source, ProtocolVersion.source_name).where(
+    ProtocolVersion.id == bindparam("version")
+)
+
+
 def site_calendar(session: Session, site_code: str) -> SiteCalendar:
     """The site's working days: its holiday country and subdivision, recorded closures and
     extra working days (``site open``)."""
-    site = session.get(Site, site_code)
+    site = session.execute(_SITE, {"site": site_code}).first()
     if site is None:  # pragma: no cover - patients reference existing sites
         raise LookupError(site_code)
     closures: set[dt.date] = set()
     extra: set[dt.date] = set()
-    for closure in session.scalars(select(SiteClosure).where(SiteClosure.site_code == site_code)):
+    for closure in session.execute(_CLOSURES, {"site": site_code}):
         days = extra if closure.kind == SiteDayKind.OPEN else closures
         day = closure.first_day
         while day <= closure.last_day:
@@ -159,11 +221,7 @@ def protocol_version(session: Session, version_id: int) -> StoredProtocol:
 
 def _read_version(session: Session, version_id: int) -> StoredProtocol:
     if may_read(session, "protocol_versions", "source"):
-        row = session.execute(
-            select(ProtocolVersion.source, ProtocolVersion.source_name).where(
-                ProtocolVersion.id == version_id
-            )
-        ).first()
+        row = session.execute(_SOURCE, {"version": version_id}).first()
         if row is None:
             raise NotFound(f"protocol version {version_id} does not exist")
         return StoredProtocol(version_id, _parse(row.source, row.source_name))

@@ -20,6 +20,7 @@ from sarcoma_sched.calendar import Actual, Plan, PlannedEvent
 from sarcoma_sched.db.audit import insert_audited
 from sarcoma_sched.db.models import Installation, ParticipationEnd, Patient, ScheduledEvent
 from sarcoma_sched.db.types import utc_now
+from sarcoma_sched.services.lookups import installation
 from sarcoma_sched.vocabulary import RECORDABLE_STATUSES, DatabasePurpose, EventStatus
 
 __all__ = [
@@ -53,17 +54,15 @@ def installation_uid(session: Session) -> str:
     """This database's installation id (its one ``installation`` row). ``init`` and migration
     0012 write the row; a database set up otherwise (``db upgrade`` then ``protocol load``)
     gets it, as a trial's, in the write that stores its first event (audited with it)."""
-    # Not a flush point: the rows pending in the unit of work keep the order it writes them
-    # (and their audit entries) in.
-    with session.no_autoflush:
-        installation = session.get(Installation, 1)
-    if installation is None:
-        installation = Installation(
-            id=1, uid=str(uuid.uuid4()), purpose=DatabasePurpose.TRIAL, created_at=utc_now()
-        )
-        session.add(installation)
-        session.flush()
-    return installation.uid
+    known = installation(session)
+    if known is not None:
+        return known.uid
+    row = Installation(
+        id=1, uid=str(uuid.uuid4()), purpose=DatabasePurpose.TRIAL, created_at=utc_now()
+    )
+    session.add(row)
+    session.flush()
+    return row.uid
 
 
 def _deviations(plan: Plan) -> dict[str, str]:

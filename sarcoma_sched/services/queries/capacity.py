@@ -12,7 +12,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar.capacity import RESOURCES, Limit, resource_units, week_of
@@ -26,10 +26,16 @@ USAGE_COLUMNS = ["slot", "resource", "booked", "capacity", "free", "over_capacit
 _KINDS = tuple(kind for kind, _, _ in RESOURCES.values())
 
 
+# Built once: every allocation and re-plan reads it.
+_LIMITS = select(SiteResource.resource, SiteResource.weekday, SiteResource.capacity).where(
+    SiteResource.site_code == bindparam("site")
+)
+
+
 def site_limits(session: Session, site_code: str) -> dict[str, Limit]:
     per_weekday: dict[str, dict[int, int]] = {}
     limits: dict[str, Limit] = {}
-    for row in session.scalars(select(SiteResource).where(SiteResource.site_code == site_code)):
+    for row in session.execute(_LIMITS, {"site": site_code}):
         if row.weekday is None:
             limits[row.resource] = Limit(row.resource, per_week=row.capacity)
         else:
