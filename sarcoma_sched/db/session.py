@@ -83,6 +83,10 @@ def _audit_before_commit(session: Session) -> None:
         write_pending(session)
 
 
+# Built once: every write transaction starts with it, and composing a statement costs more
+# than SQLite takes to run this one.
+_HEAD_FOR_UPDATE = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+
 _WRITE_SQL = re.compile(
     r"^\s*(?:WITH\b.*?\)\s*)?(INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+(?:TABLE\s+)?"
     r"\"?(\w+)\"?",
@@ -284,13 +288,7 @@ class Database:
                 else:
                     # BEGIN IMMEDIATE holds the write lock already; the head is read once here
                     # and kept with the session for the appends (audit._append).
-                    session.info[HEAD_KEY] = tuple(
-                        session.execute(
-                            select(AuditHead.seq, AuditHead.hash)
-                            .where(AuditHead.id == 1)
-                            .with_for_update()
-                        ).one()
-                    )
+                    session.info[HEAD_KEY] = tuple(session.execute(_HEAD_FOR_UPDATE).one())
                 return session
             except OperationalError as exc:
                 session.rollback()

@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from sarcoma_sched.db.core_read import core_execute
 from sarcoma_sched.db.models import ProtocolActivation, ProtocolVersion
 from sarcoma_sched.errors import Conflict, NotFound
 from sarcoma_sched.protocol.activation import Activation, active_activation
@@ -31,7 +32,7 @@ _ACTIVATIONS = select(
 def trial_activations(session: Session, protocol_id: str) -> list[Activation]:
     return [
         Activation(row.version_id, row.site_code, row.approved_on, row.id)
-        for row in session.execute(_ACTIVATIONS, {"protocol": protocol_id.upper()})
+        for row in core_execute(session, _ACTIVATIONS, {"protocol": protocol_id.upper()})
     ]
 
 

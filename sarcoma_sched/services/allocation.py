@@ -28,6 +28,7 @@ from sarcoma_sched.allocation import (
 )
 from sarcoma_sched.allocation.secret import check_for_database, key_fingerprint
 from sarcoma_sched.calendar import Notice, Plan, notices_of, plan_arm
+from sarcoma_sched.db.audit import insert_audited
 from sarcoma_sched.db.facts import known, learned
 from sarcoma_sched.db.models import (
     Allocation,
@@ -262,10 +263,9 @@ def allocate_patient(
     if allocation_date > today:
         raise Conflict(f"allocation date {allocation_date} is in the future")
     with db.write(actor, "allocate") as session:
-        # One flush for the enrolment, the allocation and the trial key, just before the
-        # calendar's rows (store_plan): each flush is a round of SQL and an audit append, and
-        # nothing read in between depends on the pending rows (the capacity read excludes this
-        # patient; the counts are of earlier allocations).
+        # The enrolment, the allocation and the calendar are written as plain rows with their
+        # audit entries (db.audit.insert_audited), not through the unit of work; only a trial's
+        # first key commitment is an ORM object, flushed with the rest.
         session.autoflush = False
         state = _allocation_state(session, patient_ref)
         patient = state.patient
@@ -332,24 +332,23 @@ def allocate_patient(
                 assigned_arm=arm,
             )
             arm_drawn, stratum = decision.arm, decision.stratum
-            session.add(
-                Allocation(
-                    patient_id=patient.id,
-                    protocol_id=protocol.id,
-                    position=position if numbered_here else 0,
-                    arm=decision.arm,
-                    method=method.method,
-                    stratum=decision.stratum,
-                    factors=dict(decision.factors),
-                    # Never decision.concealed: it would reveal the rest of a permuted block.
-                    detail=dict(decision.detail),
-                    basis=basis,
-                    reason=reason,
-                    allocation_date=allocation_date,
-                    allocated_at=utc_now(),
-                    allocated_by=actor,
-                )
-            )
+            row = {
+                "patient_id": patient.id,
+                "protocol_id": protocol.id,
+                "position": position if numbered_here else 0,
+                "arm": decision.arm,
+                "method": method.method,
+                "stratum": decision.stratum,
+                "factors": dict(decision.factors),
+                # Never decision.concealed: it would reveal the rest of a permuted block.
+                "detail": dict(decision.detail),
+                "basis": basis,
+                "reason": reason,
+                "allocation_date": allocation_date,
+                "allocated_at": utc_now(),
+                "allocated_by": actor,
+            }
+            insert_audited(session, Allocation.__tablename__, [row])
             if not numbered_here:
                 position = None
         calendar = site_calendar(session, patient.site_code)

@@ -13,12 +13,15 @@ counts from those groups exactly what it counts from a whole history
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from types import MappingProxyType
 
 from sqlalchemy import Text, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.allocation import TrialCounts, count_groups
+from sarcoma_sched.db.core_read import core_execute
 from sarcoma_sched.db.models import Allocation
 from sarcoma_sched.protocol.allocation import Allocation as Method
 
@@ -34,6 +37,13 @@ _GROUPS = (
 )
 
 
+@lru_cache(maxsize=4096)
+def _factors(stored: str) -> Mapping[str, object]:
+    # The same few dozen texts come back for every allocation of a trial; decoded once each.
+    # Read-only, since every caller shares the one decoded value.
+    return MappingProxyType(json.loads(stored))
+
+
 def trial_counts(
     session: Session,
     protocol_id: str,
@@ -45,7 +55,7 @@ def trial_counts(
 
     Read under the write lock (``Database.write``), so they are those of the history the
     allocation follows."""
-    rows = session.execute(_GROUPS, {"protocol": protocol_id}).all()
-    groups = [(str(arm), json.loads(text), int(n)) for arm, text, n, _last in rows]
+    rows = core_execute(session, _GROUPS, {"protocol": protocol_id}).all()
+    groups = [(str(arm), _factors(text), int(n)) for arm, text, n, _last in rows]
     last = max((int(r[3] or 0) for r in rows), default=0)
     return count_groups(method, arm_ids, groups, factors, last_position=last)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import ScalarSelect, bindparam, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from sarcoma_sched.db.audit import insert_audited, update_audited
+from sarcoma_sched.db.core_read import core_execute
 from sarcoma_sched.db.models import Enrollment, Patient, Screening
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.db.types import utc_now
@@ -118,9 +120,9 @@ def enroll_row(
     today: dt.date,
     latest: Screening | None = None,
 ) -> tuple[Enrollment, Screening]:
-    """The enrolment added to the session (not yet flushed: allocation enrols and allocates
-    in one flush), and the screening it rests on: ``latest``, when the caller has just read the
-    patient's latest screening that counts (``allocate`` reads it with the patient)."""
+    """The enrolment, written, and the screening it rests on: ``latest``, when the caller has
+    just read the patient's latest screening that counts (``allocate`` reads it with the
+    patient)."""
     ref = patient.study_id or patient.screening_number
     if patient.study_id is not None:
         raise Conflict(f"patient {ref} is already enrolled")
@@ -136,17 +138,21 @@ def enroll_row(
             f"{failed} not passed"
         )
     _check_version_active(session, patient, screening, consent_date)
-    count = session.execute(
-        _ENROLLED, {"protocol": patient.protocol_id, "site": patient.site_code}
+    count = core_execute(
+        session, _ENROLLED, {"protocol": patient.protocol_id, "site": patient.site_code}
     ).scalar_one()
-    patient.study_id = f"{patient.site_code}-{patient.protocol_id}-{count + 1:04d}"
-    enrollment = Enrollment(
-        patient_id=patient.id,
-        protocol_version_id=screening.protocol_version_id,
-        screening_id=screening.id,
-        consent_date=consent_date,
-        enrolled_at=utc_now(),
-        enrolled_by=actor,
+    update_audited(
+        session, patient, {"study_id": f"{patient.site_code}-{patient.protocol_id}-{count + 1:04d}"}
     )
-    session.add(enrollment)
-    return enrollment, screening
+    row = {
+        "patient_id": patient.id,
+        "protocol_version_id": screening.protocol_version_id,
+        "screening_id": screening.id,
+        "consent_date": consent_date,
+        "enrolled_at": utc_now(),
+        "enrolled_by": actor,
+    }
+    # Written and audited at once, without the unit of work (db.audit.insert_audited): the
+    # object returned is a detached copy of the stored row, for the caller to read.
+    (enrollment_id,) = insert_audited(session, Enrollment.__tablename__, [row])
+    return Enrollment(id=enrollment_id, **row), screening

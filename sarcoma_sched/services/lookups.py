@@ -11,13 +11,14 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
+from typing import TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BindParameter, ColumnElement, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar import SiteCalendar
+from sarcoma_sched.db.core_read import core_execute
 from sarcoma_sched.db.facts import known, learned
 from sarcoma_sched.db.models import (
     Installation,
@@ -161,12 +162,12 @@ _SOURCE = select(ProtocolVersion.source, ProtocolVersion.source_name).where(
 def site_calendar(session: Session, site_code: str) -> SiteCalendar:
     """The site's working days: its holiday country and subdivision, recorded closures and
     extra working days (``site open``)."""
-    site = session.execute(_SITE, {"site": site_code}).first()
+    site = core_execute(session, _SITE, {"site": site_code}).first()
     if site is None:  # pragma: no cover - patients reference existing sites
         raise LookupError(site_code)
     closures: set[dt.date] = set()
     extra: set[dt.date] = set()
-    for closure in session.execute(_CLOSURES, {"site": site_code}):
+    for closure in core_execute(session, _CLOSURES, {"site": site_code}):
         days = extra if closure.kind == SiteDayKind.OPEN else closures
         day = closure.first_day
         while day <= closure.last_day:
@@ -211,17 +212,20 @@ def protocol_version(session: Session, version_id: int) -> StoredProtocol:
     """A stored version, parsed from the exact source it was loaded from, or, for a role that
     may not read the source, from its concealed definition (``protocol.concealment``).
 
-    Kept with the session: a stored version never changes, and one use case reads the same
-    version several times (enrolment checks it, allocation plans with it)."""
-    cache: dict[int, StoredProtocol] = session.info.setdefault("sarcoma_versions", {})
-    if version_id not in cache:
-        cache[version_id] = _read_version(session, version_id)
-    return cache[version_id]
+    A stored version is never changed, so it is read once per Database (``db.facts``): one
+    use case reads the same version several times (enrolment checks it, allocation plans with
+    it), and every allocation of a trial reads the one its sites run."""
+    key = ("protocol_version", version_id)
+    found = known(session, key)
+    if found is None:
+        found = _read_version(session, version_id)
+        learned(session, key, found)
+    return cast(StoredProtocol, found)
 
 
 def _read_version(session: Session, version_id: int) -> StoredProtocol:
     if may_read(session, "protocol_versions", "source"):
-        row = session.execute(_SOURCE, {"version": version_id}).first()
+        row = core_execute(session, _SOURCE, {"version": version_id}).first()
         if row is None:
             raise NotFound(f"protocol version {version_id} does not exist")
         return StoredProtocol(version_id, _parse(row.source, row.source_name))

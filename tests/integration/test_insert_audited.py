@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from sarcoma_sched.calendar import SiteCalendar, plan_arm
-from sarcoma_sched.db.audit import insert_audited, verify
+from sarcoma_sched.db.audit import insert_audited, update_audited, verify
 from sarcoma_sched.db.models import AuditEntry, Patient, ScheduledEvent
 from sarcoma_sched.db.types import utc_now
 from sarcoma_sched.errors import InputError
@@ -121,3 +121,69 @@ def test_a_row_missing_a_column_is_a_bug_not_a_default(database):
         rows = event_rows(patient, plan, "i")
         del rows[0]["note"]
         insert_audited(s, "scheduled_events", rows)
+
+
+def _patient_entries(session, patient_id: int) -> list[dict]:
+    import json
+
+    return [
+        json.loads(entry.change)
+        for entry in session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.entity == "patients", AuditEntry.entity_id == str(patient_id))
+            .order_by(AuditEntry.seq)
+        )
+    ]
+
+
+def test_update_audited_writes_what_an_attribute_change_and_flush_write(database):
+    # Enrolment sets the study id this way (services.enrollment.enroll_row).
+    with database.write("tester", "screen") as session:
+        by_orm, by_core = _patient("0005"), _patient("0006")
+        by_orm.study_id = by_core.study_id = None
+        session.add_all([by_orm, by_core])
+    with database.write("tester", "enrol") as session:
+        orm = session.get(Patient, by_orm.id)
+        core = session.get(Patient, by_core.id)
+        orm.study_id = "PKUIH-NATARS-0001"
+        session.flush()
+        update_audited(session, core, {"study_id": "PKUIH-NATARS-0002"})
+        assert core.study_id == "PKUIH-NATARS-0002"  # the object shows what is stored
+        assert core not in session.dirty  # ...as stored, not as a change still to flush
+    with database.read() as session:
+        assert session.get(Patient, by_core.id).study_id == "PKUIH-NATARS-0002"
+        orm_entries = _patient_entries(session, by_orm.id)
+        core_entries = _patient_entries(session, by_core.id)
+        assert [e["op"] for e in core_entries] == [e["op"] for e in orm_entries] == [
+            "insert",
+            "update",
+        ]
+        strip = {"id", "screening_number", "study_id", "created_at"}
+        for orm_entry, core_entry in zip(orm_entries, core_entries, strict=True):
+            for side in ("before", "after"):
+                mine, theirs = core_entry[side], orm_entry[side]
+                if mine is None:
+                    assert theirs is None
+                    continue
+                assert {k: v for k, v in mine.items() if k not in strip} == {
+                    k: v for k, v in theirs.items() if k not in strip
+                }
+        assert core_entries[1]["before"]["study_id"] is None
+        assert core_entries[1]["after"]["study_id"] == "PKUIH-NATARS-0002"
+        report = verify(session)
+    assert report.ok, report.problems
+
+
+def test_update_audited_refuses_what_it_cannot_chain(database, db_url):
+    with database.write("tester", "screen") as session:
+        session.add(_patient("0007"))
+    before = dump(db_url)
+    with database.write("tester", "enrol") as session:
+        patient = session.scalars(select(Patient).where(Patient.screening_number == "0007")).one()
+        with pytest.raises(RuntimeError, match="cannot set"):
+            update_audited(session, patient, {"no_such_column": 1})
+        with pytest.raises(RuntimeError, match="cannot set"):
+            update_audited(session, patient, {"id": 99})
+        with pytest.raises(InputError, match="patients.study_id"):
+            update_audited(session, patient, {"study_id": "x" * 500})
+    assert dump(db_url) == before

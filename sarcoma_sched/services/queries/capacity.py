@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sarcoma_sched.calendar.capacity import RESOURCES, Limit, resource_units, week_of
+from sarcoma_sched.db.core_read import core_execute
 from sarcoma_sched.db.models import Patient, ScheduledEvent, SiteResource
 from sarcoma_sched.services.lookups import get_site
 from sarcoma_sched.vocabulary import BOOKED_STATUSES
@@ -35,7 +36,7 @@ _LIMITS = select(SiteResource.resource, SiteResource.weekday, SiteResource.capac
 def site_limits(session: Session, site_code: str) -> dict[str, Limit]:
     per_weekday: dict[str, dict[int, int]] = {}
     limits: dict[str, Limit] = {}
-    for row in session.execute(_LIMITS, {"site": site_code}):
+    for row in core_execute(session, _LIMITS, {"site": site_code}):
         if row.weekday is None:
             limits[row.resource] = Limit(row.resource, per_week=row.capacity)
         else:
@@ -45,23 +46,27 @@ def site_limits(session: Session, site_code: str) -> dict[str, Limit]:
     return limits
 
 
+# Built once, as _LIMITS: every allocation and re-plan reads the site's bookings.
+_BOOKINGS = (
+    select(ScheduledEvent.kind, ScheduledEvent.days)
+    .join(Patient, Patient.id == ScheduledEvent.patient_id)
+    .where(
+        Patient.site_code == bindparam("site"),
+        ScheduledEvent.status.in_(BOOKED_STATUSES),
+        ScheduledEvent.kind.in_(_KINDS),
+        ScheduledEvent.last_day >= bindparam("from"),
+    )
+)
+_BOOKINGS_OF_OTHERS = _BOOKINGS.where(ScheduledEvent.patient_id != bindparam("patient"))
+
+
 def bookings(
     session: Session, site_code: str, since: dt.date, exclude_patient: int | None
 ) -> Counter[tuple[str, dt.date]]:
-    query = (
-        select(ScheduledEvent.kind, ScheduledEvent.days)
-        .join(Patient, Patient.id == ScheduledEvent.patient_id)
-        .where(
-            Patient.site_code == site_code,
-            ScheduledEvent.status.in_(BOOKED_STATUSES),
-            ScheduledEvent.kind.in_(_KINDS),
-            ScheduledEvent.last_day >= week_of(since),
-        )
-    )
-    if exclude_patient is not None:
-        query = query.where(ScheduledEvent.patient_id != exclude_patient)
+    params = {"site": site_code, "from": week_of(since), "patient": exclude_patient}
+    query = _BOOKINGS if exclude_patient is None else _BOOKINGS_OF_OTHERS
     booked: Counter[tuple[str, dt.date]] = Counter()
-    for kind, days in session.execute(query):
+    for kind, days in core_execute(session, query, params):
         booked.update(resource_units(kind, (dt.date.fromisoformat(d) for d in days)))
     return booked
 
