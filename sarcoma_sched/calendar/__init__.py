@@ -2,7 +2,6 @@
 
 from sarcoma_sched.calendar.checker import check_events
 from sarcoma_sched.calendar.holiday_table import HolidayTable, load_holiday_table
-from sarcoma_sched.calendar.notices import Notice, notices_of
 from sarcoma_sched.calendar.plan import (
     Actual,
     Change,
@@ -15,6 +14,7 @@ from sarcoma_sched.calendar.plan import (
 )
 from sarcoma_sched.calendar.planner import diff_plans, plan_arm
 from sarcoma_sched.calendar.workdays import SiteCalendar, official_through
+from sarcoma_sched.notices import Notice, notices_of
 
 __all__ = [
     "Actual",

@@ -31,7 +31,6 @@ from functools import lru_cache
 from sarcoma_sched.calendar.capacity import Capacity
 from sarcoma_sched.calendar.checker import check_events, gap_holds, gap_problem
 from sarcoma_sched.calendar.deviations import find_deviations
-from sarcoma_sched.calendar.notices import estimated_holidays
 from sarcoma_sched.calendar.plan import (
     Actual,
     Change,
@@ -43,6 +42,7 @@ from sarcoma_sched.calendar.plan import (
     _planned_event,
 )
 from sarcoma_sched.calendar.workdays import SiteCalendar
+from sarcoma_sched.notices import estimated_holidays
 from sarcoma_sched.protocol.model import Protocol
 from sarcoma_sched.protocol.occurrences import occurrences as arm_occurrences
 from sarcoma_sched.protocol.schedule import ALLOCATION, Arm, Constraint, EventRef

@@ -10,39 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sarcoma_sched.calendar.holiday_table import HolidayTable
+from sarcoma_sched.holiday_years import OfficialYears, official_through
 
 if TYPE_CHECKING:
     from sarcoma_sched.protocol.model import Protocol
 
 __all__ = ["SiteCalendar", "official_through"]
-
-# Countries whose holidays are announced year by year rather than following fixed rules; for the
-# others the package's rules are the official calendar for every year.
-_ANNOUNCED_YEARLY = {"CN"}
-
-
-@lru_cache(maxsize=16)
-def official_through(country: str) -> int | None:
-    """Last year for which the ``holidays`` package holds the announced (official) arrangement.
-
-    None means the country's holidays follow fixed rules, so every year is official. For China
-    the package carries each State Council notice as special holidays keyed by year; beyond the
-    last of them it only estimates, without make-up working days.
-    """
-    if country not in _ANNOUNCED_YEARLY:
-        return None
-    try:
-        from holidays.countries.china import ChinaStaticHolidays
-
-        return max(ChinaStaticHolidays.special_public_holidays)
-    except (ImportError, AttributeError, ValueError):  # pragma: no cover - package layout change
-        return 2026
-
 
 # The ``holidays`` package's answers per (country, subdivision), shared by every calendar: a
 # service builds a calendar per request (the site's closures change), and the package works out
@@ -104,6 +81,7 @@ class SiteCalendar:
         self._cache: dict[dt.date, bool] = {}
         self._blocks: dict[tuple[dt.date, int], tuple[dt.date, dt.date] | None] = {}
         self._official: dict[int, bool] = {}
+        self._years: OfficialYears | None = None
         self._counted: dict[tuple[dt.date, int], dt.date] = {}
 
     @classmethod
@@ -213,10 +191,9 @@ class SiteCalendar:
         """Whether this year's holidays come from an announced arrangement, not an estimate."""
         official = self._official.get(year)
         if official is None:
-            horizon = official_through(self.country)
-            official = self._official[year] = (
-                year in self._tables or horizon is None or year <= horizon
-            )
+            if self._years is None:
+                self._years = OfficialYears.of(self.country)
+            official = self._official[year] = year in self._tables or self._years.is_official(year)
         return official
 
     def estimated_years(self, days: Iterable[dt.date]) -> list[int]:

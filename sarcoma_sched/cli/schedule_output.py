@@ -1,7 +1,7 @@
 """A patient's calendar in the three output formats, one place for ``plan``, ``schedule``,
 ``allocate`` and ``record`` (and ``reschedule``, which prints as ``record`` does).
 
-Every format carries the same warnings (``calendar.notices``): each event's flags (a code and a
+Every format carries the same warnings (``notices``): each event's flags (a code and a
 message) and the notices about the calendar as a whole (``estimated_holidays``).
 
 * table: one line per event, its flags in the last column; the notices about the whole calendar
@@ -29,7 +29,7 @@ from sarcoma_sched.vocabulary import OFF_CALENDAR, EventStatus, ReasonCode
 
 if TYPE_CHECKING:
     from sarcoma_sched.calendar import Notice, Plan
-    from sarcoma_sched.calendar.notices import Coded
+    from sarcoma_sched.notices import Coded
     from sarcoma_sched.services.queries import StoredEvent
 
 __all__ = [

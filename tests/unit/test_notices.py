@@ -1,4 +1,4 @@
-"""The warnings every output prints (``calendar.notices``): the planner's estimated-holiday
+"""The warnings every output prints (``sarcoma_sched.notices``): the planner's estimated-holiday
 warning as a coded notice naming its events, and every flag beside it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sarcoma_sched.calendar import SiteCalendar, load_holiday_table, notices_of, plan_arm
-from sarcoma_sched.calendar.notices import estimated_holidays
+from sarcoma_sched.notices import estimated_holidays
 from sarcoma_sched.protocol import find_protocol
 from sarcoma_sched.vocabulary import EventStatus, FlagCode
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sarcoma_sched.calendar.notices import Notice, notices_of
 from sarcoma_sched.db.models import Allocation, Enrollment, ScheduledEvent
+from sarcoma_sched.notices import Notice, notices_of
 from sarcoma_sched.protocol.occurrences import Occurrence, occurrences
 from sarcoma_sched.services.lookups import find_patient, protocol_version, site_calendar, site_zone
 from sarcoma_sched.vocabulary import EventStatus, ReasonCode
@@ -22,7 +22,7 @@ E = ScheduledEvent
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """One stored event, with what its protocol says about it (``calendar.notices.Placed``)."""
+    """One stored event, with what its protocol says about it (``notices.Placed``)."""
 
     id: str
     label: str

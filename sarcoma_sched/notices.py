@@ -4,6 +4,10 @@ and the notices about the plan as a whole (holidays that are still an estimate).
 One list for every output: ``plan``, ``allocate``, ``record`` and ``schedule`` hand the events
 they show (a fresh plan's, or the stored rows') to ``notices_of`` and print what it returns in
 each format, so a warning cannot reach the table and miss the JSON. Pure: no database.
+
+Outside ``calendar`` so that reading a stored schedule needs neither the planner nor the
+``holidays`` package (``calendar``'s package imports both): of a calendar the notices read only
+which years are official and the country (``HolidayYears``), which ``holiday_years`` answers.
 """
 
 from __future__ import annotations
@@ -11,14 +15,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from sarcoma_sched.vocabulary import EventStatus, FlagCode
 
-if TYPE_CHECKING:
-    from sarcoma_sched.calendar.workdays import SiteCalendar
-
-__all__ = ["Coded", "Notice", "Placed", "estimated_holidays", "notices_of"]
+__all__ = ["Coded", "HolidayYears", "Notice", "Placed", "estimated_holidays", "notices_of"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,17 @@ class Placed(Protocol):
     def flags(self) -> Sequence[Coded]: ...
 
 
-def estimated_holidays(events: Iterable[Placed], calendar: SiteCalendar) -> Notice | None:
+class HolidayYears(Protocol):
+    """What the notices ask of a calendar: a ``SiteCalendar``, or a stored schedule's
+    ``holiday_years.OfficialYears``."""
+
+    @property
+    def country(self) -> str: ...
+    def is_official(self, year: int) -> bool: ...
+    def estimated_years(self, days: Iterable[dt.date]) -> list[int]: ...
+
+
+def estimated_holidays(events: Iterable[Placed], calendar: HolidayYears) -> Notice | None:
     """The planned working-day events whose window or days fall in a year whose holidays the
     ``holidays`` package only estimates (no announced make-up working days), in one notice.
 
@@ -99,7 +110,7 @@ def estimated_holidays(events: Iterable[Placed], calendar: SiteCalendar) -> Noti
     )
 
 
-def notices_of(events: Sequence[Placed], calendar: SiteCalendar) -> tuple[Notice, ...]:
+def notices_of(events: Sequence[Placed], calendar: HolidayYears) -> tuple[Notice, ...]:
     """Every warning of a calendar, in the order the outputs print them: the notice about the
     plan first, then each event's flags in plan order. A cancelled event's flags are left out:
     they were about a date that is no longer kept."""
