@@ -2,7 +2,8 @@
 
 A patient by study id or screening number, a site by code (and its working-day calendar), a
 protocol's current or stored version. The read side (``services.queries``) and every use case
-share these, and this module imports no other service: it is the bottom of ``services``.
+share these, and this module imports no other service but ``names`` (the wording of a reference
+that finds nothing, which the Core reads share).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from sarcoma_sched.db.models import (
     Site,
     SiteClosure,
 )
-from sarcoma_sched.errors import Conflict, NotFound
+from sarcoma_sched.errors import NotFound
 from sarcoma_sched.protocol.concealment import parse_site_definition
 from sarcoma_sched.protocol.loader import parse_protocol
 from sarcoma_sched.protocol.model import Protocol
+from sarcoma_sched.services.names import no_site, only_named, patient_key
 from sarcoma_sched.vocabulary import SiteDayKind
 
 __all__ = [
@@ -64,11 +66,6 @@ def find_patient(session: Session, ref: str, *, for_update: bool = False) -> Pat
     return only_patient(session.scalars(query).all(), ref, lambda p: p)
 
 
-def patient_key(ref: str) -> str:
-    """A typed study id or screening number as stored."""
-    return ref.strip().upper()
-
-
 def patient_named(key: str | BindParameter[str]) -> ColumnElement[bool]:
     """The condition ``find_patient`` finds by, for a query that reads more with the patient:
     ``key`` as ``patient_key`` spells it, or a bound parameter to be given so."""
@@ -77,12 +74,7 @@ def patient_named(key: str | BindParameter[str]) -> ColumnElement[bool]:
 
 def only_patient(found: Sequence[T], ref: str, patient_of: Callable[[T], Patient]) -> T:
     """The one row found for ``ref``, or ``NotFound``/``Conflict`` as ``find_patient`` says."""
-    if not found:
-        raise NotFound(f"no patient with study id or screening number {ref!r}")
-    if len(found) > 1:
-        trials = ", ".join(sorted(patient_of(p).protocol_id for p in found))
-        raise Conflict(f"{ref!r} names patients in several trials ({trials}); use the study id")
-    return found[0]
+    return only_named(found, ref, lambda p: patient_of(p).protocol_id)
 
 
 @dataclass(frozen=True)
@@ -114,8 +106,7 @@ def get_site(session: Session, code: str) -> Site:
     """By code, in any case (site codes are stored upper case)."""
     site = session.get(Site, code.upper())
     if site is None:
-        known = ", ".join(session.scalars(select(Site.code).order_by(Site.code)))
-        raise NotFound(f"no site {code!r} (sites: {known or 'none; run `sarcoma-sched init`'})")
+        raise no_site(code, session.scalars(select(Site.code).order_by(Site.code)))
     return site
 
 
