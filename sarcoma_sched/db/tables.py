@@ -1,10 +1,10 @@
 """The columns the read commands select, as SQLAlchemy Core table clauses: no ORM, no models.
 
-``visits``, ``overdue`` and ``deviations`` are what a coordinator waits for at the start of the
-day; importing ``sqlalchemy.orm`` and ``db.models`` cost them more than their queries do (issue
-24). These clauses name the same tables and columns with the same types as ``db.models`` (the
-types decide how a value is bound and read back: an SQLite date is text until ``Date`` reads it),
-and ``tests/unit/test_core_tables.py`` holds every column equal to its model's, so they cannot
+``visits``, ``overdue``, ``deviations`` and ``schedule`` are what a coordinator waits for at the
+start of the day; importing ``sqlalchemy.orm`` and ``db.models`` cost them more than their queries
+do (issue 24). These clauses name the same tables and columns with the same types as ``db.models``
+(the types decide how a value is bound and read back: an SQLite date is text until ``Date`` reads
+it), and ``tests/unit/test_core_tables.py`` holds every column equal to its model's, so they cannot
 drift apart. Only the columns a Core reader uses are listed.
 """
 
@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Boolean, Date, Integer, String, Text, column, table
 
-__all__ = ["ALLOCATIONS", "AUDIT_LOG", "PATIENTS", "SCHEDULED_EVENTS", "SITES"]
+__all__ = [
+    "ALLOCATIONS",
+    "AUDIT_LOG",
+    "ENROLLMENTS",
+    "PATIENTS",
+    "PROTOCOL_DEFINITIONS",
+    "PROTOCOL_VERSIONS",
+    "SCHEDULED_EVENTS",
+    "SITES",
+]
 
 SCHEDULED_EVENTS = table(
     "scheduled_events",
@@ -55,6 +64,27 @@ ALLOCATIONS = table(
     column("protocol_id", String(32)),
     column("arm", String(32)),
     column("allocation_date", Date),
+)
+
+ENROLLMENTS = table(
+    "enrollments",
+    column("patient_id", Integer),
+    column("protocol_version_id", Integer),
+)
+
+# A version's source, or for a role that may not read it, its concealed definition: what a
+# stored schedule reads of the protocol the patient was enrolled under.
+PROTOCOL_VERSIONS = table(
+    "protocol_versions",
+    column("id", Integer),
+    column("source_name", String(255)),
+    column("source", Text),
+)
+
+PROTOCOL_DEFINITIONS = table(
+    "protocol_definitions",
+    column("version_id", Integer),
+    column("site_definition", Text),
 )
 
 SITES = table(

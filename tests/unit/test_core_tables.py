@@ -13,6 +13,9 @@ CLAUSES = [
     tables.SCHEDULED_EVENTS,
     tables.PATIENTS,
     tables.ALLOCATIONS,
+    tables.ENROLLMENTS,
+    tables.PROTOCOL_VERSIONS,
+    tables.PROTOCOL_DEFINITIONS,
     tables.SITES,
     tables.AUDIT_LOG,
 ]
