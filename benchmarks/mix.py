@@ -13,8 +13,8 @@ work takes):
 * 20 records: ``services.events.record_event`` of a due event of one of its site's patients
   (done on its planned first day, or one in ten missed), each patient's events in date order;
 * 100 reads, one of ``visits`` (this week, its site), ``overdue`` (its site) and ``schedule``
-  (a patient of its site) chosen at random: the daily listings through ``db.reader.CoreReader``
-  as the commands run them, the schedule through ``Database.read``.
+  (a patient of its site) chosen at random, each through ``db.reader.CoreReader`` as the
+  commands run them.
 
 The database: ``benchmarks.network`` builds ``--patients`` allocated patients with their
 calendars on the seven NATARS-R sites (and TNT-STS's one) as of ``DUE_DAYS`` days ago, so the
@@ -378,12 +378,10 @@ def worker(config: dict[str, Any]) -> None:
         )
 
     def read(kind: str) -> None:
-        if kind == "schedule":
-            with db.read() as session:
-                patient_schedule(session, rng.choice(patients))
-            return
         with reader.read() as connection:
-            if kind == "visits":
+            if kind == "schedule":
+                patient_schedule(connection, rng.choice(patients))
+            elif kind == "visits":
                 visits(connection, TODAY, TODAY + dt.timedelta(days=6), site=site)
             else:
                 overdue(connection, TODAY, site=site)

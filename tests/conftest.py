@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 import time
 
 from hypothesis import HealthCheck, settings
@@ -22,3 +25,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 os.environ["TZ"] = "Asia/Shanghai"
 if hasattr(time, "tzset"):
     time.tzset()
+
+# What ``schedule`` keeps on disk (services/queries/kept.py) goes to this run's own directory,
+# never to the cache of the person running the tests; every command a test runs inherits it.
+# Entries are named by everything they depend on, so the tests may share them.
+_CACHE = tempfile.mkdtemp(prefix="sarcoma-sched-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)

@@ -32,8 +32,8 @@ def open_db(ctx: click.Context, *, check_schema: bool = True, read_only: bool = 
 
 
 def open_reader(ctx: click.Context, *, read_only: bool = False) -> CoreReader:
-    """For a listing whose queries are Core statements (``visits``, ``overdue``,
-    ``deviations``): the same checks as ``open_db(ctx).read()``, without importing the ORM."""
+    """For a read whose queries are Core statements (``visits``, ``overdue``, ``deviations``,
+    ``schedule``): the same checks as ``open_db(ctx).read()``, without importing the ORM."""
     from sarcoma_sched.db.reader import CoreReader
 
     root = ctx.find_root().obj

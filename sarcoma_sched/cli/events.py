@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from sarcoma_sched.cli.context import acting_user, open_db
+from sarcoma_sched.cli.context import acting_user, open_db, open_reader
 from sarcoma_sched.cli.dates import DATE, today
 from sarcoma_sched.cli.output import emit_json, emit_rows, format_option, sheet_format
 from sarcoma_sched.cli.reasons import reason_options
@@ -39,8 +39,9 @@ def schedule(ctx: click.Context, patient: str, fmt: str) -> None:
     """
     from sarcoma_sched.services.queries import patient_schedule
 
-    with open_db(ctx).read() as session:
-        found = patient_schedule(session, patient)
+    # Core statements on a connection (db.reader): a read many times a day needs no ORM.
+    with open_reader(ctx).read() as connection:
+        found = patient_schedule(connection, patient)
     emit_calendar(
         fmt,
         title=f"{found.ref} ({found.protocol_id}, {found.site_code})",

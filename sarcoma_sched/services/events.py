@@ -230,7 +230,8 @@ def _outcome(
         moved=[c for c in changes if c.event_id != row.event_id],
         deviations=deviations,
         flags=flags,
-        warnings=patient_schedule(session, patient.study_id or "").warnings,
+        # On the session's connection, after the caller's flush: the rows as this change left them.
+        warnings=patient_schedule(session.connection(), patient.study_id or "").warnings,
     )
 
 

@@ -1,4 +1,6 @@
-"""The daily queries list exactly what a brute-force filter over every event row lists.
+"""The daily queries list exactly what a brute-force filter over every event row lists, and a
+patient's schedule, read by Core statements with its protocol's facts kept on disk, is what the
+ORM, the parsed protocol and the site's calendar say of it.
 
 ``visits``, ``overdue`` and ``deviations`` are written for the indexes of migration 0005: a lower
 bound ``first_day >= from - max(span_days)`` the rows do not need but the index does, one
@@ -22,11 +24,15 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from benchmarks.network import build_network
-from sarcoma_sched.db.models import Allocation, Patient, ScheduledEvent
+from sarcoma_sched.db.models import Allocation, Enrollment, Patient, ScheduledEvent
+from sarcoma_sched.db.reader import CoreReader
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import NotFound
+from sarcoma_sched.notices import Notice, notices_of
+from sarcoma_sched.protocol.occurrences import occurrences
+from sarcoma_sched.services import lookups
 from sarcoma_sched.services import queries as q
-from sarcoma_sched.vocabulary import EVENT_STATUSES
+from sarcoma_sched.vocabulary import EVENT_STATUSES, EventStatus, ReasonCode
 from tests.databases import pg_schema_url
 
 AS_OF = dt.date(2026, 11, 21)
@@ -249,3 +255,88 @@ def test_the_database_refuses_an_event_whose_span_disagrees_with_its_days(networ
                 {"id": row.id},
             )
         conn.rollback()
+
+
+def _parsed_schedule(session, ref: str) -> q.PatientSchedule:
+    """The schedule as it was read before issue 24: the ORM's rows, the protocol version parsed,
+    the site's whole calendar."""
+    patient = lookups.find_patient(session, ref)
+    allocated = session.execute(
+        select(Allocation.arm, Allocation.allocation_date).where(
+            Allocation.patient_id == patient.id
+        )
+    ).first()
+    rows = list(
+        session.scalars(
+            select(ScheduledEvent)
+            .where(ScheduledEvent.patient_id == patient.id)
+            .order_by(ScheduledEvent.first_day, ScheduledEvent.id)
+        )
+    )
+    steps = {}
+    if allocated and rows:
+        version = session.scalar(
+            select(Enrollment.protocol_version_id).where(Enrollment.patient_id == patient.id)
+        )
+        protocol = lookups.protocol_version(session, version).protocol
+        steps = {o.id: o for o in occurrences(protocol.arm(allocated.arm))}
+    events = []
+    for r in rows:
+        step = steps.get(r.event_id)
+        events.append(
+            q.StoredEvent(
+                id=r.event_id,
+                label=r.label,
+                kind=r.kind,
+                cycle=r.cycle,
+                status=EventStatus(r.status),
+                pinned=r.pinned is not None,
+                target=r.target,
+                earliest=r.earliest,
+                latest=r.latest,
+                days=tuple(dt.date.fromisoformat(d) for d in r.days),
+                time=r.local_time,
+                show_as=step.span.show_as if step else "days",
+                working_days_only=step is not None and step.day_rule == "working_day",
+                actual=r.actual_date,
+                reason=ReasonCode.of(r.reason),
+                deviation=r.deviation,
+                flags=tuple(Notice(f["code"], f["message"], (r.event_id,)) for f in r.flags or ()),
+            )
+        )
+    written = [e for _, e in sorted(zip([r.id for r in rows], events, strict=True))]
+    calendar = lookups.site_calendar(session, patient.site_code)
+    return q.PatientSchedule(
+        ref=patient.study_id or patient.screening_number,
+        protocol_id=patient.protocol_id,
+        site_code=patient.site_code,
+        time_zone=lookups.site_zone(session, patient.site_code),
+        arm=allocated.arm if allocated else None,
+        allocation_date=allocated.allocation_date if allocated else None,
+        events=tuple(events),
+        warnings=notices_of(written, calendar) if rows else (),
+    )
+
+
+def test_every_schedule_read_by_core_is_what_the_orm_and_the_parsed_protocol_say(
+    network, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # cold first, then kept
+    reader = CoreReader(network.db.url)
+    try:
+        studies = sorted({e.study_id for e in network.events})
+        with network.db.read() as session, reader.read() as connection:
+            expected = {ref: _parsed_schedule(session, ref) for ref in studies}
+            for _ in range(2):
+                for ref in studies:
+                    assert q.patient_schedule(connection, ref.lower()) == expected[ref], ref
+                    # A use case reads it on its session's connection (services.events).
+                    assert q.patient_schedule(session.connection(), ref) == expected[ref], ref
+        assert any(s.warnings for s in expected.values())
+        assert any(e.working_days_only for s in expected.values() for e in s.events)
+        assert any(e.show_as == "period" for s in expected.values() for e in s.events)
+        with reader.read() as connection, pytest.raises(NotFound) as found:
+            q.patient_schedule(connection, "PKUIH-NOPE-0001")
+        assert str(found.value) == "no patient with study id or screening number 'PKUIH-NOPE-0001'"
+    finally:
+        reader.dispose()
