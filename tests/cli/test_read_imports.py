@@ -4,6 +4,11 @@ path later fails here, not in a coordinator's morning.
 Each command runs as the installed program does (``sarcoma_sched.cli.main``) in a fresh
 interpreter, on the demo's database, and writes the modules it ended with; none of ``FORBIDDEN``
 (or a submodule) may be among them.
+
+``schedule`` reads two facts it keeps on disk (``services/queries/kept.py``): the first run with
+an empty cache works them out with the parser and the ``holidays`` package, and every run after
+it imports neither. Its runs here are the runs after one that filled a cache of their own; the
+first run is checked apart, with a missing and a corrupt cache: the same output either way.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ FORBIDDEN = (
     "sarcoma_sched.db.audit",
     "sarcoma_sched.services.lookups",
     "sarcoma_sched.protocol",
-    "sarcoma_sched.calendar",
+    "sarcoma_sched.calendar",  # the planner, the working-day calendars (``notices`` is outside)
     "sarcoma_sched.allocation",
     "sarcoma_sched.exports",
     "sarcoma_sched.reports",
@@ -51,6 +56,9 @@ READ_COMMANDS = [
     ["overdue", "--site", "PKUIH"],
     ["overdue", "--format", "json"],
     ["deviations", "--include-notes"],
+    ["schedule", "PKUIH-NATARS-0001"],
+    ["schedule", "pkuih-natars-r-0001", "--format", "json"],
+    ["schedule", "XJTU1-NATARS-S0001", "--format", "csv"],  # screened, never allocated
 ]
 
 _WRAPPER = """
@@ -75,10 +83,13 @@ def demo_db(tmp_path_factory, command) -> Path:
     return db
 
 
-def _modules_of(db: Path, args: list[str], tmp_path: Path) -> tuple[list[str], str]:
+def _modules_of(
+    db: Path, args: list[str], tmp_path: Path, cache: Path | None = None
+) -> tuple[list[str], str]:
     out = tmp_path / "modules.json"
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    env["XDG_CACHE_HOME"] = str(cache or tmp_path / "cache")
     done = subprocess.run(
         [sys.executable, "-c", _WRAPPER, str(out), "--db", str(db), *args],
         capture_output=True,
@@ -97,6 +108,8 @@ def _heavy(modules: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
 def test_a_read_command_imports_none_of_the_heavy_modules(demo_db, tmp_path, args):
+    if args[0] == "schedule":
+        _modules_of(demo_db, args, tmp_path)  # the first run fills the cache
     modules, stdout = _modules_of(demo_db, args, tmp_path)
     assert stdout.strip(), "the command printed nothing: it did not run its query"
     assert "sqlalchemy.engine" in modules  # it did reach the database, through Core
@@ -120,3 +133,24 @@ def test_only_the_command_asked_for_is_imported(demo_db, tmp_path):
         "sarcoma_sched.cli.patients",
         "sarcoma_sched.cli.sites",
     }
+
+
+def test_a_schedule_with_a_missing_or_corrupt_cache_works_its_facts_out_and_says_the_same(
+    demo_db, tmp_path
+):
+    cache = tmp_path / "cold"
+    args = ["schedule", "PKUIH-NATARS-0001", "--format", "json"]
+    cold, first = _modules_of(demo_db, args, tmp_path, cache)
+    # Nothing kept yet: the protocol was parsed and the holidays package asked.
+    assert {"pydantic", "holidays"} <= set(cold)
+    kept = sorted((cache / "sarcoma-sched").iterdir())
+    assert [p.name.split("-")[0] for p in kept] == ["occurrences", "official"]
+    warm, second = _modules_of(demo_db, args, tmp_path, cache)
+    assert _heavy(warm) == [] and second == first
+    for entry in kept:
+        entry.write_text('{"truncated', encoding="utf-8")
+    again, third = _modules_of(demo_db, args, tmp_path, cache)
+    assert "pydantic" in again and third == first  # parsed again, not believed
+    for entry in kept:
+        json.loads(entry.read_text(encoding="utf-8"))  # and kept again, whole
+    assert _heavy(_modules_of(demo_db, args, tmp_path, cache)[0]) == []
