@@ -44,11 +44,18 @@ def _cell_width(char: str) -> int:
 
 
 def display_width(text: str) -> int:
+    # Every ASCII character takes one cell; a listing's cells are nearly all ASCII, and asking
+    # unicodedata character by character cost `visits` a third of its time at 500 rows.
+    if text.isascii():
+        return len(text)
     return sum(_cell_width(c) for c in text)
 
 
 def _take(text: str, room: int) -> tuple[str, str]:
     """The longest head of ``text`` that takes at most ``room`` cells, and the rest."""
+    if text.isascii():
+        room = max(room, 0)
+        return text[:room], text[room:]
     used = 0
     for i, char in enumerate(text):
         used += _cell_width(char)

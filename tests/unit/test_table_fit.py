@@ -57,3 +57,19 @@ def test_a_cut_or_wrapped_text_fits_and_wrapping_keeps_every_word(text, room):
     lines = wrap(text, max(room, 2))
     assert all(display_width(line) <= max(room, 2) for line in lines)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+@given(st.text(max_size=40), st.integers(min_value=-3, max_value=45))
+def test_the_ascii_shortcut_counts_and_cuts_as_the_character_walk_does(text, room):
+    # display_width and _take answer ASCII text without unicodedata; any text, ASCII or not,
+    # gets the answer the character-by-character walk gives.
+    from sarcoma_sched.cli.table_fit import _cell_width, _take
+
+    assert display_width(text) == sum(_cell_width(c) for c in text)
+    used, head = 0, len(text)
+    for i, char in enumerate(text):
+        used += _cell_width(char)
+        if used > room:
+            head = i
+            break
+    assert _take(text, room) == (text[:head], text[head:])
