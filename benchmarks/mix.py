@@ -111,14 +111,14 @@ class _Tx:
 # services' modules (each call's own time only: a phase inside another pauses it).
 PHASES = {
     "sarcoma_sched.services.allocation": {
-        "find_patient": "find patient",
-        "enroll_in": "enrol",
-        "latest_screening": "read screening",
+        "_allocation_state": "find patient+enrolment",
+        "enroll_row": "enrol",
         "protocol_version": "protocol",
         "commit_key": "trial key",
         "may_read": "privilege check",
-        "history": "history read",
-        "allocate": "draw",
+        "trial_counts": "history counts",
+        "allocate_counted": "draw",
+        "insert_audited": "write allocation",
         "site_calendar": "site calendar",
         "site_capacity": "capacity read",
         "plan_arm": "plan (pure)",
