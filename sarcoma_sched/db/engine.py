@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 
+from sarcoma_sched.db.sqlite_files import (
+    BUSY_TIMEOUT_MS,
+    configure_connection,
+    default_sqlite_path,
+    open_read_only,
+    prepare_directory,
+    writable,
+)
 from sarcoma_sched.errors import DatabaseUrlError
 
 if TYPE_CHECKING:
@@ -33,14 +41,6 @@ __all__ = [
 ]
 
 DB_ENV = "SARCOMA_SCHED_DB"
-# A coordinator waits at most this long for another coordinator's transaction.
-BUSY_TIMEOUT_MS = 30_000
-
-
-def default_sqlite_path(env: Mapping[str, str] = os.environ) -> Path:
-    """``$XDG_DATA_HOME/sarcoma-sched/schedule.db``, i.e. ``~/.local/share/...`` by default."""
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sarcoma-sched" / "schedule.db"
 
 
 def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -> str:
@@ -58,7 +58,8 @@ def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -
         path = Path(raw).expanduser()
         if path.is_dir():
             raise DatabaseUrlError(f"database path {raw} is a directory, not a file")
-        return f"sqlite:///{path.resolve()}"
+        # Quoted: a file named with "?", "%" or "#" is that file, not a URL's query.
+        return URL.create("sqlite", database=str(path.resolve())).render_as_string()
     try:
         url = make_url(raw)
     except ArgumentError:
@@ -105,9 +106,9 @@ def make_engine(
         database = parsed.database
         file = Path(database) if database and database != ":memory:" else None
         if file is not None and not read_only:
-            _sqlite_directory(file)
+            prepare_directory(file)
         engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000})
-        if file is not None and read_only and not _writable(file):
+        if file is not None and read_only and not writable(file):
             _connect_read_only(engine, file)
         _configure_sqlite(engine, busy_timeout_ms, read_only=read_only)
         return engine
@@ -136,86 +137,20 @@ def _require_psycopg(where: str) -> None:
         ) from None
 
 
-def _sqlite_directory(path: Path) -> None:
-    """Create the file's directory, or say in one line why the database cannot live there."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatabaseUrlError(
-            f"database {path}: cannot create its directory {path.parent} ({exc.strerror})"
-        ) from None
-    if path.is_dir():
-        raise DatabaseUrlError(f"database {path} is a directory, not an SQLite file")
-    if not os.access(path.parent, os.W_OK | os.X_OK) or (
-        path.exists() and not os.access(path, os.R_OK | os.W_OK)
-    ):
-        raise DatabaseUrlError(f"database {path}: not writable by this user")
-
-
-def _writable(file: Path) -> bool:
-    return os.access(file, os.W_OK) and os.access(file.parent, os.W_OK | os.X_OK)
-
-
 def _connect_read_only(engine: Engine, file: Path) -> None:
-    """Open ``file``, which this user may not write, with SQLite's ``mode=ro``: the connection
-    then never tries to (a plain one fails setting up WAL mode or its index).
-
-    A WAL database needs its ``-shm`` index, which a read-only reader cannot create when the
-    directory is read-only too (an archived copy; a file the owner closed, which removes it).
-    Then, and only if no ``-wal`` file holds commits the main file lacks, the file is opened
-    ``immutable``: without a log the main file is the whole database, read without locks.
-    (Only the file's owner could start writing meanwhile, into a new log; the check reads the
-    file as it was, and a checkpoint rewriting it mid-read would show as a failure, not pass.)
-    """
-    uri = file.resolve().as_uri()
-    wal = file.with_name(file.name + "-wal")
+    """Open ``file``, which this user may not write, read-only (``sqlite_files.open_read_only``)."""
 
     @event.listens_for(engine, "do_connect")
     def _open(
-        dialect: Dialect, _record: object, _cargs: list[object], cparams: dict[str, object]
+        _dialect: Dialect, _record: object, _cargs: list[object], cparams: dict[str, object]
     ) -> sqlite3.Connection:
-        params = {**cparams, "uri": True}
-        connection: sqlite3.Connection = dialect.loaded_dbapi.connect(f"{uri}?mode=ro", **params)
-        try:
-            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return connection
-        except dialect.loaded_dbapi.OperationalError as exc:
-            connection.close()
-            if not _WAL_INDEX_REFUSED.search(str(exc)):
-                raise
-            if wal.exists() and wal.stat().st_size > 0:
-                raise DatabaseUrlError(
-                    f"database {file} is read-only here and its write-ahead log {wal.name} "
-                    "holds changes not yet in the file: ask its owner to open it once with "
-                    "sarcoma-sched, which folds them in"
-                ) from None
-        return dialect.loaded_dbapi.connect(f"{uri}?mode=ro&immutable=1", **params)
-
-
-# How SQLite says a read-only connection could not create or map a WAL database's index.
-_WAL_INDEX_REFUSED = re.compile(r"readonly database|unable to open database file")
+        return open_read_only(file, **cparams)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-        # The sqlite3 module's own transaction handling would defer BEGIN until the first
-        # write and ignore our choice of BEGIN IMMEDIATE; take control of it.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if read_only:
-            # No statement may change the database. A file this user could write is opened
-            # as usual (mode=ro would leave the WAL index files behind, as only a connection
-            # that may write removes them), so this pragma is what keeps it read-only.
-            cursor.execute("PRAGMA query_only=ON")
-        else:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        # FULL: a commit the coordinator saw is on disk, even after a power cut (WAL with
-        # NORMAL may lose the last transactions).
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.close()
+        configure_connection(dbapi_connection, busy_timeout_ms, read_only=read_only)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

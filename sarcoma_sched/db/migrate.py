@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
 
+from sarcoma_sched.db.revision import SCHEMA_REVISION
 from sarcoma_sched.errors import AccessDenied, SchemaMismatch
 
 if TYPE_CHECKING:
@@ -31,12 +32,6 @@ __all__ = [
     "migrations_dir",
     "upgrade",
 ]
-
-
-# The revision this code is written for. Every command compares it with the database's
-# alembic_version row by plain SQL, so a query never pays for importing alembic and parsing the
-# migration scripts; a test keeps it equal to the scripts' head.
-SCHEMA_REVISION = "0012"
 
 
 @dataclass(frozen=True)

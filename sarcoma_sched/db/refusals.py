@@ -1,15 +1,13 @@
 """What both ways of opening a database refuse, and how, without importing the ORM: the ORM
 ``Database`` (``db.session``) and the Core reader of the daily listings (``db.reader``) share
-these, so a refusal reads the same whichever served the command."""
+these, and so does a read command's own driver connection (``db.quick_open``), so a refusal
+reads the same whichever served the command. Standard library only."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import make_url
-from sqlalchemy.exc import DBAPIError
-
-from sarcoma_sched.db.tables import AUDIT_LOG
 from sarcoma_sched.errors import (
     AccessDenied,
     Conflict,
@@ -17,12 +15,18 @@ from sarcoma_sched.errors import (
     SarcomaSchedError,
     SchemaMismatch,
 )
-from sarcoma_sched.limits import shown
+from sarcoma_sched.limits import ACTOR_LENGTH, shown
 
-__all__ = ["check_actor", "refuse_missing_sqlite_file", "server_refusal"]
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
 
-# How long a name the audit log stores for who acted (its ``actor`` column).
-ACTOR_LENGTH: int = AUDIT_LOG.c.actor.type.length  # type: ignore[attr-defined]
+__all__ = [
+    "ACTOR_LENGTH",
+    "check_actor",
+    "driver_refusal",
+    "refuse_missing_sqlite_file",
+    "server_refusal",
+]
 
 
 def check_actor(name: str | None) -> None:
@@ -37,6 +41,8 @@ def check_actor(name: str | None) -> None:
 
 def refuse_missing_sqlite_file(url: str) -> None:
     # Connecting would create an empty file; a typo in --db should say so instead.
+    from sqlalchemy import make_url  # only where SQLAlchemy serves the command already
+
     parsed = make_url(url)
     file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if file and file != ":memory:" and not Path(file).exists():
@@ -51,11 +57,17 @@ _REFUSAL_STATES = {"22023", "42704", "23503", "P0001"}  # bad value, unknown rol
 
 def server_refusal(exc: DBAPIError) -> SarcomaSchedError | None:
     """The server's refusal as one line, or None when the error is not one."""
-    state = getattr(exc.orig, "sqlstate", None)
+    return driver_refusal(exc.orig)
+
+
+def driver_refusal(error: BaseException | None) -> SarcomaSchedError | None:
+    """``server_refusal`` of the driver's own exception (psycopg's), as a read command's own
+    connection raises it."""
+    state = getattr(error, "sqlstate", None)
     if state not in _ACCESS_STATES and state not in _REFUSAL_STATES:
         return None
-    diag = getattr(exc.orig, "diag", None)
-    message = (getattr(diag, "message_primary", None) or str(exc.orig)).splitlines()[0]
+    diag = getattr(error, "diag", None)
+    message = (getattr(diag, "message_primary", None) or str(error)).splitlines()[0]
     if state in _ACCESS_STATES:
         return AccessDenied(f"refused by the database: {message}")
     return Conflict(f"refused by the database: {message}")
