@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from sarcoma_sched.db.reader import CoreReader
+    from contextlib import AbstractContextManager
+
+    from sarcoma_sched.db.rows import Rows
     from sarcoma_sched.db.session import Database
 
 __all__ = ["acting_user", "open_db", "open_reader"]
@@ -31,15 +33,14 @@ def open_db(ctx: click.Context, *, check_schema: bool = True, read_only: bool = 
     return database
 
 
-def open_reader(ctx: click.Context, *, read_only: bool = False) -> CoreReader:
-    """For a read whose queries are Core statements (``visits``, ``overdue``, ``deviations``,
-    ``schedule``): the same checks as ``open_db(ctx).read()``, without importing the ORM."""
-    from sarcoma_sched.db.reader import CoreReader
+def open_reader(ctx: click.Context, *, read_only: bool = False) -> AbstractContextManager[Rows]:
+    """For a read whose statements are the driver's (``visits``, ``overdue``, ``deviations``,
+    ``schedule``; ``db.rows``): the same checks as ``open_db(ctx).read()``, without importing
+    SQLAlchemy where the driver alone can serve it (``db.quick_open``)."""
+    from sarcoma_sched.db.quick_open import reading
 
     root = ctx.find_root().obj
-    reader = CoreReader(root.get("db_url"), user=root.get("user"), read_only=read_only)
-    ctx.call_on_close(reader.dispose)
-    return reader
+    return reading(root.get("db_url"), user=root.get("user"), read_only=read_only)
 
 
 def _busy_notice(line: str) -> None:

@@ -91,8 +91,8 @@ def _site_zones(ctx: click.Context) -> dict[str, str]:
     key = "sarcoma_sched.site_zones"
     if key not in meta:
         try:
-            # Core, not the ORM: nearly every listing asks for today (issue 24).
-            with open_reader(ctx, read_only=True).read() as connection:
+            # The driver alone: nearly every listing asks for today (issue 24).
+            with open_reader(ctx, read_only=True) as connection:
                 meta[key] = site_zones(connection)
         except SarcomaSchedError:
             meta[key] = {}

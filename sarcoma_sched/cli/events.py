@@ -39,8 +39,8 @@ def schedule(ctx: click.Context, patient: str, fmt: str) -> None:
     """
     from sarcoma_sched.services.queries import patient_schedule
 
-    # Core statements on a connection (db.reader): a read many times a day needs no ORM.
-    with open_reader(ctx).read() as connection:
+    # The driver's own connection (db.quick_open): a read many times a day needs no SQLAlchemy.
+    with open_reader(ctx) as connection:
         found = patient_schedule(connection, patient)
     emit_calendar(
         fmt,

@@ -81,7 +81,7 @@ def visits(
         date_to = date_from + dt.timedelta(days=6)
     if date_to < date_from:
         raise click.BadParameter(f"--to {date_to} is before --from {date_from}")
-    with open_reader(ctx).read() as connection:
+    with open_reader(ctx) as connection:
         rows = query(
             connection,
             date_from,
@@ -123,7 +123,7 @@ def overdue(
     from sarcoma_sched.services.queries import OVERDUE_COLUMNS
     from sarcoma_sched.services.queries import overdue as query
 
-    with open_reader(ctx).read() as connection:
+    with open_reader(ctx) as connection:
         rows = query(connection, today(), site=site, protocol=protocol, arm=arm, kind=kind)
     emit_rows(rows, OVERDUE_COLUMNS, fmt)
     if fmt == "table":
@@ -161,7 +161,7 @@ def deviations(
     from sarcoma_sched.services.queries import DEVIATION_COLUMNS
     from sarcoma_sched.services.queries import deviations as query
 
-    with open_reader(ctx).read() as connection:
+    with open_reader(ctx) as connection:
         rows = query(
             connection,
             date_from=date_from,

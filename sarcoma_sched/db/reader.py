@@ -1,11 +1,15 @@
-"""A read-only Core connection for the daily listings, opened without the ORM.
+"""A Core connection for the daily listings, opened without the ORM.
 
 ``Database.read`` hands out an ORM session, and importing what it needs (``sqlalchemy.orm``, the
 models, the audit hooks) cost ``visits`` and ``overdue`` most of their wall time. These commands
-run Core statements only, so ``CoreReader.read`` gives them a ``Connection`` on the same engine
+need no ORM, so ``CoreReader.read`` gives them a ``Connection`` on the same engine
 (``db.engine.make_engine``) after the same checks as ``Database.read``: the file exists, the
 schema is this code's, ``--user`` fits and, on PostgreSQL, is the login. The queries run as the
 logged-in role, so grants and row-level security apply exactly as they do to a session.
+
+A read command opens its database with the driver alone first (``db.quick_open``) and comes
+here for every case that path does not take for granted, so that it is refused, or served, in
+the engine's words.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from benchmarks.network import build_network
 from sarcoma_sched.db.models import Allocation, Enrollment, Patient, ScheduledEvent
+from sarcoma_sched.db.quick_open import reading
 from sarcoma_sched.db.reader import CoreReader
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import NotFound
@@ -109,6 +110,19 @@ def network(request, tmp_path_factory) -> Iterator[Network]:
         yield Network(db, events, sorted({e.site for e in events}))
 
 
+@pytest.fixture(scope="module", params=["session", "driver"])
+def reader(request):
+    """Where the listings run: a session (``EngineRows``, as a use case or a test holds one),
+    or a read command's own driver connection (``quick_open.reading``, no SQLAlchemy)."""
+
+    def read(network: Network):
+        if request.param == "session":
+            return network.db.read()
+        return reading(network.db.url, user=None)
+
+    return read
+
+
 def _listed(rows: list[dict], *extra: str) -> list[tuple]:
     # Dates in order (ORDER BY first_day); ties are ordered by study id in the database's
     # collation, which need not be Python's, so rows are compared as sorted lists.
@@ -165,13 +179,13 @@ def _near_a_boundary(network: Network) -> st.SearchStrategy[dt.date]:
 
 
 @given(data=st.data())
-def test_visits_lists_every_event_touching_the_range_and_nothing_else(network, data):
+def test_visits_lists_every_event_touching_the_range_and_nothing_else(network, reader, data):
     date_from = data.draw(_near_a_boundary(network))
     date_to = date_from + data.draw(st.integers(0, 45)) * DAY
     statuses = data.draw(st.sets(st.sampled_from(EVENT_STATUSES), min_size=1))
     over_capacity = data.draw(st.booleans())
     f = data.draw(filters(network))
-    with network.db.read() as session:
+    with reader(network) as session:
         rows = q.visits(
             session,
             date_from,
@@ -193,10 +207,12 @@ def test_visits_lists_every_event_touching_the_range_and_nothing_else(network, d
 
 
 @given(data=st.data())
-def test_overdue_lists_every_planned_event_started_before_today_and_nothing_else(network, data):
+def test_overdue_lists_every_planned_event_started_before_today_and_nothing_else(
+    network, reader, data
+):
     today = data.draw(_near_a_boundary(network))
     f = data.draw(filters(network))
-    with network.db.read() as session:
+    with reader(network) as session:
         rows = q.overdue(session, today, **f)
     expected = [
         e for e in network.events if e.status == "planned" and e.first < today and _matches(e, f)
@@ -209,11 +225,13 @@ def test_overdue_lists_every_planned_event_started_before_today_and_nothing_else
 
 
 @given(data=st.data())
-def test_deviations_lists_every_deviation_touching_the_range_and_nothing_else(network, data):
+def test_deviations_lists_every_deviation_touching_the_range_and_nothing_else(
+    network, reader, data
+):
     date_from = data.draw(st.none() | _near_a_boundary(network))
     date_to = data.draw(st.none() | _near_a_boundary(network))
     f = data.draw(filters(network, kind=False))
-    with network.db.read() as session:
+    with reader(network) as session:
         rows = q.deviations(session, date_from=date_from, date_to=date_to, **f)
     expected = [
         e
@@ -226,8 +244,8 @@ def test_deviations_lists_every_deviation_touching_the_range_and_nothing_else(ne
     assert _listed(rows, "deviation") == _expected(expected, *[(e.deviation,) for e in expected])
 
 
-def test_a_mistyped_site_is_named_by_every_query_not_answered_with_an_empty_list(network):
-    with network.db.read() as session:
+def test_a_mistyped_site_is_named_by_every_query_not_answered_with_an_empty_list(network, reader):
+    with reader(network) as session:
         for ask in (
             lambda: q.visits(session, AS_OF, AS_OF + 6 * DAY, site="NOPE"),
             lambda: q.overdue(session, AS_OF, site="NOPE"),
@@ -325,11 +343,17 @@ def test_every_schedule_read_by_core_is_what_the_orm_and_the_parsed_protocol_say
     reader = CoreReader(network.db.url)
     try:
         studies = sorted({e.study_id for e in network.events})
-        with network.db.read() as session, reader.read() as connection:
+        with (
+            network.db.read() as session,
+            reader.read() as connection,
+            reading(network.db.url, user=None) as own,
+        ):
             expected = {ref: _parsed_schedule(session, ref) for ref in studies}
             for _ in range(2):
                 for ref in studies:
                     assert q.patient_schedule(connection, ref.lower()) == expected[ref], ref
+                    # A read command's own connection (the driver alone).
+                    assert q.patient_schedule(own, ref) == expected[ref], ref
                     # A use case reads it on its session's connection (services.events).
                     assert q.patient_schedule(session.connection(), ref) == expected[ref], ref
         assert any(s.warnings for s in expected.values())

@@ -16,8 +16,8 @@ Each module reads one thing and hands back plain rows or frozen values, never a 
 * ``trials``: everything the HTML report shows of each trial.
 
 Queries find patients, sites and protocols through ``services.lookups`` (``schedule``, served by
-Core statements as the listings are, through ``services.names``) and import no other service:
-the use cases read through here, never the other way round.
+SQL text the driver runs as the listings are, ``db.rows``, through ``services.names``) and
+import no other service: the use cases read through here, never the other way round.
 
 Each name is imported from its module when first used (PEP 562), so ``visits`` loads the
 listings alone, not the enrollment tables, the CONSORT flow or the calendars' exports.

@@ -1,5 +1,6 @@
 """The coordinator's listings across patients: visits in a date range, what is overdue, the
-deviations. Plain dict rows, Core statements only, no ORM objects.
+deviations. Plain dict rows from SQL text the driver runs (``db.rows``): a read command needs
+no SQLAlchemy, and a use case or a test runs the same text on its SQLAlchemy connection.
 
 At network scale (100,000 patients, millions of event rows) each statement must read about as
 many index entries as it returns, on SQLite and PostgreSQL alike (indexes: migration 0005):
@@ -19,19 +20,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from functools import cache
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, String, Text, bindparam, cast, func, select, type_coerce
-
-from sarcoma_sched.db.tables import ALLOCATIONS, PATIENTS, SCHEDULED_EVENTS, SITES
-from sarcoma_sched.errors import NotFound
+from sarcoma_sched.db.rows import day, rows_of
+from sarcoma_sched.services.names import no_site
 from sarcoma_sched.services.queries.days import days_text, window_text
 from sarcoma_sched.vocabulary import BOOKED_STATUSES, EventStatus, FlagCode
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from sqlalchemy import Connection
     from sqlalchemy.orm import Session
+
+    from sarcoma_sched.db.rows import Rows
+
+    # A read command's driver connection, or an SQLAlchemy one a use case or a test holds.
+    Where: TypeAlias = Rows | Session | Connection
 
 __all__ = [
     "DEVIATION_COLUMNS",
@@ -58,76 +64,50 @@ EVENT_COLUMNS = [
 OVERDUE_COLUMNS = [*EVENT_COLUMNS, "days_overdue", "state"]
 DEVIATION_COLUMNS = [*EVENT_COLUMNS, "deviation"]
 
+# The columns in the order _event_row unpacks them. ``days`` is the JSON text as stored,
+# decoded only for events of several days (see _event_row); psycopg hands PostgreSQL's json
+# over decoded, which days_text takes too.
+_SELECT = (
+    "SELECT e.first_day, e.days, e.span_days, e.local_time, e.event_id, e.label, e.kind, "
+    "e.earliest, e.latest, e.status, e.deviation, p.study_id, p.site_code, p.protocol_id, "
+    "a.arm, e.note "
+    "FROM scheduled_events AS e "
+    "JOIN patients AS p ON p.id = e.patient_id "
+    "JOIN allocations AS a ON a.patient_id = p.id"
+)
+_QUESTION = {
+    "overdue": f"e.status = '{EventStatus.PLANNED}' AND e.first_day < :today",
+    "deviations": "e.deviation IS NOT NULL",
+}
+_CONDITIONS = (
+    ("date_to", "e.first_day <= :date_to"),
+    # An event touching [from, ...] started at most the longest span before ``from``: the
+    # second bound makes the date range two-sided (see the module docstring).
+    ("date_from", "e.last_day >= :date_from AND e.first_day >= :earliest_start"),
+    ("site", "p.site_code = :site"),
+    ("protocol", "p.protocol_id = :protocol"),
+    ("arm", "a.arm = :arm"),
+    ("kind", "e.kind = :kind"),
+    # The flag list is JSON; its text form is the same on both backends.
+    (FlagCode.OVER_CAPACITY, f"CAST(e.flags AS VARCHAR) LIKE '%\"{FlagCode.OVER_CAPACITY}\"%'"),
+)
 
-# Core clauses, not the models: a listing is what a coordinator waits for each morning, and
-# importing the ORM cost more than the query (db.tables). Either an ORM session or a Core
-# connection (``db.reader``) runs these statements.
-_EVENTS = SCHEDULED_EVENTS
-_PATIENTS = PATIENTS
-_ALLOCATIONS = ALLOCATIONS
 
-
-@cache
-def _listing(question: str, shape: frozenset[str]) -> Select[Any]:
+@lru_cache(maxsize=128)
+def _listing(question: str, shape: frozenset[str], statuses: int = 0) -> str:
     """The statement for ``question`` with the conditions named in ``shape`` (the names of its
-    parameters): built and compiled once per shape, Core only, so a call costs the database's
-    work and little more (``benchmarks.queries`` compares it with the bare driver)."""
-    e, p, a = _EVENTS.c, _PATIENTS.c, _ALLOCATIONS.c
-    query = select(
-        e.first_day,
-        # The JSON text as stored, decoded only for events of several days (see _event_row);
-        # psycopg hands PostgreSQL's json over decoded, which days_text takes too.
-        type_coerce(e.days, Text).label("days"),
-        e.span_days,
-        e.local_time,
-        e.event_id,
-        e.label,
-        e.kind,
-        e.earliest,
-        e.latest,
-        e.status,
-        e.deviation,
-        p.study_id,
-        p.site_code,
-        p.protocol_id,
-        a.arm,
-        e.note,
-    ).select_from(
-        _EVENTS.join(_PATIENTS, p.id == e.patient_id).join(_ALLOCATIONS, a.patient_id == p.id)
-    )
+    parameters), and for ``visits`` ``statuses`` placeholders ``:status_0`` …: one text per
+    shape, so each database can keep its plan (``benchmarks.queries`` prints them)."""
     if question == "visits":
-        query = query.where(e.status.in_(bindparam("statuses", expanding=True)))
-    elif question == "overdue":
-        query = query.where(e.status == EventStatus.PLANNED, e.first_day < bindparam("today"))
+        where = [f"e.status IN ({', '.join(f':status_{i}' for i in range(statuses))})"]
     else:
-        query = query.where(e.deviation.is_not(None))
-    if "date_to" in shape:
-        query = query.where(e.first_day <= bindparam("date_to"))
-    if "date_from" in shape:
-        # An event touching [from, ...] started at most the longest span before ``from``: the
-        # second bound makes the date range two-sided (see the module docstring).
-        query = query.where(
-            e.last_day >= bindparam("date_from"), e.first_day >= bindparam("earliest_start")
-        )
-    if "site" in shape:
-        query = query.where(p.site_code == bindparam("site"))
-    if "protocol" in shape:
-        query = query.where(p.protocol_id == bindparam("protocol"))
-    if "arm" in shape:
-        query = query.where(a.arm == bindparam("arm"))
-    if "kind" in shape:
-        query = query.where(e.kind == bindparam("kind"))
-    if FlagCode.OVER_CAPACITY in shape:
-        # The flag list is JSON; its text form is the same on both backends.
-        query = query.where(cast(e.flags, String).like(f'%"{FlagCode.OVER_CAPACITY}"%'))
-    return query.order_by(e.first_day, p.study_id, e.event_id)
-
-
-_LONGEST_SPAN = select(func.max(_EVENTS.c.span_days))
+        where = [_QUESTION[question]]
+    where += [condition for name, condition in _CONDITIONS if name in shape]
+    return f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY e.first_day, p.study_id, e.event_id"
 
 
 def _events(
-    session: Session | Connection,
+    where: Where,
     question: str,
     *,
     site: str | None,
@@ -135,8 +115,10 @@ def _events(
     arm: str | None = None,
     kind: str | None = None,
     over_capacity: bool = False,
+    statuses: Sequence[str] = (),
     **values: Any,
-) -> Sequence[Any]:
+) -> list[tuple[Any, ...]]:
+    rows = rows_of(where)
     params = {name: value for name, value in values.items() if value is not None}
     if site:
         params["site"] = site.upper()
@@ -149,24 +131,23 @@ def _events(
     if "date_from" in params:
         # max(span_days) is one index lookup, and exact: a check constraint keeps each row's
         # span equal to its days, so the bound never drops a row that touches the range.
-        span = session.execute(_LONGEST_SPAN).scalar() or 0
+        span = rows.all("SELECT max(span_days) FROM scheduled_events")[0][0] or 0
         params["earliest_start"] = params["date_from"] - dt.timedelta(days=span)
     shape = frozenset(params) | ({FlagCode.OVER_CAPACITY} if over_capacity else set())
-    rows = session.execute(_listing(question, shape), params).all()
-    if site and not rows:
+    params.update({f"status_{i}": str(status) for i, status in enumerate(statuses)})
+    found = rows.all(_listing(question, shape, len(statuses)), params)
+    if site and not found:
         # A mistyped site is a mistake to name, not an empty list. Asked only when nothing was
         # found: a site with rows exists (patients reference their site).
-        _refuse_unknown_site(session, site)
-    return rows
+        _refuse_unknown_site(rows, site)
+    return found
 
 
-def _refuse_unknown_site(session: Session | Connection, code: str) -> None:
-    # The words of services.lookups.get_site, which needs the ORM models this module avoids.
-    s = SITES.c
-    if session.execute(select(s.code).where(s.code == code.upper())).first() is not None:
+def _refuse_unknown_site(rows: Rows, code: str) -> None:
+    # The words of services.lookups.get_site (services.names).
+    if rows.all("SELECT code FROM sites WHERE code = :code", {"code": code.upper()}):
         return
-    known = ", ".join(session.execute(select(s.code).order_by(s.code)).scalars())
-    raise NotFound(f"no site {code!r} (sites: {known or 'none; run `sarcoma-sched init`'})")
+    raise no_site(code, (c for (c,) in rows.all("SELECT code FROM sites ORDER BY code")))
 
 
 def _event_row(r: Any, *, deviation: bool = False, notes: bool = False) -> dict[str, Any]:
@@ -190,6 +171,7 @@ def _event_row(r: Any, *, deviation: bool = False, notes: bool = False) -> dict[
         arm,
         note,
     ) = r
+    first_day, earliest, latest = day(first_day), day(earliest), day(latest)
     if span_days:
         shown = days_text(days, local_time)
     else:
@@ -217,7 +199,7 @@ def _event_row(r: Any, *, deviation: bool = False, notes: bool = False) -> dict[
 
 
 def visits(
-    session: Session | Connection,
+    session: Where,
     date_from: dt.date,
     date_to: dt.date,
     *,
@@ -245,7 +227,7 @@ def visits(
 
 
 def overdue(
-    session: Session | Connection,
+    session: Where,
     today: dt.date,
     *,
     site: str | None = None,
@@ -263,14 +245,14 @@ def overdue(
         session, "overdue", site=site, protocol=protocol, arm=arm, kind=kind, today=today
     ):
         row = _event_row(r)
-        row["days_overdue"] = (today - r.first_day).days
-        row["state"] = "window closed" if r.latest < today else "record due"
+        row["days_overdue"] = (today - row["date"]).days
+        row["state"] = "window closed" if day(r[8]) < today else "record due"
         out.append(row)
     return out
 
 
 def deviations(
-    session: Session | Connection,
+    session: Where,
     *,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,

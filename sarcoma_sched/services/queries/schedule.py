@@ -1,9 +1,9 @@
 """One patient's schedule as the coordinator reads it: every event with its days, window,
 status, actual date, deviation and flags, and the warnings about the whole calendar.
 
-Core statements on a connection (``db.reader``), not the ORM, as ``visits`` and ``overdue``:
-``schedule`` is read many times a day, and importing the ORM, the models, the protocol models
-(pydantic) and the ``holidays`` package cost it more than its queries (issue 24). What the
+SQL text the driver runs (``db.rows``), as ``visits`` and ``overdue``: ``schedule`` is read many
+times a day, and importing SQLAlchemy, the models, the protocol models (pydantic) and the
+``holidays`` package cost it more than its queries (issue 24). What the
 stored rows do not say comes from two facts kept on disk (``queries.kept``), each worked out on
 first use exactly as before: what the protocol version the patient was enrolled under says of
 each occurrence (shown as days or a period, whether its day is a working day), and how far the
@@ -17,17 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, or_, select, text
-
-from sarcoma_sched.db.tables import (
-    ALLOCATIONS,
-    ENROLLMENTS,
-    PATIENTS,
-    PROTOCOL_DEFINITIONS,
-    PROTOCOL_VERSIONS,
-    SCHEDULED_EVENTS,
-    SITES,
-)
+from sarcoma_sched.db.rows import day, day_or_none, decoded, rows_of
 from sarcoma_sched.errors import NotFound
 from sarcoma_sched.holiday_years import (
     OfficialYears,
@@ -41,7 +31,9 @@ from sarcoma_sched.vocabulary import EventStatus, ReasonCode
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
+    from sarcoma_sched.db.rows import Rows
     from sarcoma_sched.protocol.model import Protocol
 
 __all__ = ["PatientSchedule", "StoredEvent", "occurrence_facts", "patient_schedule"]
@@ -87,103 +79,110 @@ class PatientSchedule:
     warnings: tuple[Notice, ...]
 
 
-# Built once: composing a statement costs more than SQLite takes to run it.
-_P, _A, _E = PATIENTS.c, ALLOCATIONS.c, SCHEDULED_EVENTS.c
-_PATIENT = select(_P.id, _P.protocol_id, _P.site_code, _P.screening_number, _P.study_id).where(
-    # As lookups.patient_named: either number, as patient_key spells it.
-    or_(_P.study_id == bindparam("key"), _P.screening_number == bindparam("key"))
+# As lookups.patient_named: either number, as patient_key spells it.
+_PATIENT = (
+    "SELECT id, protocol_id, site_code, screening_number, study_id FROM patients "
+    "WHERE study_id = :key OR screening_number = :key"
 )
 # The two columns only: where in the sequence a patient fell is not every role's to read.
-_ALLOCATION = select(_A.arm, _A.allocation_date).where(_A.patient_id == bindparam("patient"))
+_ALLOCATION = "SELECT arm, allocation_date FROM allocations WHERE patient_id = :patient"
 _EVENTS = (
-    select(
-        _E.id,
-        _E.event_id,
-        _E.label,
-        _E.kind,
-        _E.cycle,
-        _E.status,
-        _E.pinned,
-        _E.target,
-        _E.earliest,
-        _E.latest,
-        _E.days,
-        _E.local_time,
-        _E.actual_date,
-        _E.reason,
-        _E.deviation,
-        _E.flags,
-    )
-    .where(_E.patient_id == bindparam("patient"))
-    .order_by(_E.first_day, _E.id)
+    "SELECT id, event_id, label, kind, cycle, status, pinned, target, earliest, latest, days, "
+    "local_time, actual_date, reason, deviation, flags FROM scheduled_events "
+    "WHERE patient_id = :patient ORDER BY first_day, id"
 )
-_VERSION = select(ENROLLMENTS.c.protocol_version_id).where(
-    ENROLLMENTS.c.patient_id == bindparam("patient")
-)
-_SOURCE = select(PROTOCOL_VERSIONS.c.source, PROTOCOL_VERSIONS.c.source_name).where(
-    PROTOCOL_VERSIONS.c.id == bindparam("version")
-)
+_VERSION = "SELECT protocol_version_id FROM enrollments WHERE patient_id = :patient"
+_SOURCE = "SELECT source, source_name FROM protocol_versions WHERE id = :version"
 _SITE_DEFINITION = (
-    select(PROTOCOL_DEFINITIONS.c.site_definition, PROTOCOL_VERSIONS.c.source_name)
-    .join(PROTOCOL_VERSIONS, PROTOCOL_VERSIONS.c.id == PROTOCOL_DEFINITIONS.c.version_id)
-    .where(PROTOCOL_DEFINITIONS.c.version_id == bindparam("version"))
+    "SELECT d.site_definition, v.source_name FROM protocol_definitions AS d "
+    "JOIN protocol_versions AS v ON v.id = d.version_id WHERE d.version_id = :version"
 )
-_SITE = select(SITES.c.holiday_country, SITES.c.time_zone).where(SITES.c.code == bindparam("site"))
-_SITE_CODES = select(SITES.c.code).order_by(SITES.c.code)
-_MAY_READ_SOURCE = text("SELECT has_column_privilege('protocol_versions', 'source', 'SELECT')")
+_SITE = "SELECT holiday_country, time_zone FROM sites WHERE code = :site"
+_SITE_CODES = "SELECT code FROM sites ORDER BY code"
+_MAY_READ_SOURCE = "SELECT has_column_privilege('protocol_versions', 'source', 'SELECT')"
+
+
+@dataclass(frozen=True)
+class _Patient:
+    id: int
+    protocol_id: str
+    site_code: str
+    screening_number: str
+    study_id: str | None
 
 
 def _first(pair: tuple[int, StoredEvent]) -> int:
     return pair[0]
 
 
-def patient_schedule(connection: Connection, ref: str) -> PatientSchedule:
+def patient_schedule(where: Rows | Session | Connection, ref: str) -> PatientSchedule:
     """The schedule of the patient ``ref`` names (study id or screening number, as
-    ``lookups.find_patient``). A use case in a session reads it on ``session.connection()``
-    after a flush, so the rows it changed are read as changed."""
-    found = connection.execute(_PATIENT, {"key": patient_key(ref)}).all()
+    ``lookups.find_patient``). A use case in a session reads it there, after the flush
+    ``rows_of`` makes, so the rows it changed are read as changed."""
+    rows = rows_of(where)
+    found = [_Patient(*r) for r in rows.all(_PATIENT, {"key": patient_key(ref)})]
     patient = only_named(found, ref, lambda p: p.protocol_id)
-    allocated = connection.execute(_ALLOCATION, {"patient": patient.id}).first()
-    rows = connection.execute(_EVENTS, {"patient": patient.id}).all()
-    steps = _steps(connection, patient.id, allocated.arm) if allocated and rows else {}
+    allocated = next(iter(rows.all(_ALLOCATION, {"patient": patient.id})), None)
+    stored = rows.all(_EVENTS, {"patient": patient.id})
+    steps = _steps(rows, patient.id, allocated[0]) if allocated and stored else {}
     events = []
-    for r in rows:
-        show_as, day_rule = steps.get(r.event_id, ("days", None))
+    for (
+        _,
+        event_id,
+        label,
+        kind,
+        cycle,
+        status,
+        pinned,
+        target,
+        earliest,
+        latest,
+        days,
+        local_time,
+        actual_date,
+        reason,
+        deviation,
+        flags,
+    ) in stored:
+        show_as, day_rule = steps.get(event_id, ("days", None))
         events.append(
             StoredEvent(
-                id=r.event_id,
-                label=r.label,
-                kind=r.kind,
-                cycle=r.cycle,
-                status=EventStatus(r.status),
-                pinned=r.pinned is not None,
-                target=r.target,
-                earliest=r.earliest,
-                latest=r.latest,
-                days=tuple(dt.date.fromisoformat(d) for d in r.days),
-                time=r.local_time,
+                id=event_id,
+                label=label,
+                kind=kind,
+                cycle=cycle,
+                status=EventStatus(status),
+                pinned=pinned is not None,
+                target=day(target),
+                earliest=day(earliest),
+                latest=day(latest),
+                days=tuple(dt.date.fromisoformat(d) for d in decoded(days)),
+                time=local_time,
                 show_as=show_as,
                 working_days_only=day_rule == "working_day",
-                actual=r.actual_date,
-                reason=ReasonCode.of(r.reason),
-                deviation=r.deviation,
-                flags=tuple(Notice(f["code"], f["message"], (r.event_id,)) for f in r.flags or ()),
+                actual=day_or_none(actual_date),
+                reason=ReasonCode.of(reason),
+                deviation=deviation,
+                flags=tuple(
+                    Notice(f["code"], f["message"], (event_id,)) for f in decoded(flags) or ()
+                ),
             )
         )
-    site = connection.execute(_SITE, {"site": patient.site_code}).first()
+    site = next(iter(rows.all(_SITE, {"site": patient.site_code})), None)
     if site is None:  # pragma: no cover - patients reference existing sites
-        raise no_site(patient.site_code, connection.execute(_SITE_CODES).scalars())
+        raise no_site(patient.site_code, (c for (c,) in rows.all(_SITE_CODES)))
+    holiday_country, time_zone = site
     # The estimate notice counts events in the order the plan placed them (the order the rows
     # were written in), as the plan that was stored said it.
-    written = [e for _, e in sorted(zip([r.id for r in rows], events, strict=True), key=_first)]
-    warnings = notices_of(written, official_years(site.holiday_country)) if rows else ()
+    written = [e for _, e in sorted(zip([r[0] for r in stored], events, strict=True), key=_first)]
+    warnings = notices_of(written, official_years(holiday_country)) if stored else ()
     return PatientSchedule(
         ref=patient.study_id or patient.screening_number,
         protocol_id=patient.protocol_id,
         site_code=patient.site_code,
-        time_zone=site.time_zone,
-        arm=allocated.arm if allocated else None,
-        allocation_date=allocated.allocation_date if allocated else None,
+        time_zone=time_zone,
+        arm=allocated[0] if allocated else None,
+        allocation_date=day(allocated[1]) if allocated else None,
         events=tuple(events),
         warnings=warnings,
     )
@@ -192,19 +191,18 @@ def patient_schedule(connection: Connection, ref: str) -> PatientSchedule:
 # -- what the protocol says of each occurrence ----------------------------------------------
 
 
-def _steps(connection: Connection, patient_id: int, arm: str) -> dict[str, Facts]:
+def _steps(rows: Rows, patient_id: int, arm: str) -> dict[str, Facts]:
     """The arm's occurrences' facts by id, from the protocol version the patient was enrolled
     under: which rule each event's day follows (the stored row does not say). Read from the
     text this login may read, as ``lookups.protocol_version`` parses it: the source, or for a
     role that may not read it (PostgreSQL's column privileges), the concealed definition."""
-    version = connection.execute(_VERSION, {"patient": patient_id}).scalar()
-    if version is None:  # pragma: no cover - an allocated patient is enrolled
+    enrolled = rows.all(_VERSION, {"patient": patient_id})
+    if not enrolled:  # pragma: no cover - an allocated patient is enrolled
         return {}
-    form = "source" if _may_read_source(connection) else "site"
-    row = connection.execute(
-        _SOURCE if form == "source" else _SITE_DEFINITION, {"version": version}
-    )
-    stored = row.first()
+    version = enrolled[0][0]
+    form = "source" if _may_read_source(rows) else "site"
+    found = rows.all(_SOURCE if form == "source" else _SITE_DEFINITION, {"version": version})
+    stored = found[0] if found else None
     if stored is None:  # pragma: no cover - an enrolment names a stored version
         raise NotFound(f"protocol version {version} does not exist")
     definition, name = stored
@@ -214,11 +212,11 @@ def _steps(connection: Connection, patient_id: int, arm: str) -> dict[str, Facts
     return facts[arm]
 
 
-def _may_read_source(connection: Connection) -> bool:
+def _may_read_source(rows: Rows) -> bool:
     """As ``lookups.may_read``: always on SQLite; on PostgreSQL, as the column privilege says."""
-    if connection.dialect.name != "postgresql":
+    if rows.dialect != "postgresql":
         return True
-    return bool(connection.execute(_MAY_READ_SOURCE).scalar())
+    return bool(rows.all(_MAY_READ_SOURCE)[0][0])
 
 
 def occurrence_facts(form: str, definition: str, name: str) -> ProtocolFacts:

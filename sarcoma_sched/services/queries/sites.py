@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from sarcoma_sched.db.models import Allocation, Patient, Site, SiteClosure
 from sarcoma_sched.vocabulary import SiteDayKind
 
-__all__ = ["SITE_COLUMNS", "list_sites", "site_zones"]
+__all__ = ["SITE_COLUMNS", "list_sites"]
 
 SITE_COLUMNS = [
     "site",
@@ -21,11 +21,6 @@ SITE_COLUMNS = [
     "allocated",
     "closures",
 ]
-
-
-def site_zones(session: Session) -> dict[str, str]:
-    """Each site's time zone by code: the sites this login may read (row-level security)."""
-    return dict(session.execute(select(Site.code, Site.time_zone)).tuples().all())
 
 
 def list_sites(session: Session, today: dt.date) -> list[dict[str, object]]:
