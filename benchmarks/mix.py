@@ -2,6 +2,7 @@
 
     python -m benchmarks.mix [--backend postgresql|sqlite] [--pg-url URL] [--workers 8]
                              [--also 2] [--minutes 5] [--patients 1400] [--seed K] [--quick]
+                             [--keep-network]
 
 Each coordinator process does, per simulated minute, the mix of issue 24 item 3, interleaved at
 random (its own seed), closed-loop (no think time: a minute is compressed into however long its
@@ -13,13 +14,16 @@ work takes):
 * 20 records: ``services.events.record_event`` of a due event of one of its site's patients
   (done on its planned first day, or one in ten missed), each patient's events in date order;
 * 100 reads, one of ``visits`` (this week, its site), ``overdue`` (its site) and ``schedule``
-  (a patient of its site) chosen at random, each through ``db.reader.CoreReader`` as the
-  commands run them.
+  (a patient of its site) chosen at random, each the commands' own SQL text (``db.rows``) on
+  a pooled ``db.reader.CoreReader`` connection (a command opens its own with the driver,
+  ``db.quick_open``; the pool keeps connecting out of the figure).
 
 The database: ``benchmarks.network`` builds ``--patients`` allocated patients with their
 calendars on the seven NATARS-R sites (and TNT-STS's one) as of ``DUE_DAYS`` days ago, so the
 events of the last months are due and unrecorded; every run starts from its own copy (a fresh
-PostgreSQL schema from ``benchmarks._pg``, dropped afterwards, or a copied SQLite file). Runs:
+PostgreSQL schema from ``benchmarks._pg``, dropped afterwards, or a copied SQLite file). With
+``--keep-network`` (and ``--quick``) the built network itself is kept as a schema named by what
+it is built from, and later runs copy it instead of building it again. Runs:
 ``--workers`` processes (worker i at NATARS-R site i mod 7; two at one site take alternate
 patients), ``--also`` processes (the CPU bound, below), and one process at the median site
 alone, each process doing ``--minutes`` minutes. All processes of a run are started, import and
@@ -705,13 +709,66 @@ def _pg_copy(base: str, source_url: str, target_url: str) -> None:
     engine.dispose()
 
 
+def _kept_template(pg_url: str, patients: int, seed: int) -> str:
+    """The seeded network as a schema kept between runs (``--keep-network``, which ``--quick``
+    implies): building it is most of the set-up. Named by all it is built from (size, seed, the
+    as-of day, the schema revision, a digest of the code that builds it), so a changed input
+    builds another; a kept one of another name is dropped when a new one is built."""
+    import hashlib
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from benchmarks import network
+    from sarcoma_sched.db.revision import SCHEMA_REVISION
+
+    code = hashlib.sha256()
+    for module in (network, sys.modules[__name__]):
+        code.update(Path(str(module.__file__)).read_bytes())
+    day = (TODAY - dt.timedelta(days=DUE_DAYS)).strftime("%Y%m%d")
+    name = f"bench_mix_kept_{patients}_{seed}_{day}_{SCHEMA_REVISION}_{code.hexdigest()[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            built = conn.scalar(
+                text(
+                    "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
+                    "AND table_name = 'audit_head'"
+                ),
+                {"s": name},
+            )
+            if not built:
+                stale = conn.scalars(
+                    text(
+                        "SELECT nspname FROM pg_namespace "
+                        "WHERE nspname LIKE 'bench\\_mix\\_kept\\_%'"
+                    )
+                ).all()
+                for schema in [*stale, name]:
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    finally:
+        admin.dispose()
+    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={name}"})
+    rendered = url.render_as_string(hide_password=False)
+    if not built:
+        _build(rendered, patients, seed)
+    return rendered
+
+
 @contextmanager
-def _copies(backend: str, pg_url: str, patients: int, seed: int, n: int) -> Iterator[list[str]]:
-    """``n`` databases holding the same seeded network, removed afterwards."""
+def _copies(
+    backend: str, pg_url: str, patients: int, seed: int, n: int, *, keep: bool = False
+) -> Iterator[list[str]]:
+    """``n`` databases holding the same seeded network, removed afterwards (the template too,
+    unless ``keep``: PostgreSQL only)."""
     with ExitStack() as stack:
         if backend == "postgresql":
-            template = stack.enter_context(fresh_schema(pg_url, "bench_mix"))
-            _build(template, patients, seed)
+            if keep:
+                template = _kept_template(pg_url, patients, seed)
+            else:
+                template = stack.enter_context(fresh_schema(pg_url, "bench_mix"))
+                _build(template, patients, seed)
             urls = [stack.enter_context(fresh_schema(pg_url, "bench_mix")) for _ in range(n)]
             for url in urls:
                 _pg_copy(pg_url, template, url)
@@ -853,7 +910,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--minutes", type=int, default=None, help="simulated minutes [5]")
     parser.add_argument("--patients", type=int, default=None, help="seeded patients [1400]")
     parser.add_argument("--seed", type=int, default=20261124)
-    parser.add_argument("--quick", action="store_true", help="1 minute, 400 patients, no --also")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 minute, 400 patients, no --also, --keep-network"
+    )
+    parser.add_argument(
+        "--keep-network",
+        action="store_true",
+        help="keep the seeded network's schema for the next run (PostgreSQL)",
+    )
     args = parser.parse_args(argv)
     minutes = args.minutes or (1 if args.quick else 5)
     patients = args.patients or (400 if args.quick else 1400)
@@ -877,7 +941,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     cores = os.cpu_count() or 1
     t0 = time.perf_counter()
     runs = []
-    with _copies(args.backend, args.pg_url, patients, args.seed, len(counts)) as urls:
+    keep = args.keep_network or args.quick
+    with _copies(args.backend, args.pg_url, patients, args.seed, len(counts), keep=keep) as urls:
         before = _allocations(urls[0])
         alone = _median_site(urls[0], sites)
         print(
