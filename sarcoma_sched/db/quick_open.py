@@ -13,9 +13,10 @@ engine's readers make (``db.reader``, ``db.session``), and hands out ``Rows``:
 
 Whatever this path does not take for granted goes through ``CoreReader`` instead, which says
 what is wrong in the words every other command uses: a URL in a form other than a file path,
-``sqlite:///PATH`` or ``postgresql[+psycopg]://USER[:PASSWORD]@HOST[:PORT]/DB[?PARAMS]``; a file
-that does not exist or cannot be opened; a server that refuses the connection; a schema at
-another revision or not visible to the login.
+``sqlite:///PATH`` or ``postgresql[+psycopg]://USER[:PASSWORD]@HOST[:PORT]/DB`` with session
+parameters only (``_POSTGRES``); a file that does not exist or cannot be opened; a schema at
+another revision or not visible to the login. A server that cannot be reached or refuses the
+login is said here, in the same line the engine's error gives, without a second attempt.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
-from sarcoma_sched.db.refusals import check_actor
+from sarcoma_sched.db.refusals import check_actor, driver_refusal
 from sarcoma_sched.db.revision import SCHEMA_REVISION
 from sarcoma_sched.db.rows import DriverRows, EngineRows, Rows
 from sarcoma_sched.db.sqlite_files import (
@@ -39,7 +40,7 @@ from sarcoma_sched.db.sqlite_files import (
     prepare_directory,
     writable,
 )
-from sarcoma_sched.errors import ActorMismatch
+from sarcoma_sched.errors import ActorMismatch, DatabaseError
 
 __all__ = ["reading", "target_of"]
 
@@ -47,7 +48,20 @@ DB_ENV = "SARCOMA_SCHED_DB"  # as db.engine.DB_ENV
 
 # As engine.resolve_url: what looks like a URL is one (or a mistake it names).
 _SCHEME = re.compile(r"^(?:sqlite|postgres|postgresql|[a-z]+\+[a-z0-9]+):", re.IGNORECASE)
-_POSTGRES = ("postgresql://", "postgresql+psycopg://")
+# The PostgreSQL URLs taken here, strictly: one plain host name or address (as written, never
+# decoded), a port of digits, user and password percent-encoded, and query parameters that
+# tune the session but cannot name another login, server or database. Anything else is left to
+# SQLAlchemy, whose reading is the rule (it drops a blank ``?user=``, for one, which libpq
+# would read as "the OS user").
+_POSTGRES = re.compile(
+    r"postgresql(?:\+psycopg)?://"
+    r"(?:(?P<user>[^:@/?#\[\]]*)(?::(?P<password>[^@/?#\[\]]*))?@)?"
+    r"(?:(?P<host>[A-Za-z0-9._-]+)|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])?"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:/(?P<dbname>[^?#/]*))?"
+    r"(?:\?(?P<query>[^#]*))?"
+)
+_SESSION_PARAMETERS = {"options", "connect_timeout", "application_name", "sslmode"}
 
 
 def target_of(
@@ -63,32 +77,36 @@ def target_of(
         path = Path(raw).expanduser()
         return None if path.is_dir() else path.resolve()
     if raw.startswith("sqlite:///"):
-        name = raw[len("sqlite:///") :]
-        return Path(unquote(name)) if name and "?" not in name and name != ":memory:" else None
-    if not raw.startswith(_POSTGRES):
+        name = unquote(raw[len("sqlite:///") :])
+        if not name or "?" in raw or name == ":memory:":
+            return None
+        # Absolute, as pysqlite makes it: a relative "file:x.db" is that file, not a URI.
+        return Path(os.path.abspath(name))
+    found = _POSTGRES.fullmatch(raw)
+    if found is None:
         return None
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError:
+    query = parse_qsl(found["query"] or "", keep_blank_values=True)
+    names = [k for k, _ in query]
+    if len(set(names)) != len(names) or not set(names) <= _SESSION_PARAMETERS:
         return None
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if parts.fragment or "," in parts.netloc or len({k for k, _ in query}) != len(query):
-        return None  # several hosts, or one parameter twice: SQLAlchemy's reading is the rule
-    found = {
-        "host": unquote(parts.hostname or "") or None,
+    if any(v == "" for _, v in query) or found["port"] == "":
+        return None
+    port = int(found["port"]) if found["port"] else None
+    if port is not None and not 0 < port < 65536:
+        return None
+    arguments = {
+        "host": found["host"] or found["ipv6"] or None,
         "port": port,
-        "dbname": unquote(parts.path[1:]) or None,
-        "user": unquote(parts.username) if parts.username is not None else None,
-        "password": unquote(parts.password) if parts.password is not None else None,
+        "dbname": unquote(found["dbname"] or "") or None,
+        "user": unquote(found["user"]) if found["user"] is not None else None,
+        "password": unquote(found["password"]) if found["password"] is not None else None,
     }
-    return {**{k: v for k, v in found.items() if v is not None}, **dict(query)}
+    return {**{k: v for k, v in arguments.items() if v is not None}, **dict(query)}
 
 
 @contextmanager
 def reading(url: str | None, *, user: str | None, read_only: bool = False) -> Iterator[Rows]:
     """``Rows`` for the database ``url`` names, for queries: rolled back when the block ends."""
-    check_actor(user)
     target = target_of(url)
     opened = _open(target, read_only) if target is not None else None
     if opened is None:
@@ -97,6 +115,7 @@ def reading(url: str | None, *, user: str | None, read_only: bool = False) -> It
         return
     rows = opened
     try:
+        check_actor(user)  # where the engine's readers check it: after the schema's
         if rows.dialect == "postgresql" and user is not None:
             login = rows.all("SELECT session_user")[0][0]
             if user != login:
@@ -106,10 +125,18 @@ def reading(url: str | None, *, user: str | None, read_only: bool = False) -> It
                 )
         yield rows
     finally:
-        try:
-            rows.connection.rollback()
-        finally:
-            rows.connection.close()
+        _close(rows)
+
+
+def _close(rows: DriverRows) -> None:
+    """Roll back and close; a connection the server already dropped has nothing to roll back
+    (the error that said so is what the command reports)."""
+    try:
+        rows.connection.rollback()
+    except rows.driver.Error:
+        pass
+    finally:
+        rows.connection.close()
 
 
 def _open(target: Path | dict[str, Any], read_only: bool) -> DriverRows | None:
@@ -131,13 +158,15 @@ def _open_sqlite(file: Path, read_only: bool) -> DriverRows | None:
         if read_only and not writable(file):
             connection = open_read_only(file, timeout=timeout)
         else:
-            connection = sqlite3.connect(file, timeout=timeout)
+            # mode=rw: a file removed since the check above is an error, never a new empty file.
+            connection = sqlite3.connect(f"{file.as_uri()}?mode=rw", uri=True, timeout=timeout)
     except sqlite3.Error:
         return None
     try:
         configure_connection(connection, BUSY_TIMEOUT_MS, read_only=read_only)
-        connection.execute("BEGIN DEFERRED")  # one snapshot for every statement of the command
         if _revision(connection) == SCHEMA_REVISION:
+            # One snapshot for every statement of the command, taken at its first query.
+            connection.execute("BEGIN DEFERRED")
             return DriverRows(connection, "sqlite", sqlite3)
     except sqlite3.Error:
         pass
@@ -157,10 +186,20 @@ def _open_postgres(arguments: dict[str, Any], read_only: bool) -> DriverRows | N
         arguments = {**arguments, "options": " ".join(options)}
     try:
         connection = psycopg.connect(**arguments)
+    except psycopg.OperationalError as exc:
+        # The server unreachable, or refusing the login: said once, in the words the engine's
+        # error would have had (trying again through it would cost a second login, and a
+        # second timeout).
+        refusal = driver_refusal(exc)
+        if refusal is not None:
+            raise refusal from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DatabaseError(f"database: {reason}") from None
     except psycopg.Error:
-        return None
+        return None  # arguments libpq refuses before connecting: CoreReader names them
     try:
         if _revision(connection) == SCHEMA_REVISION:
+            connection.rollback()  # idle until the command's first query, as the engine's
             return DriverRows(connection, "postgresql", psycopg)
     except psycopg.Error:
         pass

@@ -42,22 +42,35 @@ class Rows(Protocol):
 @lru_cache(maxsize=256)
 def native(sql: str, dialect: str) -> str:
     """``sql`` in the driver's parameter style: ``sqlite3`` takes ``:name`` as written;
-    psycopg takes ``%(name)s``, and every other ``%`` doubled. A ``::`` cast, and a ``:`` inside
-    a quoted literal or name, is left alone, as SQLite's own tokenizer leaves it."""
+    psycopg takes ``%(name)s``, and every ``%`` of the text doubled. A ``::`` cast, and a ``:``
+    inside a quoted literal or name, a comment or a dollar-quoted string, is left alone, as the
+    server's own parser leaves it."""
     if dialect != "postgresql":
         return sql
     return _TOKENS.sub(_pyformat, sql)
 
 
-# A quoted literal or name (doubled quotes inside), a cast, a parameter, a percent sign.
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|(?<!\w):([A-Za-z_]\w*)|%")
+# What may hold a colon that is no parameter, longest first: an escape string (backslashes
+# escape quotes), a literal or a quoted name (doubled quotes inside), a comment, a dollar-quoted
+# string; then a cast, a parameter, a percent sign.
+_TOKENS = re.compile(
+    r"(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*'"
+    r"|'(?:[^']|'')*'"
+    r'|"(?:[^"]|"")*"'
+    r"|--[^\n]*"
+    r"|/\*[\s\S]*?\*/"
+    r"|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$[\s\S]*?\$(?P=tag)\$"
+    r"|::"
+    r"|(?<!\w):(?P<name>[A-Za-z_]\w*)"
+    r"|%",
+    re.DOTALL,
+)
 
 
 def _pyformat(match: re.Match[str]) -> str:
-    token = match.group(0)
-    if match.group(1):
-        return f"%({match.group(1)})s"
-    return token.replace("%", "%%")
+    if match["name"]:
+        return f"%({match['name']})s"
+    return match.group(0).replace("%", "%%")
 
 
 def _bound(params: Mapping[str, Any] | None, dialect: str) -> Mapping[str, Any]:
@@ -78,15 +91,15 @@ class DriverRows:
     def __init__(self, connection: Any, dialect: str, driver: Any) -> None:
         self.connection = connection
         self.dialect = dialect
-        self._driver = driver
+        self.driver = driver
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         try:
             return list(
                 self.connection.execute(native(sql, self.dialect), _bound(params, self.dialect))
             )
-        except self._driver.Error as exc:
-            said = _one_line(exc, self._driver)
+        except self.driver.Error as exc:
+            said = _one_line(exc, self.driver)
             if said is exc:
                 raise
             raise said from exc

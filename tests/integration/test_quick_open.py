@@ -23,10 +23,13 @@ from hypothesis import strategies as st
 from psycopg import sql
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DatabaseError as SqlDatabaseError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sarcoma_sched.db.engine import resolve_url
 from sarcoma_sched.db.quick_open import reading, target_of
 from sarcoma_sched.db.reader import CoreReader
+from sarcoma_sched.db.refusals import server_refusal
 from sarcoma_sched.db.rows import DriverRows, EngineRows
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import AccessDenied, ActorMismatch, SarcomaSchedError
@@ -67,7 +70,12 @@ def test_a_postgresql_url_gives_the_connection_arguments_sqlalchemy_gives(
         query={"options": options} if options is not None else {},
     ).render_as_string(hide_password=False)
     expected = pg_dialect.dialect().create_connect_args(make_url(resolve_url(url, env={})))[1]
-    assert target_of(url, env={}) == expected
+    found = target_of(url, env={})
+    # Served as SQLAlchemy reads it, or left to SQLAlchemy; a plain URL is always served.
+    assert found is None or found == expected, url
+    plain = all(t is None or (t.isascii() and t.isalnum()) for t in (user, password, database))
+    if plain and (options is None or (options.isascii() and options.isalnum())):
+        assert found == expected, url
 
 
 @given(name=_text.filter(lambda t: "/" not in t and "\0" not in t and t not in (".", "..")))
@@ -90,6 +98,15 @@ def test_an_sqlite_path_or_url_names_the_file_sqlalchemy_opens(tmp_path_factory,
         "postgresql://u@h1,h2/db",
         "postgresql://u@h/db?options=a&options=b",
         "postgresql://u@h:99999/db",
+        # What libpq would read as another login, server or database than SQLAlchemy does:
+        "postgresql://alice@db.example.org/t?user=&host=",
+        "postgresql://alice@db.example.org/t?user=bob",
+        "postgresql://alice@db.example.org:15432/t?port=",
+        "postgresql://alice@h/t?service=other",
+        "postgresql://alice@h/t?dbname=other",
+        "postgresql://postgres@%2Fvar%2Frun%2Fpostgresql/test",
+        "postgresql://postgres:pw@x@127.0.0.1:5432/test",
+        "postgresql://postgres@127.0.0.1:/test",
     ],
 )
 def test_a_url_in_another_form_is_left_to_the_engine(value):
@@ -113,6 +130,23 @@ def test_any_text_is_read_as_a_target_or_left_to_the_engine_never_a_crash(value)
     assert found is None or isinstance(found, (Path, dict))
 
 
+def test_a_relative_sqlite_url_names_a_file_not_a_sqlite_uri(sqlite_db, tmp_path, monkeypatch):
+    # SQLite reads a name starting "file:" as a URI: "file:trial.db" would open trial.db.
+    monkeypatch.chdir(tmp_path)
+    other = _copy(sqlite_db, tmp_path / "trial.db")
+    with sqlite3.connect(other) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'other'")
+    _copy(sqlite_db, tmp_path / "file:trial.db")
+    assert target_of("sqlite:///file:trial.db", env={}) == tmp_path / "file:trial.db"
+    with reading("sqlite:///file:trial.db", user=None) as rows:
+        assert isinstance(rows, DriverRows)  # the named file, at this code's revision
+    (tmp_path / "file:trial.db").unlink()
+    other.unlink()
+    assert _outcome(lambda: reading("sqlite:///file:trial.db", user=None)).startswith("error: ")
+    assert not (tmp_path / "trial.db").exists()  # nothing created
+    assert not (tmp_path / "file:trial.db").exists()
+
+
 def test_no_url_means_the_default_file_or_the_environments():
     env = {"XDG_DATA_HOME": "/data"}
     assert target_of(None, env=env) == Path("/data/sarcoma-sched/schedule.db")
@@ -123,13 +157,23 @@ def test_no_url_means_the_default_file_or_the_environments():
 
 
 def _outcome(open_reading) -> str:
-    """What the block saw: the kind of connection, or the error's type and message."""
+    """What the block saw: the kind of connection, or the line the command would print (as
+    ``cli.main`` turns the engine's own errors into one), or else the traceback's error."""
     try:
         with open_reading() as rows:
             rows.all("SELECT count(*) FROM sites")
             return type(rows).__name__
-    except Exception as exc:  # the engine's own (SQLAlchemy's) errors too
-        return f"{type(exc).__name__}: {exc}".split("\n[SQL")[0]
+    except SarcomaSchedError as exc:
+        return f"error: {exc}"
+    except DBAPIError as exc:
+        refusal = server_refusal(exc)
+        if refusal is not None:
+            return f"error: {refusal}"
+        if isinstance(exc, OperationalError) or type(exc) is SqlDatabaseError:
+            return "error: database: " + str(exc.orig).strip().splitlines()[0]
+        return f"traceback: {type(exc).__name__}: {exc}".split("\n[SQL")[0]
+    except Exception as exc:
+        return f"traceback: {type(exc).__name__}: {exc}"
 
 
 @contextmanager
@@ -398,3 +442,49 @@ def test_postgresql_gives_the_same_rows_to_the_driver_and_to_sqlalchemy(pg_trial
         assert found[0][2:4] == (literal, "100%:x")
         if a is not None:
             assert found[0][0] == (a.isoformat() if isinstance(a, dt.date) else str(a))
+
+
+@pytest.mark.postgres
+def test_a_server_that_refuses_the_connection_is_asked_once_and_said_in_one_line(pg_trial):
+    where = make_url(pg_trial).set(port=1).render_as_string(hide_password=False)
+    tried = []
+    real = psycopg.connect
+
+    def counted(*args, **kwargs):
+        tried.append(kwargs or args)
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(psycopg, "connect", counted)
+        quick = _outcome(lambda: reading(where, user=None))
+    assert len(tried) == 1  # not a second login through the engine
+    assert quick == _outcome(lambda: _core(where))
+    assert quick.startswith("error: database: connection failed")
+
+
+@pytest.mark.postgres
+def test_a_connection_the_server_drops_mid_command_is_one_line_not_a_traceback(pg_trial):
+    admin = psycopg.connect(
+        make_url(pg_base_url()).set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
+    )
+    try:
+        with pytest.raises(SarcomaSchedError) as said, reading(pg_trial, user=None) as rows:
+            pid = rows.all("SELECT pg_backend_pid()")[0][0]
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            rows.all("SELECT count(*) FROM sites")
+        assert str(said.value).startswith("database: terminating connection")
+    finally:
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_colons_and_percent_signs_in_comments_and_quoted_strings_are_not_parameters(pg_trial):
+    statement = (
+        "SELECT 1 /* :a ' % */, $$:b %$$, E'it\\'s :c %', :d, 'x''y:z', $t$ :q $t$ -- :e '\n"
+        ", CAST(:f AS TEXT)::text"
+    )
+    with reading(pg_trial, user=None) as rows:
+        assert rows.all(statement, {"d": 5, "f": "%:f"}) == [
+            (1, ":b %", "it's :c %", 5, "x'y:z", " :q ", "%:f")
+        ]
