@@ -205,9 +205,20 @@ class PgHistory:
         return self.url(self.work)
 
     def drop(self) -> None:
+        """Both databases, and the roles an ``access setup`` in either made: roles are the
+        cluster's, and would outlive the databases they were made for."""
+        from sarcoma_sched.services.access import default_prefix
+
+        patterns = [
+            default_prefix(name).replace("_", "\\_") + "\\_%" for name in (self.work, self.template)
+        ]
         self._admin(
             f'DROP DATABASE IF EXISTS "{self.work}" WITH (FORCE)',
             f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)',
+            "DO $$DECLARE r text; BEGIN FOR r IN SELECT rolname FROM pg_roles WHERE "
+            + " OR ".join(f"rolname LIKE '{p}'" for p in patterns)
+            + " LOOP EXECUTE 'DROP OWNED BY ' || quote_ident(r);"
+            " EXECUTE 'DROP ROLE ' || quote_ident(r); END LOOP; END$$",
         )
 
     def _admin(self, *statements: str) -> None:
