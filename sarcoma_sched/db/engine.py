@@ -9,7 +9,6 @@ writer at a time costs nothing and buys gap-free sequences without retry loops.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,10 +17,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 
+from sarcoma_sched.db.locations import DB_ENV, default_sqlite_path, is_broken_url, named_database
 from sarcoma_sched.db.sqlite_files import (
     BUSY_TIMEOUT_MS,
     configure_connection,
-    default_sqlite_path,
     open_read_only,
     prepare_directory,
     writable,
@@ -40,16 +39,11 @@ __all__ = [
     "sqlite_file",
 ]
 
-DB_ENV = "SARCOMA_SCHED_DB"
-
 
 def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -> str:
     """``--db`` wins over ``SARCOMA_SCHED_DB``; a bare path means an SQLite file."""
-    raw = value or env.get(DB_ENV) or str(default_sqlite_path(env))
-    scheme = _SCHEME.match(raw)
-    if scheme and "://" not in raw:
-        # `sqlite:/x` or `postgresql:db` read as a path would quietly create a file named
-        # after the scheme; it is a URL with a slash missing.
+    raw = named_database(value, env)
+    if is_broken_url(raw):
         raise DatabaseUrlError(
             f"database {raw!r} looks like a URL but is not one: give a file path, "
             "sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -75,9 +69,6 @@ def resolve_url(value: str | None = None, env: Mapping[str, str] = os.environ) -
         # psycopg 3 is the driver we install and test; plain postgresql:// would want psycopg2.
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
-
-
-_SCHEME = re.compile(r"^(?:sqlite|postgres|postgresql|[a-z]+\+[a-z0-9]+):", re.IGNORECASE)
 
 
 def sqlite_file(value: str) -> Path:

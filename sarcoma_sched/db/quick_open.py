@@ -23,31 +23,28 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3  # what an SQLite file is opened with; sqlite_files imports it already
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from sarcoma_sched.db.locations import is_broken_url, named_database
 from sarcoma_sched.db.refusals import check_actor, driver_refusal
 from sarcoma_sched.db.revision import SCHEMA_REVISION
 from sarcoma_sched.db.rows import DriverRows, EngineRows, Rows
 from sarcoma_sched.db.sqlite_files import (
     BUSY_TIMEOUT_MS,
     configure_connection,
-    default_sqlite_path,
     open_read_only,
     prepare_directory,
     writable,
 )
 from sarcoma_sched.errors import ActorMismatch, DatabaseError
 
-__all__ = ["reading", "target_of"]
+__all__ = ["reading", "target_of", "through_the_engine"]
 
-DB_ENV = "SARCOMA_SCHED_DB"  # as db.engine.DB_ENV
-
-# As engine.resolve_url: what looks like a URL is one (or a mistake it names).
-_SCHEME = re.compile(r"^(?:sqlite|postgres|postgresql|[a-z]+\+[a-z0-9]+):", re.IGNORECASE)
 # The PostgreSQL URLs taken here, strictly: one plain host name or address (as written, never
 # decoded), a port of digits, user and password percent-encoded, and query parameters that
 # tune the session but cannot name another login, server or database. Anything else is left to
@@ -70,10 +67,10 @@ def target_of(
     """The SQLite file, or psycopg's connection arguments, that ``value`` (``--db``, else
     ``SARCOMA_SCHED_DB``, else the default file) names, as SQLAlchemy's URL and dialect would
     read it; None for any other form (``CoreReader`` then reads it, or says what is wrong)."""
-    raw = value or env.get(DB_ENV) or str(default_sqlite_path(env))
+    raw = named_database(value, env)
     if "://" not in raw:
-        if _SCHEME.match(raw):
-            return None
+        if is_broken_url(raw):
+            return None  # engine.resolve_url names the mistake
         path = Path(raw).expanduser()
         return None if path.is_dir() else path.resolve()
     if raw.startswith("sqlite:///"):
@@ -110,7 +107,7 @@ def reading(url: str | None, *, user: str | None, read_only: bool = False) -> It
     target = target_of(url)
     opened = _open(target, read_only) if target is not None else None
     if opened is None:
-        with _through_the_engine(url, user, read_only) as rows:
+        with through_the_engine(url, user, read_only) as rows:
             yield rows
         return
     rows = opened
@@ -147,8 +144,6 @@ def _open(target: Path | dict[str, Any], read_only: bool) -> DriverRows | None:
 
 
 def _open_sqlite(file: Path, read_only: bool) -> DriverRows | None:
-    import sqlite3
-
     if not file.is_file():
         return None  # "does not exist: run init", in CoreReader's words
     if not read_only:
@@ -213,7 +208,11 @@ def _revision(connection: Any) -> str | None:
 
 
 @contextmanager
-def _through_the_engine(url: str | None, user: str | None, read_only: bool) -> Iterator[Rows]:
+def through_the_engine(
+    url: str | None, user: str | None, read_only: bool = False
+) -> Iterator[Rows]:
+    """What ``CoreReader`` alone makes of ``url``: the path for everything the quick one does
+    not take for granted."""
     from sarcoma_sched.db.reader import CoreReader
 
     reader = CoreReader(url, user=user, read_only=read_only)

@@ -1,4 +1,4 @@
-"""An SQLite database file: where it lives, whether this user may use it, and how a connection
+"""An SQLite database file: whether this user may use it, and how a connection
 to it is set up. Standard library only, so the read commands' own connections (``quick_open``)
 and the engine's (``engine``) open a file the same way without one importing SQLAlchemy.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from sarcoma_sched.errors import DatabaseUrlError
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "configure_connection",
-    "default_sqlite_path",
     "open_read_only",
     "prepare_directory",
     "writable",
@@ -25,12 +23,6 @@ __all__ = [
 
 # A coordinator waits at most this long for another coordinator's transaction.
 BUSY_TIMEOUT_MS = 30_000
-
-
-def default_sqlite_path(env: Mapping[str, str] = os.environ) -> Path:
-    """``$XDG_DATA_HOME/sarcoma-sched/schedule.db``, i.e. ``~/.local/share/...`` by default."""
-    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sarcoma-sched" / "schedule.db"
 
 
 def prepare_directory(path: Path) -> None:

@@ -13,7 +13,6 @@ import datetime as dt
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -27,10 +26,9 @@ from sqlalchemy.exc import DatabaseError as SqlDatabaseError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from sarcoma_sched.db.engine import resolve_url
-from sarcoma_sched.db.quick_open import reading, target_of
-from sarcoma_sched.db.reader import CoreReader
+from sarcoma_sched.db.quick_open import reading, target_of, through_the_engine
 from sarcoma_sched.db.refusals import server_refusal
-from sarcoma_sched.db.rows import DriverRows, EngineRows
+from sarcoma_sched.db.rows import DriverRows
 from sarcoma_sched.db.session import Database
 from sarcoma_sched.errors import AccessDenied, ActorMismatch, SarcomaSchedError
 from sarcoma_sched.services.protocols import initialize
@@ -176,15 +174,9 @@ def _outcome(open_reading) -> str:
         return f"traceback: {type(exc).__name__}: {exc}"
 
 
-@contextmanager
-def _core(url: str, user: str | None = None, read_only: bool = False) -> Iterator[EngineRows]:
+def _core(url: str, user: str | None = None, read_only: bool = False):
     """What ``CoreReader`` alone does with ``url``."""
-    reader = CoreReader(url, user=user, read_only=read_only)
-    try:
-        with reader.read() as connection:
-            yield EngineRows(connection)
-    finally:
-        reader.dispose()
+    return through_the_engine(url, user, read_only)
 
 
 @pytest.fixture(scope="module")
