@@ -56,28 +56,9 @@ def _run(module: str, *args: str) -> bool:
 
 def _pg_network(base: str, patients: int, reuse: bool) -> tuple[str, bool]:
     """(URL of the schema holding the PostgreSQL network, whether it must be built)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from benchmarks._pg import kept_schema
 
-    schema = f"bench_network_{patients}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.scalar(
-                text(
-                    "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
-                    "AND table_name = 'audit_head'"
-                ),
-                {"s": schema},
-            )
-            build = not (reuse and exists)
-            if build:
-                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-    finally:
-        admin.dispose()
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False), build
+    return kept_schema(base, f"bench_network_{patients}", rebuild=not reuse)
 
 
 def _sqlite_network(patients: int, reuse: bool) -> tuple[str, bool]:

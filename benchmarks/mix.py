@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks._pg import fresh_schema
+from benchmarks._pg import fresh_schema, kept_schema
 from benchmarks._table import header, row
 
 __all__ = ["main"]
@@ -716,9 +716,6 @@ def _kept_template(pg_url: str, patients: int, seed: int) -> str:
     builds another; a kept one of another name is dropped when a new one is built."""
     import hashlib
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     from benchmarks import network
     from sarcoma_sched.db.revision import SCHEMA_REVISION
 
@@ -727,33 +724,10 @@ def _kept_template(pg_url: str, patients: int, seed: int) -> str:
         code.update(Path(str(module.__file__)).read_bytes())
     day = (TODAY - dt.timedelta(days=DUE_DAYS)).strftime("%Y%m%d")
     name = f"bench_mix_kept_{patients}_{seed}_{day}_{SCHEMA_REVISION}_{code.hexdigest()[:8]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            built = conn.scalar(
-                text(
-                    "SELECT 1 FROM information_schema.tables WHERE table_schema = :s "
-                    "AND table_name = 'audit_head'"
-                ),
-                {"s": name},
-            )
-            if not built:
-                stale = conn.scalars(
-                    text(
-                        "SELECT nspname FROM pg_namespace "
-                        "WHERE nspname LIKE 'bench\\_mix\\_kept\\_%'"
-                    )
-                ).all()
-                for schema in [*stale, name]:
-                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-                conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    finally:
-        admin.dispose()
-    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={name}"})
-    rendered = url.render_as_string(hide_password=False)
-    if not built:
-        _build(rendered, patients, seed)
-    return rendered
+    url, build = kept_schema(pg_url, name, stale="bench\\_mix\\_kept\\_%")
+    if build:
+        _build(url, patients, seed)
+    return url
 
 
 @contextmanager
